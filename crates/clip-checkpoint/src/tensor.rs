@@ -1,0 +1,155 @@
+//! Raw tensors: element type, shape and little-endian bytes, either borrowed from a memory map
+//! (safetensors, stored zip entries) or owned (converted / re-laid-out data).
+
+use std::collections::BTreeMap;
+use std::ops::Range;
+use std::sync::Arc;
+
+use half::{bf16, f16};
+use memmap2::Mmap;
+
+/// Element types found in CLIP checkpoints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DType {
+    F16,
+    BF16,
+    F32,
+    F64,
+    I64,
+    I32,
+    U8,
+    Bool,
+}
+
+impl DType {
+    pub fn size(self) -> usize {
+        match self {
+            DType::F16 | DType::BF16 => 2,
+            DType::F32 | DType::I32 => 4,
+            DType::F64 | DType::I64 => 8,
+            DType::U8 | DType::Bool => 1,
+        }
+    }
+    pub fn is_float(self) -> bool {
+        matches!(self, DType::F16 | DType::BF16 | DType::F32 | DType::F64)
+    }
+}
+
+#[derive(Clone)]
+enum Bytes {
+    Mapped { map: Arc<Mmap>, range: Range<usize> },
+    Owned(Arc<Vec<u8>>),
+}
+
+impl Bytes {
+    fn as_slice(&self) -> &[u8] {
+        match self {
+            Bytes::Mapped { map, range } => &map[range.clone()],
+            Bytes::Owned(v) => v,
+        }
+    }
+}
+
+/// One tensor, contiguous in C order, little-endian.
+#[derive(Clone)]
+pub struct TensorData {
+    dtype: DType,
+    shape: Vec<usize>,
+    bytes: Bytes,
+}
+
+impl std::fmt::Debug for TensorData {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "TensorData({:?}, {:?})", self.dtype, self.shape)
+    }
+}
+
+impl TensorData {
+    /// Owned tensor. The caller guarantees `bytes.len() == numel * dtype.size()`.
+    pub fn owned(dtype: DType, shape: Vec<usize>, bytes: Vec<u8>) -> Self {
+        debug_assert_eq!(bytes.len(), shape.iter().product::<usize>() * dtype.size());
+        Self { dtype, shape, bytes: Bytes::Owned(Arc::new(bytes)) }
+    }
+
+    /// A view into a memory map. The caller guarantees the range is inside the map and sized right.
+    pub fn mapped(dtype: DType, shape: Vec<usize>, map: Arc<Mmap>, range: Range<usize>) -> Self {
+        debug_assert_eq!(range.len(), shape.iter().product::<usize>() * dtype.size());
+        Self { dtype, shape, bytes: Bytes::Mapped { map, range } }
+    }
+
+    /// An f32 tensor from values.
+    pub fn from_f32(shape: Vec<usize>, values: &[f32]) -> Self {
+        let bytes = values.iter().flat_map(|v| v.to_le_bytes()).collect();
+        Self::owned(DType::F32, shape, bytes)
+    }
+
+    pub fn dtype(&self) -> DType {
+        self.dtype
+    }
+    pub fn shape(&self) -> &[usize] {
+        &self.shape
+    }
+    pub fn numel(&self) -> usize {
+        self.shape.iter().product()
+    }
+    /// Little-endian element bytes.
+    pub fn bytes(&self) -> &[u8] {
+        self.bytes.as_slice()
+    }
+
+    /// Values widened to f32 (integers converted numerically). Exact for f16/bf16.
+    pub fn to_f32_vec(&self) -> Vec<f32> {
+        let b = self.bytes();
+        match self.dtype {
+            DType::F32 => b.chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().unwrap())).collect(),
+            DType::F16 => b.chunks_exact(2).map(|c| f16::from_le_bytes([c[0], c[1]]).to_f32()).collect(),
+            DType::BF16 => b.chunks_exact(2).map(|c| bf16::from_le_bytes([c[0], c[1]]).to_f32()).collect(),
+            DType::F64 => b.chunks_exact(8).map(|c| f64::from_le_bytes(c.try_into().unwrap()) as f32).collect(),
+            DType::I64 => b.chunks_exact(8).map(|c| i64::from_le_bytes(c.try_into().unwrap()) as f32).collect(),
+            DType::I32 => b.chunks_exact(4).map(|c| i32::from_le_bytes(c.try_into().unwrap()) as f32).collect(),
+            DType::U8 | DType::Bool => b.iter().map(|&x| x as f32).collect(),
+        }
+    }
+
+    /// The same data under a new shape with the same element count.
+    pub fn reshaped(&self, shape: Vec<usize>) -> Self {
+        assert_eq!(shape.iter().product::<usize>(), self.numel());
+        Self { shape, ..self.clone() }
+    }
+}
+
+/// Tensors by name. Names are the OpenAI names once a loader has mapped them.
+#[derive(Debug, Clone, Default)]
+pub struct StateDict {
+    tensors: BTreeMap<String, TensorData>,
+}
+
+impl StateDict {
+    pub fn new() -> Self {
+        Self::default()
+    }
+    pub fn insert(&mut self, name: impl Into<String>, t: TensorData) {
+        self.tensors.insert(name.into(), t);
+    }
+    pub fn get(&self, name: &str) -> Option<&TensorData> {
+        self.tensors.get(name)
+    }
+    pub fn remove(&mut self, name: &str) -> Option<TensorData> {
+        self.tensors.remove(name)
+    }
+    pub fn contains(&self, name: &str) -> bool {
+        self.tensors.contains_key(name)
+    }
+    pub fn len(&self) -> usize {
+        self.tensors.len()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.tensors.is_empty()
+    }
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.tensors.keys().map(String::as_str)
+    }
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &TensorData)> {
+        self.tensors.iter().map(|(k, v)| (k.as_str(), v))
+    }
+}

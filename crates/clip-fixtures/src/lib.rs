@@ -1,0 +1,121 @@
+//! Test support shared by every crate of the workspace.
+//!
+//! Two fixture roots exist:
+//! - the *committed* core set under `fixtures/` at the repository root (one f16 tiny-vit model, its
+//!   goldens, the tokenizer goldens, all reference images, a few preprocessing goldens), so that a
+//!   fresh clone runs real parity tests offline;
+//! - the full *reference* set (`CLIP_REFERENCE_DIR`, default `../shared/reference`), read when present.
+//!
+//! Under `CI=true` a missing reference fixture is a failure (a panic in the test), never a silent skip:
+//! CI always has the reference folder beside the clone.
+
+use std::path::{Path, PathBuf};
+
+/// Repository root (two levels above this crate's manifest).
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().expect("repository root")
+}
+
+/// A file of the committed core set, e.g. `committed("models/tiny-vit.safetensors")`.
+/// Panics when it is missing: the committed set is part of the repository.
+pub fn committed(rel: &str) -> PathBuf {
+    let p = repo_root().join("fixtures").join(rel);
+    assert!(p.exists(), "committed fixture {} is missing", p.display());
+    p
+}
+
+fn in_ci() -> bool {
+    std::env::var("CI").map(|v| v == "true" || v == "1").unwrap_or(false)
+}
+
+/// The full reference folder, or `None` outside CI when it is absent (the caller skips, loudly).
+pub fn reference_dir() -> Option<PathBuf> {
+    let dir = match std::env::var_os("CLIP_REFERENCE_DIR") {
+        Some(d) => PathBuf::from(d),
+        None => repo_root().join("../shared/reference"),
+    };
+    if dir.is_dir() {
+        return Some(dir);
+    }
+    if in_ci() {
+        panic!("CI=true but the reference fixtures are missing at {} (set CLIP_REFERENCE_DIR)", dir.display());
+    }
+    eprintln!("SKIP: reference fixtures not found at {} (set CLIP_REFERENCE_DIR)", dir.display());
+    None
+}
+
+/// A file or folder inside the reference set. `None` (with a message) only when the whole reference
+/// folder is absent outside CI; a missing file inside a present folder is always a failure.
+pub fn reference(rel: &str) -> Option<PathBuf> {
+    let p = reference_dir()?.join(rel);
+    assert!(p.exists(), "reference fixture {} is missing", p.display());
+    Some(p)
+}
+
+/// A numpy array as read from a `.npy` file: shape and values widened to f32.
+#[derive(Debug, Clone)]
+pub struct NpyArray {
+    pub shape: Vec<usize>,
+    pub data: Vec<f32>,
+}
+
+/// Reads a little-endian `.npy` (version 1/2) holding `<f4`, `|u1` or `<f2`... only what the
+/// fixtures use: `<f4` and `|u1`, C order.
+pub fn read_npy(path: &Path) -> NpyArray {
+    let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    assert_eq!(&bytes[..6], b"\x93NUMPY", "{} is not a .npy file", path.display());
+    let (hlen, start) = match bytes[6] {
+        1 => (u16::from_le_bytes([bytes[8], bytes[9]]) as usize, 10),
+        _ => (u32::from_le_bytes(bytes[8..12].try_into().unwrap()) as usize, 12),
+    };
+    let header = std::str::from_utf8(&bytes[start..start + hlen]).expect("npy header");
+    assert!(header.contains("'fortran_order': False"), "{}: fortran order unsupported", path.display());
+    let shape_str = header.split("'shape': (").nth(1).and_then(|s| s.split(')').next()).expect("npy shape");
+    let shape: Vec<usize> =
+        shape_str.split(',').map(str::trim).filter(|s| !s.is_empty()).map(|s| s.parse().unwrap()).collect();
+    let body = &bytes[start + hlen..];
+    let data: Vec<f32> = if header.contains("'<f4'") {
+        body.chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().unwrap())).collect()
+    } else if header.contains("'|u1'") {
+        body.iter().map(|&b| b as f32).collect()
+    } else {
+        panic!("{}: unsupported dtype in header {header}", path.display())
+    };
+    assert_eq!(data.len(), shape.iter().product::<usize>(), "{}: size mismatch", path.display());
+    NpyArray { shape, data }
+}
+
+/// `goldens/<model>.json` as written by the reference's `tools/make_goldens.py`.
+#[derive(Debug, Clone, serde::Deserialize)]
+pub struct ModelGoldens {
+    pub model: String,
+    pub resolution: usize,
+    pub logit_scale: f64,
+    pub logit_scale_exp: f64,
+    pub embed_dim: usize,
+    pub texts: Vec<String>,
+    pub text_tokens: Vec<Vec<i64>>,
+    pub text_embeddings: Vec<Vec<f32>>,
+    pub images: Vec<String>,
+    pub image_embeddings: Vec<Vec<f32>>,
+    pub logits_per_image: Vec<Vec<f32>>,
+}
+
+pub fn read_goldens(path: &Path) -> ModelGoldens {
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// Cosine similarity and max absolute difference between two vectors: the parity figures we report.
+pub fn parity(a: &[f32], b: &[f32]) -> (f64, f64) {
+    assert_eq!(a.len(), b.len(), "length mismatch");
+    let (mut dot, mut na, mut nb, mut max) = (0f64, 0f64, 0f64, 0f64);
+    for (&x, &y) in a.iter().zip(b) {
+        let (x, y) = (x as f64, y as f64);
+        dot += x * y;
+        na += x * x;
+        nb += y * y;
+        max = max.max((x - y).abs());
+    }
+    (dot / (na.sqrt() * nb.sqrt()).max(f64::MIN_POSITIVE), max)
+}

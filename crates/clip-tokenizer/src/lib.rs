@@ -1,0 +1,1 @@
+//! CLIP tokenizer (work in progress).
