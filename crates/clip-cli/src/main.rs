@@ -1,1 +1,32 @@
-fn main() {}
+//! The `clip` command. Thin by design: parse arguments, call the `clip` library, format output.
+//!
+//! Exit codes (documented in README.md): 0 success, 1 a negative verdict where a command has one
+//! (reserved for `moderate`), 2 any error (bad arguments, unreadable input, bad checkpoint).
+
+mod commands;
+mod output;
+
+use clap::Parser;
+
+use commands::Command;
+
+#[derive(Parser)]
+#[command(name = "clip", version, about = "CLIP in Rust: embed, classify, tokenize and preprocess with the reference's numbers")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// Exit status for every error; clap uses the same code for usage errors.
+const EXIT_ERROR: i32 = 2;
+
+fn main() {
+    let cli = Cli::parse();
+    match cli.command.run() {
+        Ok(code) => std::process::exit(code),
+        Err(err) => {
+            eprintln!("clip: error: {err:#}");
+            std::process::exit(EXIT_ERROR);
+        }
+    }
+}

@@ -1,0 +1,29 @@
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::Args;
+use clip::image::{preprocess, write_npy_f32, Normalization};
+
+use super::ImageArgs;
+
+#[derive(Args)]
+pub struct PreprocessArgs {
+    /// Image file.
+    image: PathBuf,
+    /// Output side in pixels (the model's input resolution: 224, 288, 336, 384, 448 ...).
+    #[arg(long, default_value_t = 224, value_parser = clap::value_parser!(u32).range(1..=4096))]
+    resolution: u32,
+    /// Where to write the float32 [3, N, N] tensor.
+    #[arg(long, short = 'o')]
+    output: PathBuf,
+    #[command(flatten)]
+    image_args: ImageArgs,
+}
+
+pub fn run(args: PreprocessArgs) -> anyhow::Result<i32> {
+    let img = args.image_args.decode(&args.image)?;
+    let n = args.resolution as usize;
+    let data = preprocess(&img, args.resolution, &Normalization::default());
+    write_npy_f32(&args.output, &[3, n, n], &data).with_context(|| format!("writing {}", args.output.display()))?;
+    Ok(0)
+}

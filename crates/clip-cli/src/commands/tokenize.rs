@@ -1,0 +1,30 @@
+use clap::Args;
+use clip::tokenizer::{Overflow, Tokenizer, CONTEXT_LENGTH};
+use serde_json::json;
+
+use crate::output::print_json;
+
+#[derive(Args)]
+pub struct TokenizeArgs {
+    /// Texts to tokenize.
+    #[arg(required = true)]
+    texts: Vec<String>,
+    /// Cut texts longer than the context (last id becomes <|endoftext|>) instead of failing.
+    #[arg(long)]
+    truncate: bool,
+    /// Ids per row, zero-padded.
+    #[arg(long, default_value_t = CONTEXT_LENGTH, value_parser = clap::value_parser!(u16).range(2..).map(|v| v as usize))]
+    context_length: usize,
+}
+
+pub fn run(args: TokenizeArgs) -> anyhow::Result<i32> {
+    let overflow = if args.truncate { Overflow::Truncate } else { Overflow::Error };
+    let tokenizer = Tokenizer::global();
+    let rows = args
+        .texts
+        .iter()
+        .map(|t| tokenizer.tokenize(t, args.context_length, overflow))
+        .collect::<Result<Vec<_>, _>>()?;
+    print_json(&json!({ "tokens": rows }))?;
+    Ok(0)
+}
