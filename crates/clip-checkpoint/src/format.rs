@@ -1,9 +1,14 @@
-//! Format detection and the one entry point, [`load_checkpoint`].
+//! Format detection and the one entry point, [`load_checkpoint`]. Files are recognised by their
+//! content (a `.pt` may be a zip, a TorchScript archive or a legacy pickle; a `.bin` may be
+//! anything), folders by their config file. Every loader ends in the same name mapping
+//! (`names.rs`), so the model sees one layout whatever the source.
 
+use std::io::Read;
 use std::path::Path;
 
 use crate::safetensors_file::read_safetensors;
-use crate::{ArchHints, Checkpoint, CheckpointError};
+use crate::{huggingface, names, openclip, torch_legacy, torch_zip};
+use crate::{ArchHints, Checkpoint, CheckpointError, StateDict};
 
 /// The on-disk formats we read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -14,18 +19,89 @@ pub enum Format {
     TorchZip,
     /// TorchScript archive (OpenAI's released `ViT-B-32.pt` ...).
     TorchScript,
+    /// Pre-zip `torch.save` file (torch < 1.6): pickles followed by raw storages.
+    TorchLegacy,
     /// Hugging Face `CLIPModel` folder.
     HuggingFace,
     /// OpenCLIP folder (`open_clip_config.json` + weights).
     OpenClip,
 }
 
+/// What a loader found, before names are mapped.
+pub(crate) struct Loaded {
+    pub format: Format,
+    pub state: StateDict,
+    pub hints: ArchHints,
+}
+
 /// Loads any supported checkpoint (file or folder), detecting the format from its content.
+///
+/// Bare files carry no config: their hints are the OpenAI defaults (QuickGELU, heads inferred
+/// from widths as the reference `build_model` does).
 pub fn load_checkpoint(path: &Path) -> Result<Checkpoint, CheckpointError> {
-    // Placeholder until the full loader set lands: safetensors only.
-    let state = read_safetensors(path)?;
+    let meta = std::fs::metadata(path).map_err(|e| CheckpointError::io(path, e))?;
+    let loaded = if meta.is_dir() {
+        load_folder(path)?
+    } else {
+        let (format, state) = read_file(path)?;
+        Loaded { format, state, hints: ArchHints::default() }
+    };
+    let state = names::to_openai(path, loaded.state)?;
     if state.is_empty() {
-        return Err(CheckpointError::invalid(path, "no tensors: not a CLIP checkpoint"));
+        return Err(CheckpointError::invalid(path, "no tensors / not a CLIP checkpoint"));
     }
-    Ok(Checkpoint { path: path.to_path_buf(), format: Format::Safetensors, state, hints: ArchHints::default() })
+    Ok(Checkpoint { path: path.to_path_buf(), format: loaded.format, state, hints: loaded.hints })
+}
+
+/// An OpenCLIP folder wins over a Hugging Face one: hub repos of open_clip models often carry
+/// both, and only `open_clip_config.json` says which activation the weights were trained with.
+fn load_folder(dir: &Path) -> Result<Loaded, CheckpointError> {
+    if dir.join(openclip::CONFIG).is_file() {
+        return openclip::load(dir);
+    }
+    if dir.join("config.json").is_file() {
+        return huggingface::load(dir);
+    }
+    if huggingface::WEIGHTS.iter().any(|w| dir.join(w).is_file()) {
+        return Err(CheckpointError::invalid(dir, "Hugging Face folder without config.json"));
+    }
+    Err(CheckpointError::invalid(
+        dir,
+        "not a checkpoint folder: no config.json (Hugging Face) or open_clip_config.json (OpenCLIP)",
+    ))
+}
+
+/// Reads one weights file of any format (names as stored).
+pub(crate) fn read_file(path: &Path) -> Result<(Format, StateDict), CheckpointError> {
+    let mut head = Vec::with_capacity(9);
+    let file = std::fs::File::open(path).map_err(|e| CheckpointError::io(path, e))?;
+    file.take(9).read_to_end(&mut head).map_err(|e| CheckpointError::io(path, e))?;
+    let is_safetensors_name = path.extension().is_some_and(|e| e == "safetensors");
+    // safetensors: a little-endian u64 header length (far below 2^40) then the JSON header. Checked
+    // before pickles, whose PROTO byte 0x80 may also be the low byte of a header length.
+    let safetensors = head.len() == 9 && head[5..8] == [0, 0, 0] && head[8] == b'{';
+    if head.starts_with(b"PK\x03\x04") || head.starts_with(b"PK\x05\x06") {
+        torch_zip::read(path)
+    } else if safetensors {
+        Ok((Format::Safetensors, read_safetensors(path)?))
+    } else if head.first() == Some(&0x80) {
+        // pickle PROTO opcode: a legacy torch.save file, or some other (refused) pickle
+        Ok((Format::TorchLegacy, torch_legacy::read(path)?))
+    } else if is_safetensors_name {
+        // not recognisable, but named so: the safetensors reader says what is wrong with it
+        Ok((Format::Safetensors, read_safetensors(path)?))
+    } else {
+        Err(CheckpointError::invalid(path, "not a PyTorch zip/TorchScript/pickle file (nor safetensors)"))
+    }
+}
+
+/// A small JSON config file.
+pub(crate) fn read_json(path: &Path) -> Result<serde_json::Value, CheckpointError> {
+    const MAX: u64 = 16 << 20;
+    let len = std::fs::metadata(path).map_err(|e| CheckpointError::io(path, e))?.len();
+    if len > MAX {
+        return Err(CheckpointError::invalid(path, format!("config file of {len} bytes is too large")));
+    }
+    let bytes = std::fs::read(path).map_err(|e| CheckpointError::io(path, e))?;
+    serde_json::from_slice(&bytes).map_err(|e| CheckpointError::invalid(path, format!("invalid JSON: {e}")))
 }

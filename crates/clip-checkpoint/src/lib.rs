@@ -5,11 +5,26 @@
 //!
 //! This crate knows nothing about the model maths (no candle): it only finds, maps and validates
 //! bytes, so every loader shares one output type and the model never knows where weights came from.
+//!
+//! [`load_checkpoint`] detects the format from the content: safetensors, `torch.save` zips,
+//! TorchScript archives (OpenAI's releases), legacy pre-zip `torch.save` files, Hugging Face
+//! `CLIPModel` folders and OpenCLIP folders. Pickles go through a restricted reader of our own
+//! (`pickle/`) that resolves only an allowlist of torch globals and never runs anything, so a
+//! hostile checkpoint is refused, not executed. Tensor bytes are memory-mapped wherever the file
+//! stores them plainly (safetensors, stored zip entries).
 
 mod error;
 mod format;
+mod huggingface;
+mod names;
+mod openclip;
+mod pickle;
 mod safetensors_file;
 mod tensor;
+mod torch_legacy;
+mod torch_tensor;
+mod torch_zip;
+mod torchscript;
 
 pub use error::CheckpointError;
 pub use format::{load_checkpoint, Format};

@@ -35,17 +35,40 @@ impl DType {
     }
 }
 
+/// Where a tensor's bytes live: a range of a memory-mapped file (no copy) or of an owned buffer
+/// (inflated zip entries, re-laid-out or mapped-name tensors). Several tensors may share one buffer.
 #[derive(Clone)]
-enum Bytes {
+pub(crate) enum Bytes {
     Mapped { map: Arc<Mmap>, range: Range<usize> },
-    Owned(Arc<Vec<u8>>),
+    Owned { data: Arc<Vec<u8>>, range: Range<usize> },
 }
 
 impl Bytes {
-    fn as_slice(&self) -> &[u8] {
+    pub(crate) fn owned(data: Vec<u8>) -> Self {
+        let range = 0..data.len();
+        Bytes::Owned { data: Arc::new(data), range }
+    }
+
+    pub(crate) fn as_slice(&self) -> &[u8] {
         match self {
             Bytes::Mapped { map, range } => &map[range.clone()],
-            Bytes::Owned(v) => v,
+            Bytes::Owned { data, range } => &data[range.clone()],
+        }
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        match self {
+            Bytes::Mapped { range, .. } | Bytes::Owned { range, .. } => range.len(),
+        }
+    }
+
+    /// A sub-range (relative to this one), sharing the buffer. The caller checks the bounds.
+    pub(crate) fn slice(&self, sub: Range<usize>) -> Self {
+        debug_assert!(sub.start <= sub.end && sub.end <= self.len());
+        let shift = |range: &Range<usize>| range.start + sub.start..range.start + sub.end;
+        match self {
+            Bytes::Mapped { map, range } => Bytes::Mapped { map: map.clone(), range: shift(range) },
+            Bytes::Owned { data, range } => Bytes::Owned { data: data.clone(), range: shift(range) },
         }
     }
 }
@@ -67,14 +90,18 @@ impl std::fmt::Debug for TensorData {
 impl TensorData {
     /// Owned tensor. The caller guarantees `bytes.len() == numel * dtype.size()`.
     pub fn owned(dtype: DType, shape: Vec<usize>, bytes: Vec<u8>) -> Self {
-        debug_assert_eq!(bytes.len(), shape.iter().product::<usize>() * dtype.size());
-        Self { dtype, shape, bytes: Bytes::Owned(Arc::new(bytes)) }
+        Self::from_bytes(dtype, shape, Bytes::owned(bytes))
     }
 
     /// A view into a memory map. The caller guarantees the range is inside the map and sized right.
     pub fn mapped(dtype: DType, shape: Vec<usize>, map: Arc<Mmap>, range: Range<usize>) -> Self {
-        debug_assert_eq!(range.len(), shape.iter().product::<usize>() * dtype.size());
-        Self { dtype, shape, bytes: Bytes::Mapped { map, range } }
+        Self::from_bytes(dtype, shape, Bytes::Mapped { map, range })
+    }
+
+    /// A tensor over shared bytes. The caller guarantees the length matches the shape.
+    pub(crate) fn from_bytes(dtype: DType, shape: Vec<usize>, bytes: Bytes) -> Self {
+        debug_assert_eq!(bytes.len(), shape.iter().product::<usize>() * dtype.size());
+        Self { dtype, shape, bytes }
     }
 
     /// An f32 tensor from values.
@@ -91,6 +118,10 @@ impl TensorData {
     }
     pub fn numel(&self) -> usize {
         self.shape.iter().product()
+    }
+    /// Whether the bytes are borrowed from a memory-mapped file (no copy was made).
+    pub fn is_mapped(&self) -> bool {
+        matches!(self.bytes, Bytes::Mapped { .. })
     }
     /// Little-endian element bytes.
     pub fn bytes(&self) -> &[u8] {
@@ -109,6 +140,36 @@ impl TensorData {
             DType::I32 => b.chunks_exact(4).map(|c| i32::from_le_bytes(c.try_into().unwrap()) as f32).collect(),
             DType::U8 | DType::Bool => b.iter().map(|&x| x as f32).collect(),
         }
+    }
+
+    /// The transpose of a 2-D tensor (Hugging Face `nn.Linear` projections are `[out, in]`, OpenAI's
+    /// are `[in, out]`). `None` when the tensor is not 2-D.
+    pub fn transposed(&self) -> Option<Self> {
+        let &[rows, cols] = self.shape.as_slice() else { return None };
+        let es = self.dtype.size();
+        let src = self.bytes();
+        let mut out = vec![0u8; src.len()];
+        for r in 0..rows {
+            for c in 0..cols {
+                let from = (r * cols + c) * es;
+                let to = (c * rows + r) * es;
+                out[to..to + es].copy_from_slice(&src[from..from + es]);
+            }
+        }
+        Some(Self::owned(self.dtype, vec![cols, rows], out))
+    }
+
+    /// Tensors of one dtype and equal trailing dimensions stacked along dim 0 (Hugging Face's
+    /// separate q/k/v projections into OpenAI's packed `in_proj`). `None` when they do not fit.
+    pub fn concat_rows(parts: &[&TensorData]) -> Option<Self> {
+        let first = parts.first()?;
+        let tail = first.shape.get(1..)?;
+        if parts.iter().any(|p| p.dtype != first.dtype || p.shape.get(1..) != Some(tail)) {
+            return None;
+        }
+        let mut shape = first.shape.clone();
+        shape[0] = parts.iter().map(|p| p.shape[0]).sum();
+        Some(Self::owned(first.dtype, shape, parts.iter().flat_map(|p| p.bytes()).copied().collect()))
     }
 
     /// The same data under a new shape with the same element count.
@@ -151,5 +212,25 @@ impl StateDict {
     }
     pub fn iter(&self) -> impl Iterator<Item = (&str, &TensorData)> {
         self.tensors.iter().map(|(k, v)| (k.as_str(), v))
+    }
+}
+
+impl IntoIterator for StateDict {
+    type Item = (String, TensorData);
+    type IntoIter = std::collections::btree_map::IntoIter<String, TensorData>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.tensors.into_iter()
+    }
+}
+
+impl FromIterator<(String, TensorData)> for StateDict {
+    fn from_iter<I: IntoIterator<Item = (String, TensorData)>>(iter: I) -> Self {
+        Self { tensors: iter.into_iter().collect() }
+    }
+}
+
+impl Extend<(String, TensorData)> for StateDict {
+    fn extend<I: IntoIterator<Item = (String, TensorData)>>(&mut self, iter: I) {
+        self.tensors.extend(iter);
     }
 }
