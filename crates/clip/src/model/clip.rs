@@ -1,0 +1,290 @@
+//! `ClipModel`: both towers plus `logit_scale`, built from a [`Checkpoint`].
+
+use candle_core::{DType, Device, Tensor};
+use clip_checkpoint::Checkpoint;
+
+use super::config::{ModelConfig, VisionConfig};
+use super::error::ModelError;
+use super::layers::to_f32;
+use super::modified_resnet::ModifiedResNet;
+use super::text_transformer::TextTransformer;
+use super::vision_transformer::VisionTransformer;
+use super::weights::{validate, Weights};
+
+enum Visual {
+    Vit(VisionTransformer),
+    ResNet(ModifiedResNet),
+}
+
+/// A CLIP model in f32 on one candle device.
+pub struct ClipModel {
+    config: ModelConfig,
+    visual: Visual,
+    text: TextTransformer,
+    logit_scale: f32,
+    device: Device,
+}
+
+impl std::fmt::Debug for ClipModel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClipModel")
+            .field("config", &self.config)
+            .field("device", &self.device)
+            .finish()
+    }
+}
+
+impl ClipModel {
+    /// Infers the architecture from the checkpoint (see [`ModelConfig::infer`]), checks every
+    /// tensor it needs (present, floating point, exact shape, no NaN/inf) and builds both towers
+    /// in f32 on `device`. Extra tensors (`*.num_batches_tracked`, `input_resolution`, ...) are
+    /// ignored. Errors name the checkpoint file.
+    pub fn new(ckpt: &Checkpoint, device: &Device) -> Result<ClipModel, ModelError> {
+        Self::build(ckpt, device).map_err(|e| e.with_path(&ckpt.path))
+    }
+
+    fn build(ckpt: &Checkpoint, device: &Device) -> Result<ClipModel, ModelError> {
+        let config = ModelConfig::infer(&ckpt.state, &ckpt.hints)?;
+        let table = config.expected_tensors();
+        validate(&ckpt.state, &table)?;
+        let w = Weights::new(&ckpt.state, &table, device);
+        let act = config.activation;
+        let visual = match config.vision {
+            VisionConfig::Vit {
+                width,
+                layers,
+                heads,
+                patch,
+                resolution,
+            } => Visual::Vit(VisionTransformer::load(
+                &w, width, layers, heads, patch, resolution, act,
+            )?),
+            VisionConfig::ResNet {
+                layers,
+                width,
+                heads,
+                resolution,
+            } => Visual::ResNet(ModifiedResNet::load(&w, layers, width, heads, resolution)?),
+        };
+        let text = TextTransformer::load(&w, &config.text, act)?;
+        let stored = w.values("logit_scale")?[0];
+        let logit_scale = stored.exp(); // torch: logit_scale.exp() in float32
+        if !logit_scale.is_finite() {
+            return Err(ModelError::NonFinite {
+                path: None,
+                name: "logit_scale".into(),
+                what: "a value whose exponential overflows",
+            });
+        }
+        Ok(ClipModel {
+            config,
+            visual,
+            text,
+            logit_scale,
+            device: device.clone(),
+        })
+    }
+
+    pub fn config(&self) -> &ModelConfig {
+        &self.config
+    }
+
+    pub fn device(&self) -> &Device {
+        &self.device
+    }
+
+    /// Width of the image and text embeddings.
+    pub fn embed_dim(&self) -> usize {
+        self.config.embed_dim
+    }
+
+    /// Raw (not normalised) image embeddings `[B, E]` of preprocessed pixels `[B, 3, R, R]`
+    /// (any float dtype, converted to f32; `R` = [`ModelConfig::image_resolution`]).
+    pub fn encode_image(&self, pixels: &Tensor) -> Result<Tensor, ModelError> {
+        let r = self.config.image_resolution();
+        let dims = pixels.dims();
+        if dims.len() != 4 || dims[1] != 3 || dims[2] != r || dims[3] != r {
+            return Err(ModelError::Input(format!(
+                "pixels have shape {dims:?}, expected [batch, 3, {r}, {r}]"
+            )));
+        }
+        if !pixels.dtype().is_float() {
+            return Err(ModelError::Input(format!(
+                "pixels have dtype {:?}, expected f32",
+                pixels.dtype()
+            )));
+        }
+        if dims[0] == 0 {
+            return Tensor::zeros((0, self.config.embed_dim), DType::F32, &self.device).map_err(
+                |e| ModelError::Candle {
+                    context: "encode_image".into(),
+                    source: e,
+                },
+            );
+        }
+        let x = to_f32(pixels, &self.device, "encode_image")?;
+        let out = match &self.visual {
+            Visual::Vit(v) => v.forward(&x),
+            Visual::ResNet(v) => v.forward(&x),
+        };
+        out.map_err(|e| ModelError::Candle {
+            context: "encode_image".into(),
+            source: e,
+        })
+    }
+
+    /// Raw (not normalised) text embeddings `[B, E]` of token ids `[B, L]` (u32 or i64; u8, i16
+    /// and i32 are accepted too), `1 <= L <= context_length`, every id `< vocab_size`.
+    /// The features are taken at the position of each row's largest id (the end-of-text token),
+    /// as the reference does.
+    pub fn encode_text(&self, tokens: &Tensor) -> Result<Tensor, ModelError> {
+        let (ctx_len, vocab) = (self.config.text.context_length, self.config.text.vocab_size);
+        let dims = tokens.dims();
+        if dims.len() != 2 || dims[1] == 0 || dims[1] > ctx_len {
+            return Err(ModelError::Input(format!(
+                "tokens have shape {dims:?}, expected [batch, length] with 1 <= length <= {ctx_len}"
+            )));
+        }
+        let cand = |e| ModelError::Candle {
+            context: "encode_text: reading token ids".into(),
+            source: e,
+        };
+        fn widen<T: candle_core::WithDType + Into<i64>>(
+            t: &Tensor,
+        ) -> candle_core::Result<Vec<Vec<i64>>> {
+            Ok(t.to_vec2::<T>()?
+                .into_iter()
+                .map(|r| r.into_iter().map(Into::into).collect())
+                .collect())
+        }
+        let rows = match tokens.dtype() {
+            DType::I64 => tokens.to_vec2::<i64>(),
+            DType::I32 => widen::<i32>(tokens),
+            DType::I16 => widen::<i16>(tokens),
+            DType::U32 => widen::<u32>(tokens),
+            DType::U8 => widen::<u8>(tokens),
+            other => {
+                return Err(ModelError::Input(format!(
+                    "tokens have dtype {other:?}, expected an integer type (u32 or i64)"
+                )))
+            }
+        }
+        .map_err(cand)?;
+        let mut ids = Vec::with_capacity(rows.len());
+        for (i, r) in rows.into_iter().enumerate() {
+            let mut row = Vec::with_capacity(r.len());
+            for (j, v) in r.into_iter().enumerate() {
+                if v < 0 || v as u64 >= vocab as u64 {
+                    return Err(ModelError::Input(format!(
+                        "token id {v} at [{i}, {j}] is outside the vocabulary (size {vocab})"
+                    )));
+                }
+                row.push(v as u32);
+            }
+            ids.push(row);
+        }
+        if ids.is_empty() {
+            return Tensor::zeros((0, self.config.embed_dim), DType::F32, &self.device).map_err(
+                |e| ModelError::Candle {
+                    context: "encode_text".into(),
+                    source: e,
+                },
+            );
+        }
+        self.text.forward(&ids, &self.device)
+    }
+
+    /// The logit scale, `exp` of the stored `logit_scale` parameter.
+    pub fn logit_scale(&self) -> f32 {
+        self.logit_scale
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clip_checkpoint::{load_checkpoint, TensorData};
+
+    fn tiny_vit() -> Checkpoint {
+        load_checkpoint(&clip_fixtures::committed("models/tiny-vit.safetensors")).unwrap()
+    }
+
+    fn err(ckpt: &Checkpoint) -> String {
+        ClipModel::new(ckpt, &Device::Cpu).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn model_is_send_and_sync() {
+        fn check<T: Send + Sync>() {}
+        check::<ClipModel>();
+    }
+
+    #[test]
+    fn every_tensor_is_checked_and_errors_name_the_file() {
+        let base = tiny_vit();
+        let path = base.path.display().to_string();
+        let with = |name: &str, t: TensorData| {
+            let mut c = tiny_vit();
+            c.state.insert(name, t);
+            c
+        };
+        // A tensor deep in the vision tower, missing.
+        let mut c = tiny_vit();
+        c.state
+            .remove("visual.transformer.resblocks.1.mlp.c_proj.bias");
+        assert_eq!(
+            err(&c),
+            format!("{path}: missing tensor visual.transformer.resblocks.1.mlp.c_proj.bias")
+        );
+        // Integer weights.
+        let c = with(
+            "ln_final.bias",
+            TensorData::owned(clip_checkpoint::DType::I64, vec![64], vec![0; 512]),
+        );
+        assert_eq!(
+            err(&c),
+            format!("{path}: tensor ln_final.bias has dtype I64, expected a floating-point type")
+        );
+        // Infinity.
+        let mut v = vec![0.5f32; 64];
+        v[3] = f32::INFINITY;
+        let c = with(
+            "transformer.resblocks.0.ln_2.weight",
+            TensorData::from_f32(vec![64], &v),
+        );
+        assert_eq!(
+            err(&c),
+            format!("{path}: tensor transformer.resblocks.0.ln_2.weight contains infinite values")
+        );
+        // A wrong shape that inference does not read.
+        let c = with(
+            "visual.class_embedding",
+            TensorData::from_f32(vec![1, 128], &[0.0; 128]),
+        );
+        assert_eq!(
+            err(&c),
+            format!("{path}: tensor visual.class_embedding has shape [1, 128], expected [128]")
+        );
+        // logit_scale may be stored as [1]; its value is used.
+        let c = with("logit_scale", TensorData::from_f32(vec![1], &[2.0f32.ln()]));
+        let m = ClipModel::new(&c, &Device::Cpu).unwrap();
+        assert!((m.logit_scale() - 2.0).abs() < 1e-6);
+        let c = with("logit_scale", TensorData::from_f32(vec![], &[1000.0]));
+        assert!(err(&c).contains("tensor logit_scale contains a value whose exponential overflows"));
+    }
+
+    #[test]
+    fn empty_batches_give_empty_embeddings() {
+        let m = ClipModel::new(&tiny_vit(), &Device::Cpu).unwrap();
+        let px = Tensor::zeros((0, 3, 224, 224), DType::F32, &Device::Cpu).unwrap();
+        assert_eq!(m.encode_image(&px).unwrap().dims(), &[0, 32]);
+        let tok = Tensor::zeros((0, 77), DType::U32, &Device::Cpu).unwrap();
+        assert_eq!(m.encode_text(&tok).unwrap().dims(), &[0, 32]);
+        let tok = Tensor::zeros((1, 5), DType::F32, &Device::Cpu).unwrap();
+        let e = m.encode_text(&tok).unwrap_err().to_string();
+        assert_eq!(
+            e,
+            "tokens have dtype F32, expected an integer type (u32 or i64)"
+        );
+    }
+}

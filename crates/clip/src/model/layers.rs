@@ -1,0 +1,245 @@
+//! Building blocks shared by the towers: LayerNorm, Linear (`x @ W^T + b` with W pre-transposed),
+//! the MLP activation, packed-projection multi-head attention and `ResidualAttentionBlock`.
+
+use candle_core::{DType, Device, Tensor, D};
+use clip_checkpoint::Activation;
+
+use super::error::{Context, ModelError};
+use super::weights::Weights;
+
+type Result<T> = std::result::Result<T, ModelError>;
+
+/// `nn.LayerNorm` over the last dimension, eps 1e-5, computed in two passes (mean, then the
+/// variance of the centred values) like torch, not as `E[x^2] - E[x]^2`.
+pub(crate) struct LayerNorm {
+    weight: Tensor,
+    bias: Tensor,
+}
+
+impl LayerNorm {
+    pub const EPS: f64 = 1e-5;
+
+    pub fn load(w: &Weights, prefix: &str) -> Result<Self> {
+        Ok(Self {
+            weight: w.tensor(&format!("{prefix}.weight"))?,
+            bias: w.tensor(&format!("{prefix}.bias"))?,
+        })
+    }
+
+    pub fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
+        let mean = x.mean_keepdim(D::Minus1)?;
+        let xc = x.broadcast_sub(&mean)?;
+        let var = xc.sqr()?.mean_keepdim(D::Minus1)?;
+        let inv = (var + Self::EPS)?.sqrt()?.recip()?;
+        xc.broadcast_mul(&inv)?
+            .broadcast_mul(&self.weight)?
+            .broadcast_add(&self.bias)
+    }
+}
+
+/// `x @ w + b` with `w` stored as a contiguous `[in, out]` matrix; any leading dimensions.
+pub(crate) struct Linear {
+    w: Tensor,
+    b: Option<Tensor>,
+}
+
+impl Linear {
+    pub fn new(w: Tensor, b: Option<Tensor>) -> Self {
+        Self { w, b }
+    }
+
+    /// `nn.Linear` weights `{prefix}.weight` (`[out, in]`) and `{prefix}.bias`.
+    pub fn load(w: &Weights, prefix: &str) -> Result<Self> {
+        Ok(Self {
+            w: w.transposed(&format!("{prefix}.weight"))?,
+            b: Some(w.tensor(&format!("{prefix}.bias"))?),
+        })
+    }
+
+    pub fn out_dim(&self) -> usize {
+        self.w.dims()[1]
+    }
+
+    pub fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
+        let dims = x.dims().to_vec();
+        let (lead, k) = dims.split_at(dims.len() - 1);
+        let rows: usize = lead.iter().product();
+        let x2 = x.reshape((rows, k[0]))?;
+        let mut y = x2.matmul(&self.w)?;
+        if let Some(b) = &self.b {
+            y = y.broadcast_add(b)?;
+        }
+        let mut out = lead.to_vec();
+        out.push(self.out_dim());
+        y.reshape(out)
+    }
+}
+
+/// The MLP activation.
+pub(crate) fn activate(x: &Tensor, act: Activation) -> candle_core::Result<Tensor> {
+    match act {
+        // x * sigmoid(1.702 x), sigmoid = 1 / (1 + exp(-x)) as torch.
+        Activation::QuickGelu => x.mul(&candle_nn::ops::sigmoid(&x.affine(1.702, 0.0)?)?),
+        Activation::Gelu => x.gelu_erf(),
+    }
+}
+
+/// `[B, T, H*hd]` -> `[B*H, T, hd]` (contiguous).
+fn split_heads(x: &Tensor, heads: usize) -> candle_core::Result<Tensor> {
+    let (b, t, d) = x.dims3()?;
+    x.reshape((b, t, heads, d / heads))?
+        .transpose(1, 2)?
+        .contiguous()?
+        .reshape((b * heads, t, d / heads))
+}
+
+/// Scaled dot-product attention of `q [B, Tq, D]` over `k, v [B, T, D]` with `heads` heads and an
+/// optional additive mask `[Tq, T]`; returns `[B, Tq, D]` before the output projection.
+pub(crate) fn attention(
+    q: &Tensor,
+    k: &Tensor,
+    v: &Tensor,
+    heads: usize,
+    mask: Option<&Tensor>,
+) -> candle_core::Result<Tensor> {
+    let (b, tq, d) = q.dims3()?;
+    let hd = d / heads;
+    let scale = 1.0 / (hd as f64).sqrt();
+    let q = split_heads(&q.affine(scale, 0.0)?, heads)?;
+    let k = split_heads(k, heads)?;
+    let v = split_heads(v, heads)?;
+    let mut scores = q.matmul(&k.t()?)?;
+    if let Some(m) = mask {
+        scores = scores.broadcast_add(m)?;
+    }
+    let p = candle_nn::ops::softmax_last_dim(&scores)?;
+    let o = p.matmul(&v)?; // [B*H, Tq, hd]
+    o.reshape((b, heads, tq, hd))?
+        .transpose(1, 2)?
+        .contiguous()?
+        .reshape((b, tq, d))
+}
+
+/// The additive causal mask `[t, t]` of the text transformer (`-inf` above the diagonal).
+pub(crate) fn causal_mask(t: usize, device: &Device) -> candle_core::Result<Tensor> {
+    let v: Vec<f32> = (0..t)
+        .flat_map(|i| (0..t).map(move |j| if j > i { f32::NEG_INFINITY } else { 0.0 }))
+        .collect();
+    Tensor::from_vec(v, (t, t), device)
+}
+
+/// `ResidualAttentionBlock`: `x + attn(ln_1(x))`, then `x + mlp(ln_2(x))`, with
+/// `nn.MultiheadAttention`'s packed `in_proj_weight` `[3D, D]` (q, k, v) and `out_proj`.
+pub(crate) struct ResidualAttentionBlock {
+    ln_1: LayerNorm,
+    in_proj: Linear,
+    out_proj: Linear,
+    ln_2: LayerNorm,
+    c_fc: Linear,
+    c_proj: Linear,
+    heads: usize,
+    width: usize,
+    act: Activation,
+}
+
+impl ResidualAttentionBlock {
+    pub fn load(
+        w: &Weights,
+        prefix: &str,
+        width: usize,
+        heads: usize,
+        act: Activation,
+    ) -> Result<Self> {
+        let in_proj = Linear::new(
+            w.transposed(&format!("{prefix}.attn.in_proj_weight"))?,
+            Some(w.tensor(&format!("{prefix}.attn.in_proj_bias"))?),
+        );
+        Ok(Self {
+            ln_1: LayerNorm::load(w, &format!("{prefix}.ln_1"))?,
+            in_proj,
+            out_proj: Linear::load(w, &format!("{prefix}.attn.out_proj"))?,
+            ln_2: LayerNorm::load(w, &format!("{prefix}.ln_2"))?,
+            c_fc: Linear::load(w, &format!("{prefix}.mlp.c_fc"))?,
+            c_proj: Linear::load(w, &format!("{prefix}.mlp.c_proj"))?,
+            heads,
+            width,
+            act,
+        })
+    }
+
+    /// `x [B, T, D]` -> `[B, T, D]`; with `first_only` only the first position's output is
+    /// computed (`[B, 1, D]`): every position still serves as key and value, so that output is
+    /// the same as row 0 of the full result.
+    pub fn forward(
+        &self,
+        x: &Tensor,
+        mask: Option<&Tensor>,
+        first_only: bool,
+    ) -> candle_core::Result<Tensor> {
+        let d = self.width;
+        let h = self.ln_1.forward(x)?;
+        let qkv = self.in_proj.forward(&h)?; // [B, T, 3D]
+        let k = qkv.narrow(2, d, d)?;
+        let v = qkv.narrow(2, 2 * d, d)?;
+        let (q, x, mask) = if first_only {
+            let m = match mask {
+                Some(m) => Some(m.narrow(0, 0, 1)?),
+                None => None,
+            };
+            (qkv.narrow(1, 0, 1)?.narrow(2, 0, d)?, x.narrow(1, 0, 1)?, m)
+        } else {
+            (qkv.narrow(2, 0, d)?, x.clone(), mask.cloned())
+        };
+        let a = attention(&q, &k, &v, self.heads, mask.as_ref())?;
+        let x = (x + self.out_proj.forward(&a)?)?;
+        let m = self.c_fc.forward(&self.ln_2.forward(&x)?)?;
+        let m = self.c_proj.forward(&activate(&m, self.act)?)?;
+        x + m
+    }
+}
+
+/// A stack of blocks.
+pub(crate) struct Transformer {
+    pub blocks: Vec<ResidualAttentionBlock>,
+}
+
+impl Transformer {
+    pub fn load(
+        w: &Weights,
+        prefix: &str,
+        width: usize,
+        layers: usize,
+        heads: usize,
+        act: Activation,
+    ) -> Result<Self> {
+        let blocks = (0..layers)
+            .map(|i| ResidualAttentionBlock::load(w, &format!("{prefix}.{i}"), width, heads, act))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Self { blocks })
+    }
+
+    /// All blocks; with `first_only` the last block computes only position 0 (`[B, 1, D]`).
+    pub fn forward(
+        &self,
+        x: &Tensor,
+        mask: Option<&Tensor>,
+        first_only: bool,
+    ) -> candle_core::Result<Tensor> {
+        let mut x = x.clone();
+        let n = self.blocks.len();
+        for (i, b) in self.blocks.iter().enumerate() {
+            x = b.forward(&x, mask, first_only && i + 1 == n)?;
+        }
+        Ok(x)
+    }
+}
+
+/// Ensures an input tensor is f32 on `device`.
+pub(crate) fn to_f32(x: &Tensor, device: &Device, what: &str) -> Result<Tensor> {
+    let x = if x.dtype() == DType::F32 {
+        x.clone()
+    } else {
+        x.to_dtype(DType::F32).ctx(what)?
+    };
+    x.to_device(device).ctx(what)
+}

@@ -1,0 +1,181 @@
+//! `ModifiedResNet`: 3-conv stem (BN + ReLU each) and 2x2 average pool, Bottleneck stages with
+//! anti-aliased strides (average pool after conv2; downsample = AvgPool -> 1x1 conv -> BN), and
+//! `AttentionPool2d` (mean token as the query). BatchNorm is in eval mode (running statistics,
+//! eps 1e-5).
+
+use candle_core::{Tensor, D};
+
+use super::config::resnet_blocks;
+use super::error::{Context, ModelError};
+use super::layers::{attention, Linear};
+use super::weights::Weights;
+
+type Result<T> = std::result::Result<T, ModelError>;
+
+const BN_EPS: f64 = 1e-5;
+
+/// A bias-free convolution followed by an eval-mode BatchNorm, applied as torch's CPU kernel
+/// does: `conv(x) * alpha + beta` with, in f32, `alpha = weight * (1 / sqrt(running_var + eps))`
+/// and `beta = bias - running_mean * alpha`. (Folding the scale into the kernel is faster but
+/// moves the rounding: on the tiny ResNet goldens it doubles the distance to the reference.)
+struct ConvBn {
+    weight: Tensor, // [out, in, k, k]
+    alpha: Tensor,  // [1, out, 1, 1]
+    beta: Tensor,   // [1, out, 1, 1]
+    padding: usize,
+}
+
+impl ConvBn {
+    fn load(w: &Weights, conv: &str, bn: &str, padding: usize) -> Result<Self> {
+        let gamma = w.values(&format!("{bn}.weight"))?;
+        let bias = w.values(&format!("{bn}.bias"))?;
+        let mean = w.values(&format!("{bn}.running_mean"))?;
+        let var = w.values(&format!("{bn}.running_var"))?;
+        let out = gamma.len();
+        if let Some(v) = var.iter().find(|&&v| v + (BN_EPS as f32) <= 0.0) {
+            return Err(ModelError::config(format!(
+                "tensor {bn}.running_var holds a negative variance ({v})"
+            )));
+        }
+        let mut alpha = Vec::with_capacity(out);
+        let mut beta = Vec::with_capacity(out);
+        for o in 0..out {
+            let invstd = 1.0f32 / (var[o] + BN_EPS as f32).sqrt();
+            let a = invstd * gamma[o];
+            alpha.push(a);
+            beta.push(bias[o] - mean[o] * a);
+        }
+        Ok(Self {
+            weight: w.tensor(&format!("{conv}.weight"))?,
+            alpha: Tensor::from_vec(alpha, (1, out, 1, 1), w.device()).ctx(bn)?,
+            beta: Tensor::from_vec(beta, (1, out, 1, 1), w.device()).ctx(bn)?,
+            padding,
+        })
+    }
+
+    fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
+        self.forward_strided(x, 1)
+    }
+
+    fn forward_strided(&self, x: &Tensor, stride: usize) -> candle_core::Result<Tensor> {
+        x.conv2d(&self.weight, self.padding, stride, 1, 1)?
+            .broadcast_mul(&self.alpha)?
+            .broadcast_add(&self.beta)
+    }
+}
+
+struct Bottleneck {
+    c1: ConvBn,
+    c2: ConvBn,
+    c3: ConvBn,
+    downsample: Option<ConvBn>,
+    stride: usize,
+}
+
+impl Bottleneck {
+    fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
+        let out = self.c1.forward(x)?.relu()?;
+        let mut out = self.c2.forward(&out)?.relu()?;
+        if self.stride > 1 {
+            out = out.avg_pool2d(self.stride)?;
+        }
+        let out = self.c3.forward(&out)?;
+        let identity = match &self.downsample {
+            Some(ds) => {
+                let x = if self.stride > 1 {
+                    x.avg_pool2d(self.stride)?
+                } else {
+                    x.clone()
+                };
+                ds.forward(&x)?
+            }
+            None => x.clone(),
+        };
+        (out + identity)?.relu()
+    }
+}
+
+pub(crate) struct ModifiedResNet {
+    stem: [ConvBn; 3],
+    blocks: Vec<Bottleneck>,
+    positional_embedding: Tensor, // [1, G*G+1, C]
+    q_proj: Linear,
+    k_proj: Linear,
+    v_proj: Linear,
+    c_proj: Linear,
+    heads: usize,
+}
+
+impl ModifiedResNet {
+    pub fn load(
+        w: &Weights,
+        layers: [usize; 4],
+        width: usize,
+        heads: usize,
+        resolution: usize,
+    ) -> Result<Self> {
+        let stem = [
+            ConvBn::load(w, "visual.conv1", "visual.bn1", 1)?,
+            ConvBn::load(w, "visual.conv2", "visual.bn2", 1)?,
+            ConvBn::load(w, "visual.conv3", "visual.bn3", 1)?,
+        ];
+        let mut blocks = Vec::new();
+        for (stage, spec) in resnet_blocks(layers, width) {
+            let p = format!("visual.layer{}.{}", stage + 1, spec.index);
+            let downsample = if spec.downsample {
+                Some(ConvBn::load(
+                    w,
+                    &format!("{p}.downsample.0"),
+                    &format!("{p}.downsample.1"),
+                    0,
+                )?)
+            } else {
+                None
+            };
+            blocks.push(Bottleneck {
+                c1: ConvBn::load(w, &format!("{p}.conv1"), &format!("{p}.bn1"), 0)?,
+                c2: ConvBn::load(w, &format!("{p}.conv2"), &format!("{p}.bn2"), 1)?,
+                c3: ConvBn::load(w, &format!("{p}.conv3"), &format!("{p}.bn3"), 0)?,
+                downsample,
+                stride: spec.stride,
+            });
+        }
+        let c = width * 32;
+        let grid = resolution / 32;
+        let positional_embedding = w
+            .tensor("visual.attnpool.positional_embedding")?
+            .reshape((1, grid * grid + 1, c))
+            .ctx("visual.attnpool.positional_embedding")?;
+        Ok(Self {
+            stem,
+            blocks,
+            positional_embedding,
+            q_proj: Linear::load(w, "visual.attnpool.q_proj")?,
+            k_proj: Linear::load(w, "visual.attnpool.k_proj")?,
+            v_proj: Linear::load(w, "visual.attnpool.v_proj")?,
+            c_proj: Linear::load(w, "visual.attnpool.c_proj")?,
+            heads,
+        })
+    }
+
+    /// `[B, 3, R, R]` f32 -> `[B, E]`.
+    pub fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
+        let x = self.stem[0].forward_strided(x, 2)?.relu()?;
+        let x = self.stem[1].forward(&x)?.relu()?;
+        let x = self.stem[2].forward(&x)?.relu()?;
+        let mut x = x.avg_pool2d(2)?;
+        for b in &self.blocks {
+            x = b.forward(&x)?;
+        }
+        // AttentionPool2d
+        let (b, c, h, w) = x.dims4()?;
+        let x = x.reshape((b, c, h * w))?.transpose(1, 2)?.contiguous()?; // [B, HW, C]
+        let mean = x.mean_keepdim(1)?;
+        let x = Tensor::cat(&[&mean, &x], 1)?.broadcast_add(&self.positional_embedding)?;
+        let q = self.q_proj.forward(&x.narrow(1, 0, 1)?)?;
+        let k = self.k_proj.forward(&x)?;
+        let v = self.v_proj.forward(&x)?;
+        let o = attention(&q, &k, &v, self.heads, None)?; // [B, 1, C]
+        self.c_proj.forward(&o)?.squeeze(D::Minus2)
+    }
+}
