@@ -1,1 +1,33 @@
-//! Image decoding and preprocessing (work in progress).
+//! Image decoding and CLIP's reference preprocessing, reproduced bit for bit.
+//!
+//! The reference is `clip.clip._transform(n_px)` applied to `PIL.Image.open(path)` with Pillow 13:
+//! `Resize(n_px, BICUBIC) -> CenterCrop(n_px) -> convert("RGB") -> ToTensor -> Normalize`.
+//! Pillow's resize depends on the image mode, so decoding keeps the file's own mode
+//! ([`Pixels`]), and the transform follows Pillow per mode (see `NOTES.md`, "Image preprocessing").
+//!
+//! ```no_run
+//! use clip_image::{decode_file, preprocess, DecodeOptions, Normalization};
+//! let img = decode_file("cat.jpg".as_ref(), &DecodeOptions::default())?;
+//! let tensor = preprocess(&img, 224, &Normalization::default()); // [3, 224, 224], CHW
+//! # Ok::<(), clip_image::ImageError>(())
+//! ```
+//!
+//! JPEG and fatal-error handling rely on unwinding out of libjpeg; build with `panic = "unwind"`
+//! (the default).
+
+mod decode;
+mod error;
+mod exif;
+mod image;
+mod modes;
+mod npy;
+mod resample;
+mod transform;
+
+pub use decode::{decode_bytes, decode_file, sniff, DecodeOptions, PILLOW_MAX_IMAGE_PIXELS};
+pub use error::{Format, ImageError};
+pub use image::{DecodedImage, Mode, Pixels, PixelsError};
+pub use npy::write_npy_f32;
+pub use transform::{
+    center_crop_offsets, preprocess, resize_crop_rgb, resized_size, Normalization,
+};

@@ -1,0 +1,195 @@
+//! JPEG through libjpeg-turbo's decoder (the `mozjpeg-sys` build of it, C compiled by `cc`), set
+//! up as Pillow leaves it: accurate integer IDCT (`JDCT_ISLOW`), fancy upsampling, no scaling.
+//! That makes the pixels identical to the reference's libjpeg-turbo.
+//!
+//! libjpeg reports fatal errors through `error_exit`, which must not return. We unwind out of it
+//! with `resume_unwind` (no panic hook, no message on stderr), the C code being compiled with
+//! `-fexceptions`, and turn the payload back into an error. A premature end of data is only a
+//! warning to libjpeg (it pads with gray); Pillow refuses such files, so we do too.
+
+use std::ffi::CStr;
+use std::os::raw::c_int;
+use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
+
+use mozjpeg_sys as ffi;
+
+use super::{image, DecodeOptions, Decoded};
+use crate::error::{ImageError, Source};
+use crate::exif;
+use crate::image::Pixels;
+
+/// Why libjpeg stopped: carried through the unwind.
+enum Abort {
+    Fatal(String),
+    Truncated,
+}
+
+/// libjpeg's message for the current `msg_code`.
+unsafe fn message(cinfo: &mut ffi::jpeg_common_struct) -> String {
+    let mut buf = [0u8; 200]; // JMSG_LENGTH_MAX
+    let err = &*cinfo.err;
+    match err.format_message {
+        Some(format) => {
+            // The binding types the buffer as 80 bytes; libjpeg writes up to JMSG_LENGTH_MAX.
+            format(cinfo, &*(buf.as_mut_ptr() as *const [u8; 80]));
+            CStr::from_bytes_until_nul(&buf)
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_default()
+        }
+        None => format!("libjpeg error {}", err.msg_code),
+    }
+}
+
+unsafe extern "C-unwind" fn error_exit(cinfo: &mut ffi::jpeg_common_struct) {
+    let msg = message(cinfo);
+    resume_unwind(Box::new(Abort::Fatal(msg)));
+}
+
+unsafe extern "C-unwind" fn emit_message(cinfo: &mut ffi::jpeg_common_struct, level: c_int) {
+    // Level -1 is a warning. Other warnings (corrupt data that libjpeg recovers from) are ignored,
+    // as Pillow ignores them.
+    if level < 0 && (*cinfo.err).msg_code == ffi::JWRN_JPEG_EOF as c_int {
+        resume_unwind(Box::new(Abort::Truncated));
+    }
+}
+
+/// Owns the libjpeg decompressor; destroys it on every exit, unwinding included.
+struct Decompressor {
+    cinfo: Box<ffi::jpeg_decompress_struct>,
+    _err: Box<ffi::jpeg_error_mgr>,
+}
+
+impl Decompressor {
+    unsafe fn new() -> Self {
+        let mut err: Box<ffi::jpeg_error_mgr> = Box::new(std::mem::zeroed());
+        ffi::jpeg_std_error(&mut err);
+        err.error_exit = Some(error_exit);
+        err.emit_message = Some(emit_message);
+        let mut cinfo: Box<ffi::jpeg_decompress_struct> = Box::new(std::mem::zeroed());
+        cinfo.common.err = &mut *err;
+        ffi::jpeg_create_decompress(&mut *cinfo);
+        Self { cinfo, _err: err }
+    }
+}
+
+impl Drop for Decompressor {
+    fn drop(&mut self) {
+        unsafe { ffi::jpeg_destroy_decompress(&mut self.cinfo) }
+    }
+}
+
+const APP1: c_int = 0xE1;
+
+/// The output of libjpeg before it becomes an image: size, samples, and the EXIF block if asked.
+struct Raw {
+    width: u32,
+    height: u32,
+    components: usize,
+    samples: Vec<u8>,
+    exif: Option<Vec<u8>>,
+}
+
+/// Everything that may call into libjpeg (and so unwind). Size and component errors found here are
+/// returned normally.
+unsafe fn run(bytes: &[u8], src: Source, opts: &DecodeOptions) -> Result<Raw, ImageError> {
+    let mut d = Decompressor::new();
+    let cinfo = &mut *d.cinfo;
+    ffi::jpeg_mem_src(cinfo, bytes.as_ptr(), bytes.len() as _);
+    if opts.apply_exif_orientation {
+        ffi::jpeg_save_markers(cinfo, APP1, 0xFFFF);
+    }
+    ffi::jpeg_read_header(cinfo, 1);
+    let (width, height) = (cinfo.image_width, cinfo.image_height);
+    src.check_size(u64::from(width), u64::from(height), opts.max_pixels)?;
+    // Pillow's JpegImagePlugin: 1 component -> L, 3 -> RGB, 4 -> CMYK; anything else is refused.
+    let components = match cinfo.num_components {
+        1 => {
+            cinfo.out_color_space = ffi::J_COLOR_SPACE::JCS_GRAYSCALE;
+            1
+        }
+        3 => {
+            cinfo.out_color_space = ffi::J_COLOR_SPACE::JCS_RGB;
+            3
+        }
+        4 => {
+            cinfo.out_color_space = ffi::J_COLOR_SPACE::JCS_CMYK;
+            4
+        }
+        n => return Err(src.unsupported(format!("cannot handle {n}-component images"))),
+    };
+    // libjpeg's defaults, restated because exactness depends on them.
+    cinfo.dct_method = ffi::J_DCT_METHOD::JDCT_ISLOW;
+    cinfo.do_fancy_upsampling = 1;
+    cinfo.scale_num = 1;
+    cinfo.scale_denom = 1;
+
+    let mut exif = None;
+    let mut marker = cinfo.marker_list;
+    while !marker.is_null() && exif.is_none() {
+        let m = &*marker;
+        if c_int::from(m.marker) == APP1 && !m.data.is_null() {
+            let data = std::slice::from_raw_parts(m.data, m.data_length as usize);
+            if data.starts_with(b"Exif\0\0") {
+                exif = Some(data.to_vec());
+            }
+        }
+        marker = m.next;
+    }
+
+    ffi::jpeg_start_decompress(cinfo);
+    let row_len = cinfo.output_width as usize * components;
+    if cinfo.output_components as usize != components
+        || cinfo.output_width != width
+        || cinfo.output_height != height
+    {
+        return Err(src.corrupt("decoder output does not match the header"));
+    }
+    let mut samples = vec![0u8; row_len * height as usize];
+    while cinfo.output_scanline < cinfo.output_height {
+        let y = cinfo.output_scanline as usize;
+        let mut row = samples[y * row_len..].as_mut_ptr();
+        if ffi::jpeg_read_scanlines(cinfo, &mut row, 1) != 1 {
+            return Err(src.truncated("decoder stopped early"));
+        }
+    }
+    // No jpeg_finish_decompress: it only reads up to EOI, and a file whose image data is complete
+    // but whose EOI marker is missing should not fail.
+    Ok(Raw {
+        width,
+        height,
+        components,
+        samples,
+        exif,
+    })
+}
+
+pub(crate) fn decode(
+    bytes: &[u8],
+    src: Source,
+    opts: &DecodeOptions,
+) -> Result<Decoded, ImageError> {
+    let raw = match catch_unwind(AssertUnwindSafe(|| unsafe { run(bytes, src, opts) })) {
+        Ok(result) => result?,
+        Err(payload) => match payload.downcast::<Abort>() {
+            Ok(abort) => {
+                return Err(match *abort {
+                    Abort::Truncated => src.truncated("premature end of JPEG data"),
+                    Abort::Fatal(msg) => src.corrupt(msg),
+                })
+            }
+            // A genuine panic of ours: let it continue.
+            Err(other) => resume_unwind(other),
+        },
+    };
+    let pixels = match raw.components {
+        1 => Pixels::L(raw.samples),
+        3 => Pixels::Rgb(raw.samples),
+        // Pillow reads every 4-component JPEG with raw mode CMYK;I (Adobe's inverted convention).
+        _ => Pixels::Cmyk(raw.samples.into_iter().map(|v| 255 - v).collect()),
+    };
+    let orientation = raw.exif.as_deref().and_then(exif::orientation);
+    Ok(Decoded {
+        image: image(src, raw.width, raw.height, pixels)?,
+        orientation,
+    })
+}

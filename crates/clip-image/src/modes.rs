@@ -1,0 +1,167 @@
+//! Pillow's mode conversions that the reference transform goes through (`Convert.c`):
+//! premultiplying alpha around a resize, and `convert("RGB")` for every mode.
+
+use crate::image::Pixels;
+
+/// `MULDIV255(a, b)`: `round(a * b / 255)` in Pillow's integer form.
+#[inline(always)]
+fn muldiv255(a: u8, b: u8) -> u8 {
+    let t = u32::from(a) * u32::from(b) + 128;
+    (((t >> 8) + t) >> 8) as u8
+}
+
+/// `RGBA -> RGBa` / `LA -> La` (`rgbA2rgba`, `lA2la`): colour bands times alpha, alpha last.
+/// Pillow resizes RGBA and LA images in this premultiplied form.
+pub(crate) fn premultiply(data: &[u8], channels: usize) -> Vec<u8> {
+    let mut out = data.to_vec();
+    for px in out.chunks_exact_mut(channels) {
+        let (colour, alpha) = px.split_at_mut(channels - 1);
+        for c in colour {
+            *c = muldiv255(*c, alpha[0]);
+        }
+    }
+    out
+}
+
+/// `RGBa -> RGBA` / `La -> LA` (`rgba2rgbA`, `la2lA`): alpha 0 or 255 keeps the colour, otherwise
+/// `min(255, 255 * c / a)` with integer division. Fully transparent pixels stay as resampled
+/// (usually black), which is why a resized transparent background turns black in the reference.
+pub(crate) fn unpremultiply(data: &mut [u8], channels: usize) {
+    for px in data.chunks_exact_mut(channels) {
+        let (colour, alpha) = px.split_at_mut(channels - 1);
+        let a = u32::from(alpha[0]);
+        if a == 0 || a == 255 {
+            continue;
+        }
+        for c in colour {
+            *c = (255 * u32::from(*c) / a).min(255) as u8;
+        }
+    }
+}
+
+/// `convert("RGB")` of a whole pixel buffer, written as planar CHW (`[R plane, G plane, B plane]`),
+/// the layout `ToTensor` produces. Alpha is dropped, never composited; palette transparency is
+/// ignored, as Pillow does.
+pub(crate) fn to_rgb_planar(pixels: &Pixels) -> Vec<u8> {
+    let mode = pixels.mode();
+    let n = match pixels {
+        Pixels::Rgb(v)
+        | Pixels::Rgba(v)
+        | Pixels::L(v)
+        | Pixels::La(v)
+        | Pixels::Bilevel(v)
+        | Pixels::Cmyk(v) => v.len() / mode.channels(),
+        Pixels::Palette { indices, .. } => indices.len(),
+        Pixels::I16(v) => v.len(),
+    };
+    let mut out = vec![0u8; 3 * n];
+    let (r, rest) = out.split_at_mut(n);
+    let (g, b) = rest.split_at_mut(n);
+    let mut put = |i: usize, rgb: [u8; 3]| {
+        r[i] = rgb[0];
+        g[i] = rgb[1];
+        b[i] = rgb[2];
+    };
+    match pixels {
+        Pixels::Rgb(v) | Pixels::Rgba(v) => {
+            for (i, px) in v.chunks_exact(mode.channels()).enumerate() {
+                put(i, [px[0], px[1], px[2]]);
+            }
+        }
+        Pixels::L(v) | Pixels::La(v) => {
+            for (i, px) in v.chunks_exact(mode.channels()).enumerate() {
+                put(i, [px[0]; 3]);
+            }
+        }
+        Pixels::Bilevel(v) => {
+            for (i, &x) in v.iter().enumerate() {
+                put(i, [if x != 0 { 255 } else { 0 }; 3]);
+            }
+        }
+        Pixels::Palette { indices, palette } => {
+            for (i, &x) in indices.iter().enumerate() {
+                put(i, palette.get(usize::from(x)).copied().unwrap_or([0; 3]));
+            }
+        }
+        Pixels::Cmyk(v) => {
+            // cmyk2rgb: nk = 255 - K; each channel nk - MULDIV255(c, nk), clipped at 0.
+            for (i, px) in v.chunks_exact(4).enumerate() {
+                let nk = 255 - px[3];
+                let ch = |c: u8| nk.saturating_sub(muldiv255(c, nk));
+                put(i, [ch(px[0]), ch(px[1]), ch(px[2])]);
+            }
+        }
+        Pixels::I16(v) => {
+            // I16_RGB: values above 255 saturate to 255, so an ordinary 16-bit photo becomes almost
+            // white. That is the reference's behaviour, reproduced on purpose.
+            for (i, &x) in v.iter().enumerate() {
+                put(i, [x.min(255) as u8; 3]);
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn muldiv255_rounds() {
+        assert_eq!(muldiv255(255, 255), 255);
+        assert_eq!(muldiv255(255, 0), 0);
+        assert_eq!(muldiv255(128, 128), 64);
+        for a in 0..=255u8 {
+            for b in 0..=255u8 {
+                let exact = (f64::from(a) * f64::from(b) / 255.0).round() as u8;
+                assert_eq!(muldiv255(a, b), exact, "{a}*{b}");
+            }
+        }
+    }
+
+    #[test]
+    fn premultiply_round_trip_keeps_opaque_and_transparent() {
+        let px = vec![200, 100, 50, 255, 255, 255, 255, 0, 200, 100, 50, 128];
+        let mut pm = premultiply(&px, 4);
+        assert_eq!(&pm[..8], &[200, 100, 50, 255, 0, 0, 0, 0]);
+        assert_eq!(&pm[8..], &[100, 50, 25, 128]);
+        unpremultiply(&mut pm, 4);
+        // Transparent white became black; half-transparent colours come back up to rounding.
+        assert_eq!(&pm[..8], &[200, 100, 50, 255, 0, 0, 0, 0]);
+        assert_eq!(&pm[8..], &[199, 99, 49, 128]);
+    }
+
+    #[test]
+    fn conversions_to_rgb() {
+        assert_eq!(
+            to_rgb_planar(&Pixels::La(vec![7, 0, 9, 255])),
+            vec![7, 9, 7, 9, 7, 9]
+        );
+        assert_eq!(
+            to_rgb_planar(&Pixels::Bilevel(vec![0, 255, 1])),
+            vec![0, 255, 255, 0, 255, 255, 0, 255, 255]
+        );
+        let p = Pixels::Palette {
+            indices: vec![1, 0, 9],
+            palette: vec![[1, 2, 3], [4, 5, 6]],
+        };
+        assert_eq!(to_rgb_planar(&p), vec![4, 1, 0, 5, 2, 0, 6, 3, 0]);
+        // CMYK: no ink is white, full K is black.
+        assert_eq!(
+            to_rgb_planar(&Pixels::Cmyk(vec![0, 0, 0, 0, 0, 0, 0, 255])),
+            vec![255, 0, 255, 0, 255, 0]
+        );
+        assert_eq!(
+            to_rgb_planar(&Pixels::Cmyk(vec![255, 128, 0, 51])),
+            vec![0, 102, 204]
+        );
+        assert_eq!(
+            to_rgb_planar(&Pixels::I16(vec![3, 256, 65535])),
+            vec![3, 255, 255, 3, 255, 255, 3, 255, 255]
+        );
+        assert_eq!(
+            to_rgb_planar(&Pixels::Rgba(vec![1, 2, 3, 0])),
+            vec![1, 2, 3]
+        );
+    }
+}
