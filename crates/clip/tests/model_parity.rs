@@ -8,28 +8,10 @@ use std::time::Instant;
 use clip::candle::{Device, Tensor};
 use clip::checkpoint::{load_checkpoint, Activation, ArchHints, Checkpoint};
 use clip::{ClipModel, ModelError};
-use clip_fixtures::{committed, parity, read_goldens, read_npy, reference, ModelGoldens};
-
-const MIN_COSINE: f64 = 0.99999;
-const MAX_ABS: f64 = 1e-4;
-const MAX_LOGIT: f64 = 1e-3;
-/// Image tolerance for ResNets, relative to the largest |component| of the golden embeddings
-/// (tiny-rn: 52.6, RN50: 437). The reference's own float32 rounding exceeds 1e-4 there. Measured
-/// on tiny-rn: the same model evaluated in float64 (exact up to 1e-12) is 2.6e-4 away from the
-/// goldens on `hubble_portrait_rgb.png` (max |x| 40.7, i.e. 6.4e-6 relative), 1.1e-4 on
-/// `astronaut_palette_trns.png`; our float32 result is 2.1e-4 away. So 1e-4 absolute cannot be
-/// met by an implementation that does not replay oneDNN's summation order; the cosine target
-/// holds with a wide margin (worst 1 - 1.4e-11).
-const MAX_REL_RESNET_IMAGE: f64 = 1e-5;
-
-fn resnet_image_tolerance(g: &ModelGoldens) -> f64 {
-    let max = g
-        .image_embeddings
-        .iter()
-        .flatten()
-        .fold(0f64, |m, &x| m.max((x as f64).abs()));
-    MAX_ABS.max(MAX_REL_RESNET_IMAGE * max)
-}
+use clip_fixtures::{
+    committed, image_abs_tolerance, parity, read_goldens, read_npy, reference, ModelGoldens, MAX_ABS, MAX_LOGIT,
+    MIN_COSINE,
+};
 
 #[derive(Debug, Default)]
 struct Worst {
@@ -246,7 +228,7 @@ fn reference_tiny_rn_matches_goldens() {
         &ckpt,
         &g,
         &reference_images(&g, &pre),
-        resnet_image_tolerance(&g),
+        image_abs_tolerance(&g),
     );
 }
 
@@ -437,7 +419,7 @@ fn fullsize_checkpoints_match_goldens() {
             );
         }
         let tol = if arch.starts_with("RN") {
-            resnet_image_tolerance(&g)
+            image_abs_tolerance(&g)
         } else {
             MAX_ABS
         };

@@ -13,8 +13,8 @@ pub struct TokenizeArgs {
     #[arg(long)]
     truncate: bool,
     /// Ids per row, zero-padded.
-    #[arg(long, default_value_t = CONTEXT_LENGTH, value_parser = clap::value_parser!(u16).range(2..).map(|v| v as usize))]
-    context_length: usize,
+    #[arg(long, default_value_t = CONTEXT_LENGTH as u16, value_parser = clap::value_parser!(u16).range(2..))]
+    context_length: u16,
 }
 
 pub fn run(args: TokenizeArgs) -> anyhow::Result<i32> {
@@ -23,7 +23,7 @@ pub fn run(args: TokenizeArgs) -> anyhow::Result<i32> {
     let rows = args
         .texts
         .iter()
-        .map(|t| tokenizer.tokenize(t, args.context_length, overflow))
+        .map(|t| tokenizer.tokenize(t, usize::from(args.context_length), overflow))
         .collect::<Result<Vec<_>, _>>()?;
     print_json(&json!({ "tokens": rows }))?;
     Ok(0)
