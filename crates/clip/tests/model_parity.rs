@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use clip::candle::{Device, Tensor};
-use clip::checkpoint::{load_checkpoint, Activation, ArchHints, Checkpoint};
+use clip::checkpoint::{load_checkpoint, Activation, Checkpoint};
 use clip::{ClipModel, ModelError};
 use clip_fixtures::{
     committed, image_abs_tolerance, parity, read_goldens, read_npy, reference, ModelGoldens, MAX_ABS, MAX_LOGIT,
@@ -235,20 +235,16 @@ fn reference_tiny_rn_matches_goldens() {
 #[test]
 fn reference_tiny_vit_openclip_gelu_matches_goldens() {
     let (Some(m), Some(g), Some(pre)) = (
-        reference("models/tiny-vit-openclip-gelu/open_clip_model.safetensors"),
+        reference("models/tiny-vit-openclip-gelu"),
         reference("goldens/tiny-vit-openclip-gelu.json"),
         reference("preprocess"),
     ) else {
         return;
     };
     let g = read_goldens(&g);
-    // The checkpoint crate cannot read the OpenCLIP folder yet: the config's facts by hand.
+    // The folder loader takes activation and heads from open_clip_config.json.
     let mut ckpt = load_checkpoint(&m).unwrap();
-    ckpt.hints = ArchHints {
-        activation: Activation::Gelu,
-        vision_heads: None,
-        text_heads: Some(1),
-    };
+    assert_eq!(ckpt.hints.activation, Activation::Gelu);
     check(
         "tiny-vit-openclip-gelu",
         &ckpt,
