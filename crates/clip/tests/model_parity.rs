@@ -423,3 +423,17 @@ fn fullsize_checkpoints_match_goldens() {
     }
     assert!(found > 0, "no full-size checkpoints in {}", dir.display());
 }
+
+/// Rows of a batch come back in input order even when a longer text precedes a shorter one
+/// (regression: a single length group was returned in its sorted order).
+#[test]
+fn text_rows_keep_their_input_order() {
+    let clip = clip::Clip::load(committed("models/tiny-vit.safetensors")).unwrap();
+    let texts = ["a photo of a cat sitting on the mat.", "x", "a dog"];
+    let batch = clip.encode_texts(&texts, clip::tokenizer::Overflow::Error).unwrap();
+    for (i, t) in texts.iter().enumerate() {
+        let alone = clip.encode_texts(&[t], clip::tokenizer::Overflow::Error).unwrap();
+        let (c, a) = parity(batch.row(i), alone.row(0));
+        assert!(c >= MIN_COSINE && a <= MAX_ABS, "{t:?}: cosine {c}, max abs {a}");
+    }
+}

@@ -59,7 +59,8 @@ impl TextTransformer {
             .collect();
         let ctx = "encode_text";
         let groups = length_groups(&eot);
-        if groups.len() == 1 {
+        // A single group is sorted by length: it is the output order only when that is the input order.
+        if groups.len() == 1 && groups[0].iter().enumerate().all(|(k, &r)| k == r) {
             return self.forward_group(ids, &eot, &groups[0], device);
         }
         let mut outs = Vec::with_capacity(groups.len());
