@@ -11,7 +11,14 @@ use clip_fixtures::{
 use serde_json::Value;
 
 fn clip(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_clip")).args(args).env_remove("CLIP_MODEL").output().expect("run clip")
+    // Offline with an empty cache: a test that names no model must not download the default one.
+    Command::new(env!("CARGO_BIN_EXE_clip"))
+        .args(args)
+        .env_remove("CLIP_MODEL")
+        .env("CLIP_OFFLINE", "1")
+        .env("CLIP_CACHE", concat!(env!("CARGO_TARGET_TMPDIR"), "/empty-clip-cache"))
+        .output()
+        .expect("run clip")
 }
 
 /// Runs `clip`, expects success, parses stdout as JSON.

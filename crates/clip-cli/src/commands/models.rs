@@ -1,0 +1,106 @@
+//! `clip models`, and turning `--model` into a path: the CLI edge of the `clip-hub` crate.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::Args;
+use clip_hub::{Hub, ModelEntry, Origin, DEFAULT_MODEL};
+use serde_json::json;
+
+use super::ModelArgs;
+use crate::output::print_json;
+
+#[derive(Args)]
+pub struct ModelsArgs {
+    /// Extra model names: a TOML or JSON file of entries {name, url, sha256, format}.
+    #[arg(long, env = "CLIP_REGISTRY")]
+    registry: Option<PathBuf>,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn run(args: ModelsArgs) -> anyhow::Result<i32> {
+    let hub = Hub::from_env(args.registry.as_deref())?;
+    let entries = hub.registry().entries();
+    if args.json {
+        let models: Vec<_> = entries.iter().map(|e| entry_json(&hub, e)).collect();
+        print_json(&json!({"cache_dir": hub.cache_dir(), "default": DEFAULT_MODEL, "models": models}))?;
+        return Ok(0);
+    }
+    let width = entries.iter().map(|e| e.name.len()).max().unwrap_or(4);
+    println!(
+        "{:width$}  {:<11}  {:>4}  {:>4}  {:>8}  {:<10}  CACHED",
+        "NAME", "FORMAT", "RES", "DIM", "SIZE", "ACTIVATION"
+    );
+    for e in entries {
+        let opt = |v: Option<u32>| v.map_or("-".to_string(), |v| v.to_string());
+        println!(
+            "{:width$}  {:<11}  {:>4}  {:>4}  {:>8}  {:<10}  {}",
+            e.name,
+            e.format.as_str(),
+            opt(e.resolution),
+            opt(e.embed_dim),
+            e.size_bytes.map_or("-".to_string(), human_size),
+            e.activation.map_or("-", |a| a.as_str()),
+            if hub.is_cached(e) { "yes" } else { "no" },
+        );
+    }
+    println!("\ncache: {}  (default model: {DEFAULT_MODEL}; sizes are approximate)", hub.cache_dir().display());
+    Ok(0)
+}
+
+fn entry_json(hub: &Hub, e: &ModelEntry) -> serde_json::Value {
+    let files: Vec<_> = e.files.iter().map(|f| json!({"name": f.name, "url": f.url, "sha256": f.sha256})).collect();
+    json!({
+        "name": e.name,
+        "format": e.format.as_str(),
+        "resolution": e.resolution,
+        "embed_dim": e.embed_dim,
+        "size_bytes": e.size_bytes,
+        "activation": e.activation.map(|a| a.as_str()),
+        "cached": hub.is_cached(e),
+        "path": hub.model_path(e),
+        "source": match &e.origin {
+            Origin::Builtin => json!("builtin"),
+            Origin::User(path) => json!(path),
+        },
+        "files": files,
+    })
+}
+
+/// `338 MB`, `1.26 GB`: decimal units, as download sizes are usually quoted.
+fn human_size(bytes: u64) -> String {
+    match bytes {
+        b if b >= 1_000_000_000 => format!("{:.2} GB", b as f64 / 1e9),
+        b if b >= 1_000_000 => format!("{} MB", b / 1_000_000),
+        b => format!("{b} B"),
+    }
+}
+
+/// See [`ModelArgs::resolve`]. The registry (and `--registry` file) is only read when the model is
+/// not an existing path, so a path keeps working whatever the environment says.
+pub fn resolve(args: &ModelArgs) -> anyhow::Result<PathBuf> {
+    let given = args.path()?;
+    if given.exists() {
+        return Ok(given.to_path_buf());
+    }
+    let name = given.to_str().with_context(|| format!("model {}: no such file or folder", given.display()))?;
+    let resolved = Hub::from_env(args.registry.as_deref()).and_then(|hub| hub.resolve(name));
+    match args.model {
+        Some(_) => Ok(resolved?),
+        None => resolved.with_context(|| format!("no --model given, so the default {DEFAULT_MODEL} is used")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::human_size;
+
+    #[test]
+    fn sizes_read_like_download_sizes() {
+        assert_eq!(human_size(338_000_000), "338 MB");
+        assert_eq!(human_size(1_260_000_000), "1.26 GB");
+        assert_eq!(human_size(512), "512 B");
+    }
+}

@@ -1,0 +1,147 @@
+//! [`Hub`]: a registry plus a cache folder. Turns a model name (or a path) into a local path,
+//! downloading into the cache the first time.
+
+use std::path::{Path, PathBuf};
+
+use crate::download::{fetch_file, FetchOptions, Job};
+use crate::registry::{ModelEntry, Registry};
+use crate::HubError;
+
+pub struct Hub {
+    registry: Registry,
+    cache_dir: PathBuf,
+    options: FetchOptions,
+    agent: ureq::Agent,
+}
+
+impl Hub {
+    pub fn new(registry: Registry, cache_dir: PathBuf, options: FetchOptions) -> Self {
+        let agent = ureq::AgentBuilder::new()
+            .timeout_connect(options.connect_timeout)
+            .timeout_read(options.read_timeout)
+            .user_agent(concat!("clip-rs/", env!("CARGO_PKG_VERSION")))
+            .build();
+        Hub { registry, cache_dir, options, agent }
+    }
+
+    /// The built-in registry plus `user_registry` (the `--registry` / `CLIP_REGISTRY` file), the
+    /// cache of [`default_cache_dir`], and `CLIP_MIRROR` / `CLIP_OFFLINE`.
+    pub fn from_env(user_registry: Option<&Path>) -> Result<Self, HubError> {
+        let mut registry = Registry::builtin();
+        if let Some(path) = user_registry {
+            registry = registry.with_user_file(path)?;
+        }
+        Ok(Hub::new(registry, default_cache_dir()?, FetchOptions::from_env()?))
+    }
+
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
+    pub fn cache_dir(&self) -> &Path {
+        &self.cache_dir
+    }
+
+    /// Where the model lives once cached: its folder for folder formats, else its one file.
+    pub fn model_path(&self, entry: &ModelEntry) -> PathBuf {
+        let dir = self.cache_dir.join(dir_name(&entry.name));
+        match (&entry.files[..], entry.format.is_folder()) {
+            ([file], false) => dir.join(&file.name),
+            _ => dir,
+        }
+    }
+
+    pub fn is_cached(&self, entry: &ModelEntry) -> bool {
+        let dir = self.cache_dir.join(dir_name(&entry.name));
+        entry.files.iter().all(|f| dir.join(&f.name).is_file())
+    }
+
+    /// Downloads whatever of the model is not cached yet and returns [`Hub::model_path`].
+    pub fn fetch(&self, entry: &ModelEntry) -> Result<PathBuf, HubError> {
+        let dir = self.cache_dir.join(dir_name(&entry.name));
+        for file in &entry.files {
+            let dest = dir.join(&file.name);
+            if dest.is_file() {
+                continue;
+            }
+            let url = match &self.options.mirror {
+                Some(m) => m.rewrite(&file.url),
+                None => file.url.clone(),
+            };
+            if self.options.offline {
+                return Err(HubError::Offline { model: entry.name.clone(), url, path: dest });
+            }
+            fetch_file(&self.agent, &self.options, &Job { url: &url, file, dest: &dest })?;
+        }
+        Ok(self.model_path(entry))
+    }
+
+    /// An existing file or folder is used as is (a path always wins over a name); otherwise a
+    /// registry name is fetched into the cache; anything else is an error with the closest names.
+    pub fn resolve(&self, name_or_path: &str) -> Result<PathBuf, HubError> {
+        let path = Path::new(name_or_path);
+        if path.exists() {
+            return Ok(path.to_path_buf());
+        }
+        match self.registry.get(name_or_path) {
+            Some(entry) => self.fetch(entry),
+            None => Err(HubError::UnknownModel {
+                name: name_or_path.to_string(),
+                suggestions: self.registry.suggest(name_or_path),
+            }),
+        }
+    }
+}
+
+/// `$CLIP_CACHE`, else `$XDG_CACHE_HOME/clip-rs`, else `~/.cache/clip-rs`.
+pub fn default_cache_dir() -> Result<PathBuf, HubError> {
+    let var = |k: &str| std::env::var_os(k).filter(|v| !v.is_empty()).map(PathBuf::from);
+    if let Some(dir) = var("CLIP_CACHE") {
+        return Ok(dir);
+    }
+    // The XDG spec says to ignore a relative XDG_CACHE_HOME.
+    if let Some(dir) = var("XDG_CACHE_HOME").filter(|d| d.is_absolute()) {
+        return Ok(dir.join("clip-rs"));
+    }
+    var("HOME").map(|h| h.join(".cache").join("clip-rs")).ok_or(HubError::NoCacheDir)
+}
+
+/// A model's folder name in the cache, as the Hugging Face cache spells repos:
+/// `openai/clip-vit-base-patch32` -> `openai--clip-vit-base-patch32`, `ViT-B/32` -> `ViT-B--32`.
+/// Anything but letters, digits and `-_.@+` becomes `_`, so no name can leave the cache folder.
+fn dir_name(name: &str) -> String {
+    let safe: String = name
+        .replace('/', "--")
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() || "-_.@+".contains(c) { c } else { '_' })
+        .collect();
+    if safe.starts_with('.') {
+        format!("_{safe}")
+    } else {
+        safe
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cache_folder_names_stay_inside_the_cache() {
+        assert_eq!(dir_name("ViT-L/14@336px"), "ViT-L--14@336px");
+        assert_eq!(dir_name("openai/clip-vit-base-patch32"), "openai--clip-vit-base-patch32");
+        assert_eq!(dir_name("../../etc"), "_..--..--etc");
+        assert_eq!(dir_name("a\\b c"), "a_b_c");
+    }
+
+    #[test]
+    fn model_paths_are_the_file_or_the_folder() {
+        let hub = Hub::new(Registry::builtin(), PathBuf::from("/c"), FetchOptions::default());
+        let r = hub.registry();
+        assert_eq!(hub.model_path(r.get("ViT-B/32").unwrap()), Path::new("/c/ViT-B--32/ViT-B-32.pt"));
+        assert_eq!(
+            hub.model_path(r.get("openai/clip-vit-base-patch32").unwrap()),
+            Path::new("/c/openai--clip-vit-base-patch32")
+        );
+    }
+}

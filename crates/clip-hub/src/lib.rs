@@ -1,0 +1,27 @@
+//! CLIP checkpoints by name.
+//!
+//! A [`Registry`] maps names (`ViT-B/32`, `openai/clip-vit-base-patch32`, user-defined ones) to
+//! the files to download; a [`Hub`] resolves a name or a path to a local path, fetching into a
+//! cache folder once. Downloads are resumable, verified against the published SHA-256 (or, where
+//! none is published, checked for structure), renamed into place atomically and locked, so
+//! concurrent processes fetch a file once. Kept apart from the model crates so that nothing that
+//! loads weights depends on HTTP or TLS.
+
+mod builtin;
+mod download;
+mod error;
+mod hub;
+mod mirror;
+mod registry;
+#[cfg(any(test, feature = "test-server"))]
+pub mod test_server;
+mod verify;
+
+pub use download::FetchOptions;
+pub use error::HubError;
+pub use hub::{default_cache_dir, Hub};
+pub use mirror::Mirror;
+pub use registry::{Activation, Format, ModelEntry, Origin, Registry, RemoteFile};
+
+/// The model used when none is named, as in the reference's examples.
+pub const DEFAULT_MODEL: &str = "ViT-B/32";

@@ -1,0 +1,340 @@
+//! What a model name means: its format, the files to fetch and what to expect of them. The
+//! built-in table ([`crate::builtin`]) is extended by a user file ([`Registry::with_user_file`]).
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::HubError;
+
+/// How the fetched files are laid out, which decides what path the loader is given.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Format {
+    /// An OpenAI TorchScript archive (`ViT-B-32.pt`): one file.
+    #[serde(alias = "openai-pt")]
+    Openai,
+    /// A Hugging Face `CLIPModel` folder: `config.json` + `model.safetensors`.
+    #[serde(alias = "hf")]
+    Huggingface,
+    /// An OpenCLIP folder: `open_clip_config.json` + `open_clip_model.safetensors`.
+    #[serde(alias = "open_clip", alias = "openclip")]
+    OpenClip,
+    /// A single safetensors file with OpenAI tensor names.
+    Safetensors,
+    /// A single `torch.save` state dict.
+    StateDict,
+}
+
+impl Format {
+    /// Folder formats are loaded from the directory holding their files; the others from the file.
+    pub fn is_folder(self) -> bool {
+        matches!(self, Format::Huggingface | Format::OpenClip)
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Format::Openai => "openai",
+            Format::Huggingface => "huggingface",
+            Format::OpenClip => "open-clip",
+            Format::Safetensors => "safetensors",
+            Format::StateDict => "state-dict",
+        }
+    }
+}
+
+/// The MLP activation the checkpoint was trained with. Informational for loading: folder formats
+/// carry it in their config and the loader reads it from there.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Activation {
+    QuickGelu,
+    Gelu,
+}
+
+impl Activation {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Activation::QuickGelu => "quick_gelu",
+            Activation::Gelu => "gelu",
+        }
+    }
+}
+
+/// One file of a model: where it comes from and, when published, its SHA-256.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RemoteFile {
+    /// File name inside the model's cache folder (a plain name, never a path).
+    pub name: String,
+    pub url: String,
+    /// Lowercase hex. `None` where the publisher pins no hash (Hugging Face `resolve/main` URLs):
+    /// such files are checked for length and structure instead.
+    pub sha256: Option<String>,
+}
+
+/// Where an entry was defined, so `clip models` can tell built-in names from the user's.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Origin {
+    Builtin,
+    User(PathBuf),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ModelEntry {
+    pub name: String,
+    pub format: Format,
+    pub files: Vec<RemoteFile>,
+    pub resolution: Option<u32>,
+    pub embed_dim: Option<u32>,
+    /// Approximate total download size in bytes, for display only.
+    pub size_bytes: Option<u64>,
+    pub activation: Option<Activation>,
+    pub origin: Origin,
+}
+
+/// The names `resolve` knows, built-in first, then the user's (a user entry with a built-in name
+/// replaces it, so a mirror or a private copy can stand in for a published model).
+#[derive(Debug, Clone)]
+pub struct Registry {
+    entries: Vec<ModelEntry>,
+}
+
+impl Registry {
+    pub fn builtin() -> Self {
+        Registry { entries: crate::builtin::entries() }
+    }
+
+    pub fn entries(&self) -> &[ModelEntry] {
+        &self.entries
+    }
+
+    /// Adds the models of a user registry file: TOML (`[[models]]` tables) or, for a `.json`
+    /// file, JSON (`{"models": [...]}` or a bare array).
+    pub fn with_user_file(mut self, path: &Path) -> Result<Self, HubError> {
+        let bad = |reason: String| HubError::Registry { path: path.to_path_buf(), reason };
+        let text = std::fs::read_to_string(path).map_err(|e| bad(e.to_string()))?;
+        let is_json = path.extension().is_some_and(|e| e.eq_ignore_ascii_case("json"));
+        let file: UserFile = if is_json {
+            serde_json::from_str(&text).map_err(|e| bad(format!("invalid JSON: {e}")))?
+        } else {
+            toml::from_str(&text).map_err(|e| bad(format!("invalid TOML: {e}")))?
+        };
+        let models = match file {
+            UserFile::Table { models } | UserFile::List(models) => models,
+        };
+        for model in models {
+            let entry = model.into_entry(path).map_err(bad)?;
+            self.entries.retain(|e| e.name != entry.name);
+            self.entries.push(entry);
+        }
+        Ok(self)
+    }
+
+    /// Exact name first, then a case-insensitive match when it is unambiguous.
+    pub fn get(&self, name: &str) -> Option<&ModelEntry> {
+        self.entries.iter().find(|e| e.name == name).or_else(|| {
+            let mut found = self.entries.iter().filter(|e| e.name.eq_ignore_ascii_case(name));
+            match (found.next(), found.next()) {
+                (Some(e), None) => Some(e),
+                _ => None,
+            }
+        })
+    }
+
+    /// Up to three names close to `name` (edit distance on a loose spelling that ignores case
+    /// and punctuation, or containment), closest first.
+    pub fn suggest(&self, name: &str) -> Vec<String> {
+        let query = loose(name);
+        if query.is_empty() {
+            return Vec::new();
+        }
+        let limit = (query.chars().count() / 3).max(2);
+        let mut scored: Vec<(usize, &str)> = self
+            .entries
+            .iter()
+            .filter_map(|e| {
+                let candidate = loose(&e.name);
+                let d = levenshtein(&query, &candidate);
+                let contains = query.len() >= 3 && (candidate.contains(&query) || query.contains(&candidate));
+                (d <= limit || contains).then_some((if contains { d.min(limit) } else { d }, e.name.as_str()))
+            })
+            .collect();
+        scored.sort();
+        scored.into_iter().take(3).map(|(_, n)| n.to_string()).collect()
+    }
+}
+
+fn loose(s: &str) -> String {
+    s.chars().filter(|c| c.is_alphanumeric() || *c == '@').flat_map(char::to_lowercase).collect()
+}
+
+fn levenshtein(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut prev = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let next = (prev + usize::from(ca != *cb)).min(row[j] + 1).min(row[j + 1] + 1);
+            prev = row[j + 1];
+            row[j + 1] = next;
+        }
+    }
+    row[b.len()]
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum UserFile {
+    Table { models: Vec<UserModel> },
+    List(Vec<UserModel>),
+}
+
+/// One user model: either `url` (+ `sha256`) for a one-file format, or `files` for a folder.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UserModel {
+    name: String,
+    format: Format,
+    url: Option<String>,
+    sha256: Option<String>,
+    #[serde(default)]
+    files: Vec<UserFileEntry>,
+    activation: Option<Activation>,
+    resolution: Option<u32>,
+    embed_dim: Option<u32>,
+    size: Option<u64>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UserFileEntry {
+    name: String,
+    url: String,
+    sha256: Option<String>,
+}
+
+impl UserModel {
+    fn into_entry(self, path: &Path) -> Result<ModelEntry, String> {
+        let name = self.name.trim().to_string();
+        if name.is_empty() {
+            return Err("a model has an empty name".into());
+        }
+        let ctx = |reason: String| format!("model `{name}`: {reason}");
+        let files = match (self.url, self.files.is_empty()) {
+            (Some(url), true) => {
+                let file_name = url.rsplit('/').next().unwrap_or_default().split(['?', '#']).next().unwrap_or_default();
+                vec![remote_file(file_name, url.clone(), self.sha256).map_err(ctx)?]
+            }
+            (None, false) if self.sha256.is_none() => self
+                .files
+                .into_iter()
+                .map(|f| remote_file(&f.name, f.url, f.sha256))
+                .collect::<Result<_, _>>()
+                .map_err(ctx)?,
+            (None, false) => return Err(ctx("`sha256` belongs to each entry of `files`".into())),
+            (Some(_), false) => return Err(ctx("give either `url` or `files`, not both".into())),
+            (None, true) => return Err(ctx("no `url` (or `files`) to download".into())),
+        };
+        if !self.format.is_folder() && files.len() != 1 {
+            return Err(ctx(format!("format `{}` is a single file: give one `url`", self.format.as_str())));
+        }
+        Ok(ModelEntry {
+            name,
+            format: self.format,
+            files,
+            resolution: self.resolution,
+            embed_dim: self.embed_dim,
+            size_bytes: self.size,
+            activation: self.activation,
+            origin: Origin::User(path.to_path_buf()),
+        })
+    }
+}
+
+/// Checks what a user file gives: an http(s) URL, a plain file name that stays inside the model's
+/// cache folder, a 64-hex-digit SHA-256.
+fn remote_file(name: &str, url: String, sha256: Option<String>) -> Result<RemoteFile, String> {
+    if !(url.starts_with("http://") || url.starts_with("https://")) {
+        return Err(format!("url `{url}` is not an http:// or https:// URL"));
+    }
+    if name.is_empty() || name.starts_with('.') || name.contains(['/', '\\']) {
+        return Err(format!("file name `{name}` must be a plain file name (from `{url}`)"));
+    }
+    let sha256 = match sha256 {
+        Some(h) if h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit()) => Some(h.to_ascii_lowercase()),
+        Some(h) => return Err(format!("sha256 `{h}` is not 64 hexadecimal digits")),
+        None => None,
+    };
+    Ok(RemoteFile { name: name.to_string(), url, sha256 })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn user(text: &str, ext: &str) -> Result<Registry, HubError> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(format!("models.{ext}"));
+        std::fs::write(&path, text).unwrap();
+        Registry::builtin().with_user_file(&path)
+    }
+
+    #[test]
+    fn builtin_names_resolve_exactly_and_case_insensitively() {
+        let r = Registry::builtin();
+        assert_eq!(r.get("ViT-B/32").unwrap().format, Format::Openai);
+        assert_eq!(r.get("vit-l/14@336px").unwrap().name, "ViT-L/14@336px");
+        assert!(r.get("ViT-B/33").is_none());
+    }
+
+    #[test]
+    fn suggestions_find_near_misses() {
+        let r = Registry::builtin();
+        assert_eq!(r.suggest("ViT-B32")[0], "ViT-B/32");
+        assert_eq!(r.suggest("vit-b-16")[0], "ViT-B/16");
+        assert_eq!(r.suggest("RN5")[0], "RN50");
+        assert!(r.suggest("zzzzzzzzzzzz").is_empty());
+    }
+
+    #[test]
+    fn toml_and_json_user_files_add_and_override_entries() {
+        let sha = "ab".repeat(32);
+        let r = user(
+            &format!("[[models]]\nname = \"mine\"\nformat = \"safetensors\"\nurl = \"http://h/x/m.safetensors\"\nsha256 = \"{sha}\"\nactivation = \"gelu\"\n\n[[models]]\nname = \"ViT-B/32\"\nformat = \"openai\"\nurl = \"https://mirror/ViT-B-32.pt\"\n"),
+            "toml",
+        )
+        .unwrap();
+        let mine = r.get("mine").unwrap();
+        assert_eq!(mine.files[0].name, "m.safetensors");
+        assert_eq!(mine.files[0].sha256.as_deref(), Some(sha.as_str()));
+        assert_eq!(mine.activation, Some(Activation::Gelu));
+        assert!(matches!(mine.origin, Origin::User(_)));
+        assert_eq!(r.get("ViT-B/32").unwrap().files[0].url, "https://mirror/ViT-B-32.pt");
+        assert_eq!(r.entries().iter().filter(|e| e.name == "ViT-B/32").count(), 1);
+
+        let r = user(r#"[{"name": "hf", "format": "hf", "files": [{"name": "config.json", "url": "http://h/config.json"}, {"name": "model.safetensors", "url": "http://h/model.safetensors"}]}]"#, "json").unwrap();
+        assert_eq!(r.get("hf").unwrap().files.len(), 2);
+    }
+
+    #[test]
+    fn bad_user_files_name_the_file_and_the_reason() {
+        let cases = [
+            ("[[models]]\nname = \"a\"\nformat = \"safetensors\"\nurl = \"ftp://h/a\"\n", "not an http"),
+            (
+                "[[models]]\nname = \"a\"\nformat = \"safetensors\"\nurl = \"http://h/a\"\nsha256 = \"12\"\n",
+                "64 hexadecimal",
+            ),
+            ("[[models]]\nname = \"a\"\nformat = \"onnx\"\nurl = \"http://h/a\"\n", "invalid TOML"),
+            ("[[models]]\nname = \"a\"\nformat = \"safetensors\"\n", "no `url`"),
+            (
+                "[[models]]\nname = \"a\"\nformat = \"hf\"\nfiles = [{name = \"../x\", url = \"http://h/x\"}]\n",
+                "plain file name",
+            ),
+        ];
+        for (text, needle) in cases {
+            let err = user(text, "toml").unwrap_err().to_string();
+            assert!(err.contains("models.toml") && err.contains(needle), "{needle}: {err}");
+        }
+    }
+}

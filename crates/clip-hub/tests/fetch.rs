@@ -1,0 +1,266 @@
+//! Downloads against a real HTTP server on loopback: good, corrupted, cut mid-way and resumed,
+//! slow, stalled, missing, concurrent, mirrored, offline.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use clip_hub::test_server::{Route, TestServer};
+use clip_hub::{FetchOptions, Hub, HubError, Mirror, Registry};
+use tempfile::TempDir;
+
+const TINY_SHA: &str = "9a6fbba57ad1ce97fd6979e2a822bb8dcde03ea311b7d4fdc39865c24a06407f";
+
+fn tiny() -> Vec<u8> {
+    std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/../../fixtures/models/tiny-vit.safetensors")).unwrap()
+}
+
+fn quiet() -> FetchOptions {
+    FetchOptions { progress: false, read_timeout: Duration::from_secs(5), ..FetchOptions::default() }
+}
+
+/// A hub whose registry has one safetensors model `name` at `url` (with `sha`), caching in `tmp`.
+fn hub_with(tmp: &TempDir, models: &[(&str, &str, Option<&str>)], options: FetchOptions) -> Hub {
+    let mut toml = String::new();
+    for (name, url, sha) in models {
+        toml += &format!("[[models]]\nname = \"{name}\"\nformat = \"safetensors\"\nurl = \"{url}\"\n");
+        if let Some(sha) = sha {
+            toml += &format!("sha256 = \"{sha}\"\n");
+        }
+    }
+    let registry_file = tmp.path().join("registry.toml");
+    std::fs::write(&registry_file, toml).unwrap();
+    let registry = Registry::builtin().with_user_file(&registry_file).unwrap();
+    Hub::new(registry, tmp.path().join("cache"), options)
+}
+
+fn fetch(hub: &Hub, name: &str) -> Result<PathBuf, HubError> {
+    hub.fetch(hub.registry().get(name).expect("registered"))
+}
+
+fn part_of(path: &Path) -> PathBuf {
+    PathBuf::from(format!("{}.part", path.display()))
+}
+
+#[test]
+fn good_file_is_fetched_verified_and_then_served_from_the_cache() {
+    let server = TestServer::start(vec![("/m/tiny.safetensors", Route::Ok(tiny()))]);
+    let tmp = TempDir::new().unwrap();
+    let hub = hub_with(&tmp, &[("tiny", &server.url("/m/tiny.safetensors"), Some(TINY_SHA))], quiet());
+    let entry = hub.registry().get("tiny").unwrap().clone();
+    assert!(!hub.is_cached(&entry));
+    let path = fetch(&hub, "tiny").unwrap();
+    assert_eq!(path, tmp.path().join("cache/tiny/tiny.safetensors"));
+    assert_eq!(std::fs::read(&path).unwrap(), tiny());
+    assert!(!part_of(&path).exists());
+    assert!(hub.is_cached(&entry));
+    assert_eq!(hub.resolve("tiny").unwrap(), path);
+    assert_eq!(server.count("/m/tiny.safetensors"), 1, "a cached model is not downloaded again");
+}
+
+#[test]
+fn checksum_mismatch_deletes_the_file_and_names_both_hashes() {
+    let mut bad = tiny();
+    bad[5000] ^= 0xff;
+    let server = TestServer::start(vec![("/bad.safetensors", Route::Ok(bad))]);
+    let tmp = TempDir::new().unwrap();
+    let hub = hub_with(&tmp, &[("bad", &server.url("/bad.safetensors"), Some(TINY_SHA))], quiet());
+    let err = fetch(&hub, "bad").unwrap_err();
+    let HubError::ChecksumMismatch { ref expected, ref actual, ref path, .. } = err else { panic!("{err}") };
+    assert_eq!(expected, TINY_SHA);
+    assert_ne!(actual, TINY_SHA);
+    assert!(!path.exists());
+    let msg = err.to_string();
+    assert!(msg.contains("checksum mismatch") && msg.contains(TINY_SHA) && msg.contains(actual.as_str()), "{msg}");
+    assert!(msg.contains("deleted"), "{msg}");
+    let dest = hub.model_path(hub.registry().get("bad").unwrap());
+    assert!(!dest.exists() && !part_of(&dest).exists());
+}
+
+#[test]
+fn a_cut_download_keeps_its_part_and_the_next_run_resumes_with_a_range() {
+    let body = tiny();
+    let half = body.len() / 2;
+    let server = TestServer::start(vec![("/cut.safetensors", Route::CutOnce { body: body.clone(), at: half })]);
+    let tmp = TempDir::new().unwrap();
+    let once = FetchOptions { attempts: 1, ..quiet() };
+    let hub = hub_with(&tmp, &[("cut", &server.url("/cut.safetensors"), Some(TINY_SHA))], once);
+    let err = fetch(&hub, "cut").unwrap_err();
+    assert!(matches!(err, HubError::Interrupted { received, .. } if received == half as u64), "{err}");
+    assert!(err.to_string().contains("resumes"), "{err}");
+    let dest = hub.model_path(hub.registry().get("cut").unwrap());
+    assert_eq!(std::fs::metadata(part_of(&dest)).unwrap().len(), half as u64);
+    assert!(!dest.exists());
+
+    let path = fetch(&hub, "cut").unwrap();
+    assert_eq!(std::fs::read(path).unwrap(), body);
+    let requests = server.requests();
+    assert_eq!(requests.len(), 2);
+    assert_eq!(requests[0].range, None);
+    assert_eq!(requests[1].range.as_deref(), Some(format!("bytes={half}-").as_str()));
+}
+
+#[test]
+fn a_cut_download_is_resumed_within_one_run_when_retries_are_allowed() {
+    let server = TestServer::start(vec![("/cut.safetensors", Route::CutOnce { body: tiny(), at: 1000 })]);
+    let tmp = TempDir::new().unwrap();
+    let hub = hub_with(&tmp, &[("cut", &server.url("/cut.safetensors"), Some(TINY_SHA))], quiet());
+    assert_eq!(std::fs::read(fetch(&hub, "cut").unwrap()).unwrap(), tiny());
+    assert_eq!(server.requests()[1].range.as_deref(), Some("bytes=1000-"));
+}
+
+#[test]
+fn a_server_that_ignores_the_range_restarts_the_file_from_the_start() {
+    let server = TestServer::start(vec![("/nr.safetensors", Route::CutOnceNoRanges { body: tiny(), at: 2000 })]);
+    let tmp = TempDir::new().unwrap();
+    let hub = hub_with(&tmp, &[("nr", &server.url("/nr.safetensors"), Some(TINY_SHA))], quiet());
+    assert_eq!(std::fs::read(fetch(&hub, "nr").unwrap()).unwrap(), tiny());
+    assert_eq!(server.requests()[1].range.as_deref(), Some("bytes=2000-"));
+}
+
+#[test]
+fn a_slow_server_that_keeps_sending_is_waited_for() {
+    let route = Route::Slow { body: tiny(), chunk: 512 * 1024, delay: Duration::from_millis(30) };
+    let server = TestServer::start(vec![("/slow.safetensors", route)]);
+    let tmp = TempDir::new().unwrap();
+    let opts = FetchOptions { read_timeout: Duration::from_secs(2), ..quiet() };
+    let hub = hub_with(&tmp, &[("slow", &server.url("/slow.safetensors"), Some(TINY_SHA))], opts);
+    assert_eq!(std::fs::read(fetch(&hub, "slow").unwrap()).unwrap(), tiny());
+}
+
+#[test]
+fn a_stalled_server_times_out_and_leaves_a_resumable_part() {
+    let route = Route::Stall { body: tiny(), after: 4096, hold: Duration::from_secs(3) };
+    let server = TestServer::start(vec![("/stall.safetensors", route)]);
+    let tmp = TempDir::new().unwrap();
+    let opts = FetchOptions { read_timeout: Duration::from_millis(300), attempts: 1, ..quiet() };
+    let hub = hub_with(&tmp, &[("stall", &server.url("/stall.safetensors"), Some(TINY_SHA))], opts);
+    let err = fetch(&hub, "stall").unwrap_err();
+    assert!(matches!(err, HubError::Interrupted { received: 4096, .. }), "{err}");
+    assert!(err.to_string().to_lowercase().contains("timed out"), "{err}");
+}
+
+#[test]
+fn http_404_names_the_url() {
+    let server = TestServer::start(vec![]);
+    let tmp = TempDir::new().unwrap();
+    let url = server.url("/missing.safetensors");
+    let hub = hub_with(&tmp, &[("missing", &url, Some(TINY_SHA))], quiet());
+    let err = fetch(&hub, "missing").unwrap_err();
+    assert!(matches!(err, HubError::Http { status: 404, .. }), "{err}");
+    assert!(err.to_string().contains(&url), "{err}");
+}
+
+#[test]
+fn concurrent_fetches_of_one_model_download_it_once() {
+    let route = Route::Slow { body: tiny(), chunk: 1 << 20, delay: Duration::from_millis(40) };
+    let server = TestServer::start(vec![("/c.safetensors", route)]);
+    let tmp = TempDir::new().unwrap();
+    let url = server.url("/c.safetensors");
+    // Separate hubs (as separate processes would have) sharing one cache folder.
+    let hubs: Vec<Hub> = (0..3).map(|_| hub_with(&tmp, &[("c", &url, Some(TINY_SHA))], quiet())).collect();
+    let paths: Vec<PathBuf> = std::thread::scope(|s| {
+        let handles: Vec<_> = hubs.iter().map(|hub| s.spawn(move || fetch(hub, "c").unwrap())).collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    assert!(paths.windows(2).all(|w| w[0] == w[1]));
+    assert_eq!(std::fs::read(&paths[0]).unwrap(), tiny());
+    assert_eq!(server.count("/c.safetensors"), 1);
+}
+
+#[test]
+fn mirror_rewrites_builtin_urls_and_their_published_hash_is_still_enforced() {
+    // The built-in ViT-B/32 path, served with the wrong content: the mirror is used, and the
+    // SHA-256 from OpenAI's URL rejects the file.
+    let entry = Registry::builtin().get("ViT-B/32").unwrap().clone();
+    let path = entry.files[0].url.split_once(".net").unwrap().1.to_string();
+    let server = TestServer::start(vec![(path.as_str(), Route::Ok(tiny()))]);
+    let tmp = TempDir::new().unwrap();
+    let opts = FetchOptions { mirror: Some(Mirror::parse(&server.base()).unwrap()), ..quiet() };
+    let hub = Hub::new(Registry::builtin(), tmp.path().to_path_buf(), opts);
+    let err = hub.resolve("ViT-B/32").unwrap_err();
+    assert!(
+        matches!(err, HubError::ChecksumMismatch { ref expected, .. } if *expected == entry.files[0].sha256.clone().unwrap()),
+        "{err}"
+    );
+    assert_eq!(server.count(&path), 1);
+}
+
+#[test]
+fn mirror_serves_a_user_model_from_an_unreachable_host() {
+    let server = TestServer::start(vec![("/models/tiny.safetensors", Route::Ok(tiny()))]);
+    let tmp = TempDir::new().unwrap();
+    let opts = FetchOptions { mirror: Some(Mirror::parse(&server.base()).unwrap()), ..quiet() };
+    let hub = hub_with(&tmp, &[("tiny", "https://models.invalid/models/tiny.safetensors", Some(TINY_SHA))], opts);
+    assert_eq!(std::fs::read(fetch(&hub, "tiny").unwrap()).unwrap(), tiny());
+}
+
+#[test]
+fn offline_mode_says_where_to_put_the_file_and_touches_no_network() {
+    let server = TestServer::start(vec![("/t.safetensors", Route::Ok(tiny()))]);
+    let tmp = TempDir::new().unwrap();
+    let url = server.url("/t.safetensors");
+    let hub = hub_with(&tmp, &[("t", &url, Some(TINY_SHA))], FetchOptions { offline: true, ..quiet() });
+    let dest = hub.model_path(hub.registry().get("t").unwrap());
+    let err = fetch(&hub, "t").unwrap_err().to_string();
+    assert!(err.contains(&url) && err.contains(&dest.display().to_string()) && err.contains("CLIP_OFFLINE"), "{err}");
+    assert!(server.requests().is_empty());
+    // A file placed there by hand is used.
+    std::fs::create_dir_all(dest.parent().unwrap()).unwrap();
+    std::fs::write(&dest, tiny()).unwrap();
+    assert_eq!(fetch(&hub, "t").unwrap(), dest);
+}
+
+#[test]
+fn unreachable_host_says_where_to_put_the_file() {
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let tmp = TempDir::new().unwrap();
+    let hub = hub_with(&tmp, &[("u", &format!("http://{closed}/u.safetensors"), Some(TINY_SHA))], quiet());
+    let dest = hub.model_path(hub.registry().get("u").unwrap());
+    let err = fetch(&hub, "u").unwrap_err();
+    assert!(matches!(err, HubError::Unreachable { .. }), "{err}");
+    assert!(err.to_string().contains(&format!("place it at {}", dest.display())), "{err}");
+}
+
+#[test]
+fn folder_models_without_a_published_hash_are_checked_for_structure() {
+    let server = TestServer::start(vec![
+        ("/r/config.json", Route::Ok(b"{\"projection_dim\": 32}".to_vec())),
+        ("/r/model.safetensors", Route::Ok(tiny())),
+        ("/bad/config.json", Route::Ok(b"{}".to_vec())),
+        ("/bad/model.safetensors", Route::Ok(b"<html>rate limited</html>".to_vec())),
+    ]);
+    let tmp = TempDir::new().unwrap();
+    let registry_file = tmp.path().join("r.json");
+    let files = |dir: &str| {
+        format!(
+            "[{{\"name\": \"config.json\", \"url\": \"{}\"}}, {{\"name\": \"model.safetensors\", \"url\": \"{}\"}}]",
+            server.url(&format!("/{dir}/config.json")),
+            server.url(&format!("/{dir}/model.safetensors"))
+        )
+    };
+    let json = format!(
+        "{{\"models\": [{{\"name\": \"org/good\", \"format\": \"huggingface\", \"files\": {}}}, {{\"name\": \"org/bad\", \"format\": \"huggingface\", \"files\": {}}}]}}",
+        files("r"),
+        files("bad")
+    );
+    std::fs::write(&registry_file, json).unwrap();
+    let hub = Hub::new(Registry::builtin().with_user_file(&registry_file).unwrap(), tmp.path().join("c"), quiet());
+    let dir = hub.resolve("org/good").unwrap();
+    assert_eq!(dir, tmp.path().join("c/org--good"));
+    assert_eq!(std::fs::read(dir.join("model.safetensors")).unwrap(), tiny());
+    let err = hub.resolve("org/bad").unwrap_err();
+    assert!(matches!(err, HubError::Malformed { kind: "safetensors", .. }), "{err}");
+    assert!(!tmp.path().join("c/org--bad/model.safetensors").exists());
+}
+
+#[test]
+fn resolve_prefers_an_existing_path_and_suggests_names_for_unknown_ones() {
+    let tmp = TempDir::new().unwrap();
+    let hub = Hub::new(Registry::builtin(), tmp.path().to_path_buf(), FetchOptions { offline: true, ..quiet() });
+    let file = tmp.path().join("RN50");
+    std::fs::write(&file, b"x").unwrap();
+    assert_eq!(hub.resolve(file.to_str().unwrap()).unwrap(), file);
+    let err = hub.resolve("ViT-B-32").unwrap_err();
+    assert!(matches!(err, HubError::UnknownModel { ref suggestions, .. } if suggestions[0] == "ViT-B/32"), "{err}");
+    assert!(err.to_string().contains("did you mean `ViT-B/32`"), "{err}");
+}
