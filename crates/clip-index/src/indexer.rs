@@ -1,0 +1,249 @@
+//! One index run: walk, forget deleted files, find what changed, then a pipeline — worker threads
+//! read, hash, decode and preprocess (a bounded channel gives back-pressure, so memory stays at a
+//! few batches of pixels), the caller's thread runs the model in batches and commits each batch
+//! in one transaction. A file whose size and mtime match the catalog is not even opened; one that
+//! changed is hashed, and only content with no vector in this space is decoded and embedded.
+
+use std::collections::{HashMap, HashSet};
+use std::panic::AssertUnwindSafe;
+use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc;
+
+use clip::image::{decode_bytes, preprocess, DecodeOptions, Normalization};
+use clip::Clip;
+
+use crate::catalog::{CatalogStore, ContentHash, FileRow};
+use crate::matrix::VectorType;
+use crate::walk::{find_images, Candidate};
+use crate::{IndexError, Space};
+
+/// Catalog rows without pixels (renames, touches, failures) are committed at least this often, so
+/// a run over unchanged-content files is crash-safe too.
+const MAX_ROWS_PER_COMMIT: usize = 512;
+
+/// How to run the pipeline.
+#[derive(Debug, Clone)]
+pub struct IndexOptions {
+    /// Images per model forward pass and per transaction.
+    pub batch_size: usize,
+    /// Decode/preprocess threads.
+    pub workers: usize,
+    pub decode: DecodeOptions,
+    /// How new vectors are stored.
+    pub vector_type: VectorType,
+}
+
+impl Default for IndexOptions {
+    fn default() -> Self {
+        Self {
+            batch_size: clip::DEFAULT_BATCH_SIZE,
+            workers: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            decode: DecodeOptions::default(),
+            vector_type: VectorType::F32,
+        }
+    }
+}
+
+/// Progress of a run, for a progress bar.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProgressEvent {
+    /// How many image files the walk found.
+    Total(u64),
+    /// This many more files are settled (unchanged, committed, or failed).
+    Done(u64),
+}
+
+/// What a run did.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct IndexReport {
+    /// Image files found by the walk.
+    pub found: usize,
+    /// Files whose size and mtime matched the catalog (not opened).
+    pub unchanged: usize,
+    /// Files whose content was new to this space and went through the model.
+    pub embedded: usize,
+    /// Files that were read and hashed but whose content already had a vector (touched, renamed,
+    /// moved, duplicate).
+    pub reused: usize,
+    /// Catalog rows of files no longer there.
+    pub removed: usize,
+    /// `(path, reason)` of every file found that could not be read or decoded, and of folders or
+    /// links the walk could not follow.
+    pub failed: Vec<(String, String)>,
+}
+
+/// What a worker made of one file.
+enum Prepared {
+    /// Content that already has a vector.
+    Known(FileRow),
+    /// New content, preprocessed.
+    Pixels(FileRow, ContentHash, Vec<f32>),
+    Failed(FileRow),
+}
+
+/// Indexes the image files under `roots` into `store` for `model` (whose weights define `space`).
+pub fn index(
+    model: &Clip,
+    store: &mut CatalogStore,
+    space: &Space,
+    roots: &[std::path::PathBuf],
+    opts: &IndexOptions,
+    progress: &mut dyn FnMut(ProgressEvent),
+) -> Result<IndexReport, IndexError> {
+    let walk = find_images(roots)?;
+    store.use_space(space)?;
+    let mut report = IndexReport { found: walk.files.len(), failed: walk.problems.clone(), ..Default::default() };
+    progress(ProgressEvent::Total(walk.files.len() as u64));
+
+    let catalog: HashMap<String, FileRow> = store.files()?.into_iter().map(|r| (r.path.clone(), r)).collect();
+    let present: HashSet<&str> = walk.files.iter().map(|c| c.key.as_str()).collect();
+    let removed: Vec<String> = catalog
+        .keys()
+        .filter(|p| !present.contains(p.as_str()) && walk.roots.iter().any(|r| Path::new(p).starts_with(r)))
+        .cloned()
+        .collect();
+    report.removed = removed.len();
+    store.commit(&space.id, &[], &[], &removed)?;
+
+    let known = store.hashes_in(&space.id)?;
+    let mut todo = Vec::new();
+    for c in walk.files {
+        match catalog.get(&c.key) {
+            Some(row) if row.size == c.size && row.mtime_ns == c.mtime_ns => match &row.content {
+                Ok(hash) if known.contains(hash) => report.unchanged += 1,
+                Err(reason) => {
+                    report.unchanged += 1;
+                    report.failed.push((c.key, reason.clone()));
+                }
+                Ok(_) => todo.push(c),
+            },
+            _ => todo.push(c),
+        }
+    }
+    progress(ProgressEvent::Done(report.unchanged as u64));
+
+    run_pipeline(model, store, space, &todo, &known, opts, &mut report, progress)?;
+    store.collect_garbage()?;
+    Ok(report)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn run_pipeline(
+    model: &Clip,
+    store: &mut CatalogStore,
+    space: &Space,
+    todo: &[Candidate],
+    known: &HashSet<ContentHash>,
+    opts: &IndexOptions,
+    report: &mut IndexReport,
+    progress: &mut dyn FnMut(ProgressEvent),
+) -> Result<(), IndexError> {
+    let batch_size = opts.batch_size.max(1);
+    let resolution = model.resolution();
+    let next = AtomicUsize::new(0);
+    let (tx, rx) = mpsc::sync_channel::<Prepared>(batch_size * 2);
+    std::thread::scope(|s| {
+        for _ in 0..opts.workers.max(1) {
+            let (tx, next) = (tx.clone(), &next);
+            s.spawn(move || {
+                while let Some(c) = todo.get(next.fetch_add(1, Ordering::Relaxed)) {
+                    if tx.send(prepare(c, known, resolution, &opts.decode)).is_err() {
+                        break; // the consumer stopped on an error
+                    }
+                }
+            });
+        }
+        drop(tx);
+        let mut batch = Batch::default();
+        let mut have = known.clone();
+        for item in rx {
+            match item {
+                Prepared::Known(row) => {
+                    report.reused += 1;
+                    batch.rows.push(row);
+                }
+                Prepared::Failed(row) => {
+                    report.failed.push((row.path.clone(), row.content.clone().err().unwrap_or_default()));
+                    batch.rows.push(row);
+                }
+                Prepared::Pixels(row, hash, pixels) => {
+                    if have.insert(hash) {
+                        report.embedded += 1;
+                        batch.hashes.push(hash);
+                        batch.pixels.push(pixels);
+                    } else {
+                        report.reused += 1; // a duplicate of content embedded earlier in this run
+                    }
+                    batch.rows.push(row);
+                }
+            }
+            if batch.pixels.len() >= batch_size || batch.rows.len() >= MAX_ROWS_PER_COMMIT {
+                batch.flush(model, store, space, opts.vector_type, progress)?;
+            }
+        }
+        batch.flush(model, store, space, opts.vector_type, progress)
+    })
+}
+
+/// What the next transaction writes.
+#[derive(Default)]
+struct Batch {
+    rows: Vec<FileRow>,
+    hashes: Vec<ContentHash>,
+    pixels: Vec<Vec<f32>>,
+}
+
+impl Batch {
+    /// Embeds the pixels and commits vectors and rows together.
+    fn flush(
+        &mut self,
+        model: &Clip,
+        store: &mut CatalogStore,
+        space: &Space,
+        ty: VectorType,
+        progress: &mut dyn FnMut(ProgressEvent),
+    ) -> Result<(), IndexError> {
+        if self.rows.is_empty() {
+            return Ok(());
+        }
+        let vectors = if self.pixels.is_empty() {
+            Vec::new()
+        } else {
+            let emb = model.encode_pixels(&self.pixels)?.normalized();
+            self.hashes.iter().zip(emb.rows()).map(|(h, v)| (*h, ty.encode(v))).collect()
+        };
+        store.commit(&space.id, &vectors, &self.rows, &[])?;
+        progress(ProgressEvent::Done(self.rows.len() as u64));
+        *self = Batch::default();
+        Ok(())
+    }
+}
+
+/// Reads, hashes and (for new content) decodes and preprocesses one file. Never panics: a decoder
+/// panic on a hostile file becomes that file's failure.
+fn prepare(c: &Candidate, known: &HashSet<ContentHash>, resolution: u32, decode: &DecodeOptions) -> Prepared {
+    let row = |content| FileRow { path: c.key.clone(), size: c.size, mtime_ns: c.mtime_ns, content };
+    let bytes = match std::fs::read(&c.key) {
+        Ok(b) => b,
+        Err(e) => return Prepared::Failed(row(Err(format!("cannot read: {e}")))),
+    };
+    let hash: ContentHash = *blake3::hash(&bytes).as_bytes();
+    if known.contains(&hash) {
+        return Prepared::Known(row(Ok(hash)));
+    }
+    let decoded = std::panic::catch_unwind(AssertUnwindSafe(|| decode_bytes(&bytes, &c.key, decode)));
+    match decoded {
+        Ok(Ok(image)) => {
+            let pixels = preprocess(&image, resolution, &Normalization::default());
+            Prepared::Pixels(row(Ok(hash)), hash, pixels)
+        }
+        // The decoder's message starts with the name it was given; the row already has the path.
+        Ok(Err(e)) => {
+            let msg = e.to_string();
+            let reason = msg.strip_prefix(&format!("{}: ", c.key)).map_or(msg.clone(), str::to_owned);
+            Prepared::Failed(row(Err(reason)))
+        }
+        Err(_) => Prepared::Failed(row(Err("the decoder crashed on this file".into()))),
+    }
+}

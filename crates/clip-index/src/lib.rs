@@ -1,0 +1,29 @@
+//! Semantic image search over a folder of photos: an incremental, crash-safe index of CLIP image
+//! embeddings in one SQLite file, and exact search over it.
+//!
+//! - [`walk`] finds image files (hidden files skipped, symlink loops survived, content sniffed).
+//! - [`indexer`] runs the pipeline: read + hash + decode + preprocess on worker threads, the model
+//!   in batches on the caller's thread, one SQLite transaction per batch.
+//! - [`CatalogStore`] is the SQLite file: the catalog of files and the vectors, keyed by
+//!   [`Space`] (model fingerprint + preprocessing version) so models never mix.
+//! - [`VectorStore`] is the seam between search and vectors: [`SqliteVectors`] (embedded, exact
+//!   search over a [`Matrix`]) and [`ChromaStore`] (a Chroma server, kept in sync with the catalog).
+//! - [`query`] combines text and image embeddings with weights into one query vector.
+
+mod catalog;
+mod chroma;
+mod error;
+pub mod indexer;
+mod matrix;
+pub mod query;
+mod space;
+mod store;
+pub mod walk;
+
+pub use catalog::{default_db_path, hex, CatalogStore, ContentHash, FileRow, Status};
+pub use chroma::{ChromaStore, SyncReport};
+pub use error::IndexError;
+pub use indexer::{index, IndexOptions, IndexReport, ProgressEvent};
+pub use matrix::{Matrix, VectorType};
+pub use space::{Space, PREPROCESS_VERSION};
+pub use store::{Hit, Record, SqliteVectors, VectorStore};

@@ -1,0 +1,63 @@
+//! Which embedding space a vector lives in. Two vectors are comparable only when the same weights
+//! embedded the same preprocessed pixels, so the key is a fingerprint of the checkpoint's bytes
+//! (not its path: a moved checkpoint keeps its space, a retrained one at the same path does not)
+//! plus the preprocessing version.
+
+use std::path::{Path, PathBuf};
+
+use crate::IndexError;
+
+/// Bump when decoding or preprocessing changes the pixels a model sees for the same file.
+pub const PREPROCESS_VERSION: u32 = 1;
+
+/// An embedding space: a model's weights + the preprocessing that fed them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Space {
+    /// The key vectors are stored under.
+    pub id: String,
+    /// The model as the user named it (shown in `--status`).
+    pub model: String,
+    /// The checkpoint's absolute path, so `search` can reload the model without `--model`.
+    pub model_path: PathBuf,
+    pub dim: usize,
+}
+
+impl Space {
+    /// The space of the checkpoint at `model_path` (file or folder) with embedding size `dim`;
+    /// `exif` says whether images are rotated by their EXIF orientation first (other pixels,
+    /// so another space).
+    pub fn of_checkpoint(model_path: &Path, dim: usize, exif: bool) -> Result<Self, IndexError> {
+        let abs = std::fs::canonicalize(model_path).map_err(IndexError::io(model_path))?;
+        let mut hasher = blake3::Hasher::new();
+        hash_tree(&abs, &abs, &mut hasher)?;
+        let digest = hasher.finalize().to_hex();
+        let exif = if exif { "-exif" } else { "" };
+        Ok(Self {
+            id: format!("{}-pp{PREPROCESS_VERSION}{exif}-d{dim}", &digest[..16]),
+            model: model_path.display().to_string(),
+            model_path: abs,
+            dim,
+        })
+    }
+}
+
+/// Hashes every regular file under `path` (sorted, with its relative name) so a folder checkpoint
+/// gets one fingerprint.
+fn hash_tree(root: &Path, path: &Path, hasher: &mut blake3::Hasher) -> Result<(), IndexError> {
+    if path.is_dir() {
+        let mut entries: Vec<PathBuf> = std::fs::read_dir(path)
+            .map_err(IndexError::io(path))?
+            .map(|e| e.map(|e| e.path()))
+            .collect::<Result<_, _>>()
+            .map_err(IndexError::io(path))?;
+        entries.sort();
+        for entry in entries {
+            hash_tree(root, &entry, hasher)?;
+        }
+    } else {
+        let rel = path.strip_prefix(root).unwrap_or(path);
+        hasher.update(rel.to_string_lossy().as_bytes());
+        hasher.update_mmap(path).map_err(IndexError::io(path))?;
+    }
+    Ok(())
+}

@@ -1,0 +1,141 @@
+//! The seam between search and where vectors live. The embedded SQLite store implements it here;
+//! a server store (Chroma) implements the same four calls with the content hash as its id.
+
+use crate::catalog::{CatalogStore, ContentHash};
+use crate::matrix::{Matrix, VectorType};
+use crate::{IndexError, Space};
+
+/// One vector with the files that have its content (several for duplicates).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Record {
+    pub hash: ContentHash,
+    pub vector: Vec<f32>,
+    pub paths: Vec<String>,
+}
+
+/// A search result: a content hash, its cosine score, and the files with that content.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Hit {
+    pub hash: ContentHash,
+    pub score: f32,
+    pub paths: Vec<String>,
+}
+
+/// A collection of L2-normalised vectors of one [`Space`], keyed by content hash.
+pub trait VectorStore {
+    /// Inserts or replaces vectors (and, where the store keeps them, their paths).
+    fn upsert(&mut self, records: &[Record]) -> Result<(), IndexError>;
+    /// Removes vectors; unknown ids are ignored.
+    fn delete(&mut self, ids: &[ContentHash]) -> Result<(), IndexError>;
+    /// The `k` nearest vectors to `query` by cosine, best first, with scores `>= threshold`.
+    fn search(&self, query: &[f32], k: usize, threshold: f32) -> Result<Vec<Hit>, IndexError>;
+    fn count(&self) -> Result<usize, IndexError>;
+}
+
+/// The vectors of one space inside a [`CatalogStore`]; search is exact over a matrix loaded once.
+pub struct SqliteVectors<'a> {
+    store: &'a mut CatalogStore,
+    space: Space,
+    ty: VectorType,
+    /// Loaded on first search so repeated queries do not re-read the table.
+    cache: Option<(Vec<ContentHash>, Matrix)>,
+}
+
+impl<'a> SqliteVectors<'a> {
+    /// `ty` is both how new vectors are stored and how the search matrix is held in memory.
+    pub fn new(store: &'a mut CatalogStore, space: Space, ty: VectorType) -> Self {
+        Self { store, space, ty, cache: None }
+    }
+
+    /// Loads the matrix now (searching needs `&mut` for nothing else).
+    pub fn load(&mut self) -> Result<(), IndexError> {
+        if self.cache.is_none() {
+            self.cache = Some(self.store.load_matrix(&self.space, self.ty)?);
+        }
+        Ok(())
+    }
+}
+
+impl VectorStore for SqliteVectors<'_> {
+    /// Paths are ignored: here they live in the catalog, written by the indexer.
+    fn upsert(&mut self, records: &[Record]) -> Result<(), IndexError> {
+        let blobs: Vec<(ContentHash, Vec<u8>)> = records.iter().map(|r| (r.hash, self.ty.encode(&r.vector))).collect();
+        self.cache = None;
+        self.store.commit(&self.space.id, &blobs, &[], &[])
+    }
+
+    fn delete(&mut self, ids: &[ContentHash]) -> Result<(), IndexError> {
+        self.cache = None;
+        let conn = self.store.connection();
+        let path = self.store.path().to_path_buf();
+        let mut stmt =
+            conn.prepare_cached("DELETE FROM vectors WHERE space = ?1 AND hash = ?2").map_err(IndexError::db(&path))?;
+        for id in ids {
+            stmt.execute(rusqlite::params![self.space.id, &id[..]]).map_err(IndexError::db(&path))?;
+        }
+        Ok(())
+    }
+
+    fn search(&self, query: &[f32], k: usize, threshold: f32) -> Result<Vec<Hit>, IndexError> {
+        let loaded;
+        let (ids, matrix) = match &self.cache {
+            Some(c) => c,
+            None => {
+                loaded = self.store.load_matrix(&self.space, self.ty)?;
+                &loaded
+            }
+        };
+        let hits = matrix.top_k(query, k, threshold).into_iter();
+        hits.map(|(row, score)| Ok(Hit { hash: ids[row], score, paths: self.store.paths_of(&ids[row])? })).collect()
+    }
+
+    fn count(&self) -> Result<usize, IndexError> {
+        let path = self.store.path();
+        let n: i64 = self
+            .store
+            .connection()
+            .query_row("SELECT COUNT(*) FROM vectors WHERE space = ?1", [&self.space.id], |r| r.get(0))
+            .map_err(IndexError::db(path))?;
+        Ok(n as usize)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rec(id: u8, v: &[f32]) -> Record {
+        Record { hash: [id; 32], vector: v.to_vec(), paths: Vec::new() }
+    }
+
+    fn space() -> Space {
+        Space { id: "s1".into(), model: "m".into(), model_path: "/m".into(), dim: 2 }
+    }
+
+    #[test]
+    fn upsert_search_delete_count() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = CatalogStore::open(&dir.path().join("i.db")).unwrap();
+        let mut v = SqliteVectors::new(&mut store, space(), VectorType::F32);
+        v.upsert(&[rec(1, &[1.0, 0.0]), rec(2, &[0.0, 1.0]), rec(3, &[0.6, 0.8])]).unwrap();
+        assert_eq!(v.count().unwrap(), 3);
+        let hits = v.search(&[1.0, 0.0], 2, -1.0).unwrap();
+        assert_eq!(hits.iter().map(|h| h.hash).collect::<Vec<_>>(), vec![[1; 32], [3; 32]]);
+        assert_eq!(v.search(&[1.0, 0.0], 10, 0.5).unwrap().len(), 2);
+        v.delete(&[[1; 32]]).unwrap();
+        v.load().unwrap();
+        assert_eq!(v.count().unwrap(), 2);
+        assert_eq!(v.search(&[1.0, 0.0], 1, -1.0).unwrap()[0].hash, [3; 32]);
+    }
+
+    #[test]
+    fn f16_store_searches_like_f32() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = CatalogStore::open(&dir.path().join("i.db")).unwrap();
+        let mut v = SqliteVectors::new(&mut store, space(), VectorType::F16);
+        v.upsert(&[rec(1, &[1.0, 0.0]), rec(2, &[0.6, 0.8])]).unwrap();
+        let hits = v.search(&[0.0, 1.0], 2, -1.0).unwrap();
+        assert_eq!(hits[0].hash, [2; 32]);
+        assert!((hits[0].score - 0.8).abs() < 1e-3);
+    }
+}
