@@ -27,6 +27,9 @@ impl LayerNorm {
     }
 
     pub fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
+        if let Some(y) = fused::layer_norm(x, &self.weight, &self.bias, Self::EPS as f32)? {
+            return Ok(y);
+        }
         let mean = x.mean_keepdim(D::Minus1)?;
         let xc = x.broadcast_sub(&mean)?;
         let var = xc.sqr()?.mean_keepdim(D::Minus1)?;
@@ -61,17 +64,213 @@ impl Linear {
     }
 
     pub fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
+        self.forward_with(x, Epilogue::None)
+    }
+
+    /// `act(x @ w + b)`, the bias and the activation applied in one pass where possible.
+    pub fn forward_act(&self, x: &Tensor, act: Activation) -> candle_core::Result<Tensor> {
+        self.forward_with(x, Epilogue::Act(act))
+    }
+
+    /// `residual + (x @ w + b)`, in one pass where possible.
+    pub fn forward_residual(&self, x: &Tensor, residual: &Tensor) -> candle_core::Result<Tensor> {
+        self.forward_with(x, Epilogue::Residual(residual))
+    }
+
+    fn forward_with(&self, x: &Tensor, epi: Epilogue) -> candle_core::Result<Tensor> {
         let dims = x.dims().to_vec();
         let (lead, k) = dims.split_at(dims.len() - 1);
         let rows: usize = lead.iter().product();
         let x2 = x.reshape((rows, k[0]))?;
-        let mut y = x2.matmul(&self.w)?;
+        let y = x2.matmul(&self.w)?;
+        let mut out = lead.to_vec();
+        out.push(self.out_dim());
+        if let Some(y) = fused::epilogue(&y, self.b.as_ref(), &epi)? {
+            return y.reshape(out);
+        }
+        let mut y = y;
         if let Some(b) = &self.b {
             y = y.broadcast_add(b)?;
         }
-        let mut out = lead.to_vec();
-        out.push(self.out_dim());
-        y.reshape(out)
+        let y = y.reshape(out)?;
+        match epi {
+            Epilogue::None => Ok(y),
+            Epilogue::Act(a) => activate(&y, a),
+            Epilogue::Residual(r) => r + y,
+        }
+    }
+}
+
+/// What follows a matmul in [`Linear::forward_with`] (after the bias).
+pub(crate) enum Epilogue<'a> {
+    None,
+    Act(Activation),
+    Residual(&'a Tensor),
+}
+
+/// Fused CPU kernels for the element-wise parts of a block: one pass and one output buffer
+/// instead of one candle op (and one fresh buffer) per step. Same formulas, same order of f32
+/// operations as the candle-op fallbacks. Each returns `None` where it does not apply (not on the
+/// CPU, not f32), and the caller takes the candle-op path.
+mod fused {
+    use candle_core::{DType, Storage, Tensor};
+    use clip_checkpoint::Activation;
+    use rayon::prelude::*;
+
+    use super::Epilogue;
+
+    /// Elements per parallel task: enough work to amortise the task, small enough to balance.
+    const MIN_ELEMS_PER_TASK: usize = 1 << 15;
+
+    /// Runs `f` on the contiguous f32 CPU data of `t` (made contiguous if needed).
+    fn with_f32<R>(t: &Tensor, f: impl FnOnce(&[f32]) -> R) -> candle_core::Result<Option<R>> {
+        if t.dtype() != DType::F32 || !t.device().is_cpu() {
+            return Ok(None);
+        }
+        let t = t.contiguous()?;
+        let (storage, layout) = t.storage_and_layout();
+        let Storage::Cpu(cpu) = &*storage else {
+            return Ok(None);
+        };
+        let Some((a, b)) = layout.contiguous_offsets() else {
+            return Ok(None);
+        };
+        let v = cpu.as_slice::<f32>()?;
+        Ok(Some(f(&v[a..b])))
+    }
+
+    fn rows_per_task(cols: usize) -> usize {
+        (MIN_ELEMS_PER_TASK / cols.max(1)).max(1)
+    }
+
+    fn quick_gelu(x: f32) -> f32 {
+        // x * sigmoid(1.702 x), sigmoid(z) = 1 / (exp(-z) + 1): candle's affine + sigmoid + mul.
+        let z = x * 1.702 + 0.0;
+        x * (1.0 / ((-z).exp() + 1.0))
+    }
+
+    /// `y + b` (row-broadcast) then the epilogue, for a `[rows, n]` matmul output `y`.
+    pub(super) fn epilogue(
+        y: &Tensor,
+        b: Option<&Tensor>,
+        epi: &Epilogue,
+    ) -> candle_core::Result<Option<Tensor>> {
+        if matches!(epi, Epilogue::Act(Activation::Gelu)) {
+            // Exact GELU keeps candle's op (its erf), so its numbers do not move.
+            return Ok(None);
+        }
+        if matches!(epi, Epilogue::None) && b.is_none() {
+            return Ok(Some(y.clone()));
+        }
+        let (rows, n) = y.dims2()?;
+        let bias = match b {
+            Some(b) => match with_f32(b, |s| s.to_vec())? {
+                Some(v) if v.len() == n => Some(v),
+                _ => return Ok(None),
+            },
+            None => None,
+        };
+        let residual = match epi {
+            Epilogue::Residual(r) => {
+                if r.elem_count() != rows * n || r.dtype() != DType::F32 || !r.device().is_cpu() {
+                    return Ok(None);
+                }
+                Some(r.contiguous()?)
+            }
+            _ => None,
+        };
+        let act = matches!(epi, Epilogue::Act(Activation::QuickGelu));
+        let out = with_f32(y, |ys| -> candle_core::Result<Vec<f32>> {
+            let mut out = vec![0f32; ys.len()];
+            let chunk = rows_per_task(n) * n;
+            let mut body = |res: Option<&[f32]>| {
+                out.par_chunks_mut(chunk).enumerate().for_each(|(ci, o)| {
+                    let start = ci * chunk;
+                    let yc = &ys[start..start + o.len()];
+                    for (r, (orow, yrow)) in o.chunks_mut(n).zip(yc.chunks(n)).enumerate() {
+                        match &bias {
+                            Some(bv) => {
+                                for ((o, &y), &b) in orow.iter_mut().zip(yrow).zip(bv) {
+                                    *o = y + b;
+                                }
+                            }
+                            None => orow.copy_from_slice(yrow),
+                        }
+                        if act {
+                            for o in orow.iter_mut() {
+                                *o = quick_gelu(*o);
+                            }
+                        }
+                        if let Some(res) = res {
+                            let off = start + r * n;
+                            for (o, &x) in orow.iter_mut().zip(&res[off..off + n]) {
+                                // candle: residual + y
+                                *o = x + *o;
+                            }
+                        }
+                    }
+                });
+            };
+            match &residual {
+                Some(r) => match with_f32(r, |rs| body(Some(rs)))? {
+                    Some(()) => {}
+                    None => return Err(candle_core::Error::Msg("residual not on the CPU".into())),
+                },
+                None => body(None),
+            }
+            Ok(out)
+        })?;
+        match out {
+            Some(out) => Ok(Some(Tensor::from_vec(out?, (rows, n), y.device())?)),
+            None => Ok(None),
+        }
+    }
+
+    /// LayerNorm over the last dimension in two passes (mean, then the variance of the centred
+    /// values), as the candle-op path.
+    pub(super) fn layer_norm(
+        x: &Tensor,
+        w: &Tensor,
+        b: &Tensor,
+        eps: f32,
+    ) -> candle_core::Result<Option<Tensor>> {
+        let n = match x.dims().last() {
+            Some(&n) if n > 0 => n,
+            _ => return Ok(None),
+        };
+        let (Some(wv), Some(bv)) = (with_f32(w, |s| s.to_vec())?, with_f32(b, |s| s.to_vec())?) else {
+            return Ok(None);
+        };
+        if wv.len() != n || bv.len() != n {
+            return Ok(None);
+        }
+        let out = with_f32(x, |xs| {
+            let mut out = vec![0f32; xs.len()];
+            let chunk = rows_per_task(n) * n;
+            out.par_chunks_mut(chunk)
+                .zip(xs.par_chunks(chunk))
+                .for_each(|(o, xc)| {
+                    for (orow, xrow) in o.chunks_mut(n).zip(xc.chunks(n)) {
+                        let mean = xrow.iter().sum::<f32>() / n as f32;
+                        let mut var = 0f32;
+                        for (o, &x) in orow.iter_mut().zip(xrow) {
+                            let c = x - mean;
+                            *o = c;
+                            var += c * c;
+                        }
+                        let var = var / n as f32;
+                        let inv = 1.0 / (var + eps).sqrt();
+                        for ((o, &w), &b) in orow.iter_mut().zip(&wv).zip(&bv) {
+                            *o = *o * inv * w + b;
+                        }
+                    }
+                });
+            out
+        })?;
+        match out {
+            Some(out) => Ok(Some(Tensor::from_vec(out, x.dims(), x.device())?)),
+            None => Ok(None),
+        }
     }
 }
 
@@ -191,10 +390,9 @@ impl ResidualAttentionBlock {
             (qkv.narrow(2, 0, d)?, x.clone(), mask.cloned())
         };
         let a = attention(&q, &k, &v, self.heads, mask.as_ref())?;
-        let x = (x + self.out_proj.forward(&a)?)?;
-        let m = self.c_fc.forward(&self.ln_2.forward(&x)?)?;
-        let m = self.c_proj.forward(&activate(&m, self.act)?)?;
-        x + m
+        let x = self.out_proj.forward_residual(&a, &x)?;
+        let m = self.c_fc.forward_act(&self.ln_2.forward(&x)?, self.act)?;
+        self.c_proj.forward_residual(&m, &x)
     }
 }
 

@@ -6,6 +6,7 @@ mod config;
 mod error;
 mod layers;
 mod modified_resnet;
+pub mod random;
 mod text_transformer;
 mod vision_transformer;
 mod weights;
