@@ -18,7 +18,7 @@ struct Cli {
 }
 
 /// Exit status for every error; clap uses the same code for usage errors.
-const EXIT_ERROR: i32 = 2;
+pub const EXIT_ERROR: i32 = 2;
 
 fn main() {
     let cli = Cli::parse();

@@ -49,6 +49,11 @@ impl Clip {
         self
     }
 
+    /// Inputs per forward pass.
+    pub fn batch_size(&self) -> usize {
+        self.batch_size
+    }
+
     /// Where the weights were loaded from.
     pub fn source(&self) -> &Path {
         &self.source

@@ -22,10 +22,15 @@ pub use clip_tokenizer as tokenizer;
 /// The candle crate the model runs on (its `Tensor` and `Device` appear in the model API).
 pub use candle_core as candle;
 
+pub mod batch;
+pub mod embedding_cache;
 mod encoder;
 mod error;
+pub mod export;
+pub mod moderation;
 pub mod model;
 pub mod similarity;
+pub mod zero_shot;
 
 pub use encoder::{Clip, DEFAULT_BATCH_SIZE};
 pub use error::ClipError;

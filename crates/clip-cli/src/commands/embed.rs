@@ -1,12 +1,22 @@
 use std::path::PathBuf;
 
 use anyhow::bail;
-use clap::Args;
-use clip::tokenizer::{Overflow, Tokenizer};
+use clap::{Args, ValueEnum};
+use clip::batch::Shard;
+use clip::tokenizer::Overflow;
 use serde_json::json;
 
+use super::export::{export, ExportRequest};
+use super::inputs::{embed_all_images, warn_truncated};
 use super::{ImageArgs, ModelArgs};
 use crate::output::print_json;
+
+/// Element type of exported embeddings.
+#[derive(Clone, Copy, ValueEnum)]
+pub enum DtypeArg {
+    F32,
+    F16,
+}
 
 #[derive(Args)]
 pub struct EmbedArgs {
@@ -24,34 +34,74 @@ pub struct EmbedArgs {
     /// Fail on texts longer than the context instead of truncating them.
     #[arg(long)]
     no_truncate: bool,
+    /// Write embeddings to this folder (clip-retrieval layout) instead of printing JSON.
+    #[arg(long, short = 'o')]
+    output: Option<PathBuf>,
+    /// Folder searched recursively for images (sorted; by extension or file signature).
+    #[arg(long, requires = "output")]
+    image_dir: Vec<PathBuf>,
+    /// File listing image paths, one per line.
+    #[arg(long, requires = "output")]
+    paths_file: Option<PathBuf>,
+    /// File listing texts, one per line.
+    #[arg(long, requires = "output")]
+    texts_file: Option<PathBuf>,
+    /// Element type of the exported .npy files.
+    #[arg(long, value_enum, default_value = "f32", requires = "output")]
+    dtype: DtypeArg,
+    /// Embed only item k with k % N == i of the sorted inputs (split work over N machines).
+    #[arg(long, requires = "output")]
+    shard: Option<Shard>,
+    /// Inputs per forward pass.
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
+    batch_size: Option<u32>,
     #[command(flatten)]
     image_args: ImageArgs,
 }
 
 pub fn run(args: EmbedArgs) -> anyhow::Result<i32> {
-    if args.images.is_empty() && args.texts.is_empty() {
+    if args.output.is_none() && args.images.is_empty() && args.texts.is_empty() {
         bail!("nothing to embed: give at least one --image FILE or --text TEXT");
     }
-    let model_path = args.model.path()?.to_path_buf();
-    let clip = args.model.load()?;
     let overflow = if args.no_truncate { Overflow::Error } else { Overflow::Truncate };
-    if overflow == Overflow::Truncate {
-        for text in &args.texts {
-            if Tokenizer::global().tokenize(text, clip.context_length(), Overflow::Error).is_err() {
-                eprintln!("clip: warning: text truncated to {} tokens: {text:?}", clip.context_length());
-            }
-        }
+    let clip = args.model.load()?;
+    let clip = match args.batch_size {
+        Some(b) => clip.with_batch_size(b as usize),
+        None => clip,
+    };
+    if let Some(output) = &args.output {
+        return export(
+            &clip,
+            ExportRequest {
+                output,
+                images: &args.images,
+                image_dirs: &args.image_dir,
+                paths_file: args.paths_file.as_deref(),
+                texts: &args.texts,
+                texts_file: args.texts_file.as_deref(),
+                dtype: match args.dtype {
+                    DtypeArg::F32 => clip::export::Dtype::F32,
+                    DtypeArg::F16 => clip::export::Dtype::F16,
+                },
+                shard: args.shard.unwrap_or(Shard::ALL),
+                raw: args.raw,
+                overflow,
+                image_args: &args.image_args,
+            },
+        );
     }
-    let images = args.images.iter().map(|p| args.image_args.decode(p)).collect::<anyhow::Result<Vec<_>>>()?;
+    if overflow == Overflow::Truncate {
+        warn_truncated(&clip, &args.texts);
+    }
     let finish = |e: clip::Embeddings| if args.raw { e } else { e.normalized() };
-    let image_emb = finish(clip.encode_images(&images)?);
+    let image_emb = finish(embed_all_images(&clip, &args.images, &args.image_args)?);
     let text_emb = finish(clip.encode_texts(&args.texts, overflow)?);
     let images_json: Vec<_> =
         args.images.iter().zip(image_emb.rows()).map(|(p, e)| json!({"path": p, "embedding": e})).collect();
     let texts_json: Vec<_> =
         args.texts.iter().zip(text_emb.rows()).map(|(t, e)| json!({"text": t, "embedding": e})).collect();
     print_json(&json!({
-        "model": model_path,
+        "model": args.model.path()?,
         "dim": clip.embed_dim(),
         "images": images_json,
         "texts": texts_json,

@@ -1,13 +1,20 @@
 //! One module per subcommand; shared argument groups live here.
 
+mod bench;
 mod classify;
 mod embed;
+mod index;
+mod export;
+mod inputs;
+mod models;
+mod moderate;
 mod preprocess;
+mod search;
+mod similarity;
 mod tokenize;
 
 use std::path::{Path, PathBuf};
 
-use anyhow::Context;
 use clap::{Args, Subcommand};
 
 #[derive(Subcommand)]
@@ -16,10 +23,22 @@ pub enum Command {
     Embed(embed::EmbedArgs),
     /// Zero-shot classification of images against labels.
     Classify(classify::ClassifyArgs),
+    /// Cosine similarity matrix between images and texts.
+    Similarity(similarity::SimilarityArgs),
+    /// Zero-shot content moderation against a policy; exit 1 when an image is flagged.
+    Moderate(moderate::ModerateArgs),
+    /// Index the images under folders for `clip search` (incremental; --status to inspect).
+    Index(index::IndexArgs),
+    /// Search indexed images by text, by image, or both (or rank captions for an image).
+    Search(search::SearchArgs),
+    /// The models known by name (built-in and --registry), their sizes and whether cached.
+    Models(models::ModelsArgs),
     /// Token ids of texts, as the reference clip.tokenize gives them.
     Tokenize(tokenize::TokenizeArgs),
     /// Write the reference-preprocessed tensor of an image as .npy.
     Preprocess(preprocess::PreprocessArgs),
+    /// Throughput, batch-1 latency and peak RSS on random weights of a released architecture.
+    Bench(bench::BenchArgs),
 }
 
 impl Command {
@@ -28,8 +47,14 @@ impl Command {
         match self {
             Command::Embed(a) => embed::run(a),
             Command::Classify(a) => classify::run(a),
+            Command::Similarity(a) => similarity::run(a),
+            Command::Moderate(a) => moderate::run(a),
+            Command::Index(a) => index::run(a),
+            Command::Search(a) => search::run(a),
+            Command::Models(a) => models::run(a),
             Command::Tokenize(a) => tokenize::run(a),
             Command::Preprocess(a) => preprocess::run(a),
+            Command::Bench(a) => bench::run(a),
         }
     }
 }
@@ -37,20 +62,28 @@ impl Command {
 /// `--model`: which checkpoint to load.
 #[derive(Args)]
 pub struct ModelArgs {
-    /// Checkpoint file or folder (OpenAI .pt, safetensors, Hugging Face or OpenCLIP folder).
+    /// Checkpoint file or folder (OpenAI .pt, safetensors, Hugging Face or OpenCLIP folder), or a
+    /// name from `clip models`, downloaded into the cache once [default: ViT-B/32].
     #[arg(long, short = 'm', env = "CLIP_MODEL")]
     pub model: Option<PathBuf>,
+    /// Extra model names: a TOML or JSON file of entries {name, url, sha256, format}.
+    #[arg(long, env = "CLIP_REGISTRY")]
+    pub registry: Option<PathBuf>,
 }
 
 impl ModelArgs {
-    /// The model path as given (printed back in JSON output).
+    /// The model as given, a path or a name (printed back in JSON output); ViT-B/32 by default.
     pub fn path(&self) -> anyhow::Result<&Path> {
-        self.model.as_deref().context("no model given: pass --model <PATH> (a checkpoint file or folder) or set CLIP_MODEL")
+        Ok(self.model.as_deref().unwrap_or(Path::new(clip_hub::DEFAULT_MODEL)))
+    }
+
+    /// The checkpoint on disk: an existing path as is, else a model name fetched into the cache.
+    pub fn resolve(&self) -> anyhow::Result<PathBuf> {
+        models::resolve(self)
     }
 
     pub fn load(&self) -> anyhow::Result<clip::Clip> {
-        let path = self.path()?;
-        Ok(clip::Clip::load(path)?)
+        Ok(clip::Clip::load(self.resolve()?)?)
     }
 }
 
@@ -63,8 +96,11 @@ pub struct ImageArgs {
 }
 
 impl ImageArgs {
+    pub fn options(&self) -> clip::image::DecodeOptions {
+        clip::image::DecodeOptions { apply_exif_orientation: self.exif_orientation, ..Default::default() }
+    }
+
     pub fn decode(&self, path: &Path) -> anyhow::Result<clip::image::DecodedImage> {
-        let opts = clip::image::DecodeOptions { apply_exif_orientation: self.exif_orientation, ..Default::default() };
-        Ok(clip::image::decode_file(path, &opts)?)
+        Ok(clip::image::decode_file(path, &self.options())?)
     }
 }

@@ -1,0 +1,121 @@
+//! `clip embed --output OUT`: batch export of many images and texts to the clip-retrieval layout
+//! (see `clip::export`), with progress, per-file failures logged and skipped, and sharding.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use clip::batch::{embed_image_files, find_images, Shard};
+use clip::export::{failed_path, Dtype, EmbeddingSink, Modality};
+use clip::tokenizer::Overflow;
+use clip::{Clip, Embeddings};
+use serde_json::json;
+
+use super::inputs::{progress_bar, read_lines, warn_truncated};
+use super::ImageArgs;
+use crate::output::print_json;
+
+/// Everything `clip embed` passes to an export.
+pub struct ExportRequest<'a> {
+    pub output: &'a Path,
+    pub images: &'a [PathBuf],
+    pub image_dirs: &'a [PathBuf],
+    pub paths_file: Option<&'a Path>,
+    pub texts: &'a [String],
+    pub texts_file: Option<&'a Path>,
+    pub dtype: Dtype,
+    pub shard: Shard,
+    pub raw: bool,
+    pub overflow: Overflow,
+    pub image_args: &'a ImageArgs,
+}
+
+/// Runs the export and prints a one-line JSON summary on stdout. Unreadable images are skipped
+/// (listed in `failed_<shard>.jsonl` and counted on stderr), so the exit code is 0 unless the
+/// export itself fails.
+pub fn export(clip: &Clip, req: ExportRequest) -> anyhow::Result<i32> {
+    // Ids are positions in the full ordered input list, identical on every shard.
+    let mut images: Vec<PathBuf> = req.images.to_vec();
+    for dir in req.image_dirs {
+        images.extend(find_images(dir).with_context(|| format!("{}: cannot list image folder", dir.display()))?);
+    }
+    if let Some(file) = req.paths_file {
+        images.extend(read_lines(file, "paths")?.into_iter().map(PathBuf::from));
+    }
+    let mut texts: Vec<String> = req.texts.to_vec();
+    if let Some(file) = req.texts_file {
+        texts.extend(read_lines(file, "texts")?);
+    }
+    anyhow::ensure!(
+        !images.is_empty() || !texts.is_empty(),
+        "nothing to embed: the given --image/--image-dir/--paths-file/--text/--texts-file hold no inputs"
+    );
+    let finish = |e: Embeddings| if req.raw { e } else { e.normalized() };
+    let shard = req.shard;
+    let mine = |n: usize| (0..n).filter(|&k| shard.contains(k)).collect::<Vec<usize>>();
+
+    let (image_rows, failed) = if images.is_empty() {
+        (0, 0)
+    } else {
+        let ids = mine(images.len());
+        let paths: Vec<PathBuf> = ids.iter().map(|&k| images[k].clone()).collect();
+        let mut sink = EmbeddingSink::create(req.output, Modality::Image, shard.index, clip.embed_dim(), req.dtype)?;
+        let failed_file = failed_path(req.output, shard.index);
+        let mut failures = std::io::BufWriter::new(
+            std::fs::File::create(&failed_file).with_context(|| format!("{}: cannot create", failed_file.display()))?,
+        );
+        let mut failed = 0;
+        let bar = progress_bar(paths.len(), "images");
+        embed_image_files::<anyhow::Error>(clip, &paths, &req.image_args.options(), |batch| {
+            let meta: Vec<_> =
+                batch.embedded.iter().map(|&r| json!({"id": ids[r], "image_path": paths[r]})).collect();
+            sink.push(&finish(batch.embeddings), &meta)?;
+            for (r, err) in &batch.failed {
+                let line = json!({"id": ids[*r], "path": paths[*r], "error": err.to_string()});
+                std::io::Write::write_all(&mut failures, format!("{line}\n").as_bytes())?;
+                bar.suspend(|| eprintln!("clip: skipped: {err}"));
+            }
+            failed += batch.failed.len();
+            bar.inc((batch.embedded.len() + batch.failed.len()) as u64);
+            Ok(())
+        })?;
+        bar.finish_and_clear();
+        std::io::Write::flush(&mut failures)?;
+        (sink.finish()?, failed)
+    };
+
+    let text_rows = if texts.is_empty() {
+        0
+    } else {
+        let ids = mine(texts.len());
+        let batch: Vec<String> = ids.iter().map(|&k| texts[k].clone()).collect();
+        if req.overflow == Overflow::Truncate {
+            warn_truncated(clip, &batch);
+        }
+        let mut sink = EmbeddingSink::create(req.output, Modality::Text, shard.index, clip.embed_dim(), req.dtype)?;
+        let bar = progress_bar(batch.len(), "texts");
+        for (chunk_ids, chunk) in ids.chunks(clip.batch_size()).zip(batch.chunks(clip.batch_size())) {
+            let meta: Vec<_> = chunk_ids.iter().zip(chunk).map(|(id, t)| json!({"id": id, "caption": t})).collect();
+            sink.push(&finish(clip.encode_texts(chunk, req.overflow)?), &meta)?;
+            bar.inc(chunk.len() as u64);
+        }
+        bar.finish_and_clear();
+        sink.finish()?
+    };
+
+    if failed > 0 {
+        eprintln!(
+            "clip: {failed} of {} images skipped (unreadable); listed in {}",
+            image_rows + failed,
+            failed_path(req.output, shard.index).display()
+        );
+    }
+    print_json(&json!({
+        "output": req.output,
+        "shard": shard.to_string(),
+        "dim": clip.embed_dim(),
+        "images": image_rows,
+        "failed": failed,
+        "texts": text_rows,
+    }))?;
+    Ok(0)
+}

@@ -1,0 +1,89 @@
+//! Inputs shared by the commands that embed things: image files through the one batched,
+//! parallel path of [`clip::batch`], text lists from files, progress bars, truncation warnings.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use clip::image::ImageError;
+use clip::tokenizer::{Overflow, Tokenizer};
+use clip::{Clip, Embeddings};
+use indicatif::{ProgressBar, ProgressStyle};
+
+use super::ImageArgs;
+
+/// A progress bar on stderr with count, rate and ETA. indicatif draws nothing when stderr is not
+/// a terminal, so piped or logged runs stay clean.
+pub fn progress_bar(len: usize, what: &str) -> ProgressBar {
+    let bar = ProgressBar::new(len as u64);
+    let template = format!("{{bar:30}} {{pos}}/{{len}} {what} ({{per_sec}}, ETA {{eta}})");
+    bar.set_style(ProgressStyle::with_template(&template).expect("valid progress template"));
+    bar
+}
+
+/// Images embedded by [`embed_images`]: which of the given paths worked, and why the others did not.
+pub struct Embedded {
+    /// Indices into the given paths, one per embedding row.
+    pub ok: Vec<usize>,
+    /// Raw `encode_image` outputs.
+    pub embeddings: Embeddings,
+    pub failed: Vec<(usize, ImageError)>,
+}
+
+/// Decodes (in parallel) and embeds (in batches) every path, keeping going past unreadable files.
+pub fn embed_images(clip: &Clip, paths: &[PathBuf], image_args: &ImageArgs) -> anyhow::Result<Embedded> {
+    let bar = progress_bar(paths.len(), "images");
+    let mut done = Embedded { ok: Vec::new(), embeddings: Embeddings::new(clip.embed_dim(), Vec::new()), failed: Vec::new() };
+    clip::batch::embed_image_files::<anyhow::Error>(clip, paths, &image_args.options(), |batch| {
+        bar.inc((batch.embedded.len() + batch.failed.len()) as u64);
+        done.ok.extend(batch.embedded);
+        done.embeddings.extend(&batch.embeddings);
+        done.failed.extend(batch.failed);
+        Ok(())
+    })?;
+    bar.finish_and_clear();
+    Ok(done)
+}
+
+/// [`embed_images`] for commands whose output needs every image: the first unreadable file is
+/// the error (its message names the file).
+pub fn embed_all_images(clip: &Clip, paths: &[PathBuf], image_args: &ImageArgs) -> anyhow::Result<Embeddings> {
+    let done = embed_images(clip, paths, image_args)?;
+    match done.failed.into_iter().next() {
+        Some((_, err)) => Err(err.into()),
+        None => Ok(done.embeddings),
+    }
+}
+
+/// Non-empty lines of a UTF-8 text file (labels, templates, texts, paths), trimmed of the line end
+/// only so that leading spaces in prompts survive.
+pub fn read_lines(path: &Path, what: &str) -> anyhow::Result<Vec<String>> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("{}: cannot read {what} file", path.display()))?;
+    Ok(text.lines().map(|l| l.trim_end_matches('\r')).filter(|l| !l.trim().is_empty()).map(String::from).collect())
+}
+
+/// Warns on stderr about each text that will be cut to the context length.
+pub fn warn_truncated(clip: &Clip, texts: &[String]) {
+    for text in texts {
+        if Tokenizer::global().tokenize(text, clip.context_length(), Overflow::Error).is_err() {
+            eprintln!("clip: warning: text truncated to {} tokens: {text:?}", clip.context_length());
+        }
+    }
+}
+
+/// `--no-cache`: shared by the commands that ensemble prompts.
+#[derive(clap::Args)]
+pub struct CacheArgs {
+    /// Neither read nor write cached class embeddings ($CLIP_CACHE, else the XDG cache folder).
+    #[arg(long)]
+    no_cache: bool,
+}
+
+impl CacheArgs {
+    pub fn cache(&self) -> Option<clip::embedding_cache::EmbeddingCache> {
+        if self.no_cache {
+            None
+        } else {
+            clip::embedding_cache::EmbeddingCache::from_env()
+        }
+    }
+}

@@ -1,0 +1,109 @@
+use std::io::Write;
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::Args;
+use clip::batch::find_images;
+use clip::moderation::{Moderator, Policy, DEFAULT_POLICY_TOML};
+use serde_json::json;
+
+use super::inputs::{embed_images, CacheArgs};
+use super::{ImageArgs, ModelArgs};
+use crate::output::print_json;
+use crate::EXIT_ERROR;
+
+/// Exit status when at least one image is flagged (and none failed).
+const EXIT_FLAGGED: i32 = 1;
+
+#[derive(Args)]
+pub struct ModerateArgs {
+    /// Images, or folders searched recursively for images.
+    #[arg(required_unless_present = "print_policy")]
+    inputs: Vec<PathBuf>,
+    /// Policy TOML (categories with prompts and thresholds); default: the built-in policy.
+    #[arg(long)]
+    policy: Option<PathBuf>,
+    /// Print the built-in policy's TOML (a starting point for --policy) and exit.
+    #[arg(long)]
+    print_policy: bool,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    model: ModelArgs,
+    #[command(flatten)]
+    cache: CacheArgs,
+    #[command(flatten)]
+    image_args: ImageArgs,
+}
+
+/// How many categories the table shows per image.
+const TABLE_CATEGORIES: usize = 3;
+
+pub fn run(args: ModerateArgs) -> anyhow::Result<i32> {
+    if args.print_policy {
+        std::io::stdout().write_all(DEFAULT_POLICY_TOML.as_bytes())?;
+        return Ok(0);
+    }
+    let policy = match &args.policy {
+        Some(path) => Policy::from_file(path)?,
+        None => Policy::builtin(),
+    };
+    let mut paths = Vec::new();
+    for input in &args.inputs {
+        if input.is_dir() {
+            let found = find_images(input).with_context(|| format!("{}: cannot list folder", input.display()))?;
+            anyhow::ensure!(!found.is_empty(), "{}: no image files in this folder", input.display());
+            paths.extend(found);
+        } else {
+            paths.push(input.clone());
+        }
+    }
+    let clip = args.model.load()?;
+    let moderator = Moderator::new(&clip, policy, args.cache.cache().as_ref())?;
+    let embedded = embed_images(&clip, &paths, &args.image_args)?;
+    let verdicts = moderator.moderate(&embedded.embeddings);
+
+    if args.json {
+        let results: Vec<_> = embedded
+            .ok
+            .iter()
+            .zip(&verdicts)
+            .map(|(&i, v)| {
+                let categories: Vec<_> = v
+                    .categories
+                    .iter()
+                    .map(|c| json!({"name": c.name, "score": c.score, "threshold": c.threshold}))
+                    .collect();
+                json!({"path": paths[i], "flagged": v.flagged, "categories": categories})
+            })
+            .collect();
+        print_json(&json!({"policy": moderator.policy().id(), "results": results}))?;
+    } else {
+        let mut out = std::io::stdout().lock();
+        writeln!(out, "policy {}", moderator.policy().id())?;
+        for (&i, v) in embedded.ok.iter().zip(&verdicts) {
+            let top: Vec<String> = v
+                .categories
+                .iter()
+                .take(TABLE_CATEGORIES)
+                .map(|c| match c.threshold {
+                    Some(t) => format!("{} {:.3} (>= {t})", c.name, c.score),
+                    None => format!("{} {:.3}", c.name, c.score),
+                })
+                .collect();
+            writeln!(out, "{:<8} {}  {}", if v.flagged { "FLAGGED" } else { "clean" }, paths[i].display(), top.join(", "))?;
+        }
+    }
+    for (_, err) in &embedded.failed {
+        eprintln!("clip: error: {err}");
+    }
+    // An image that could not be checked is not a clean one: errors win over verdicts.
+    Ok(if !embedded.failed.is_empty() {
+        EXIT_ERROR
+    } else if verdicts.iter().any(|v| v.flagged) {
+        EXIT_FLAGGED
+    } else {
+        0
+    })
+}

@@ -1,0 +1,107 @@
+use std::io::Write;
+use std::path::PathBuf;
+
+use clap::{Args, ValueEnum};
+use clip::similarity::{cosine_matrix, softmax};
+use clip::tokenizer::Overflow;
+use serde_json::json;
+
+use super::inputs::{embed_all_images, warn_truncated};
+use super::{ImageArgs, ModelArgs};
+use crate::output::print_json;
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Format {
+    Table,
+    Csv,
+    Json,
+}
+
+#[derive(Args)]
+pub struct SimilarityArgs {
+    /// Image files (rows of the matrix).
+    #[arg(long = "image", short = 'i', required = true)]
+    images: Vec<PathBuf>,
+    /// Texts (columns of the matrix); longer than the context they are truncated with a warning.
+    #[arg(long = "text", short = 't', required = true)]
+    texts: Vec<String>,
+    /// Output format.
+    #[arg(long, value_enum, default_value = "table")]
+    format: Format,
+    /// Also print the logits: logit_scale.exp() * cosine (the reference's logits_per_image).
+    #[arg(long)]
+    logits: bool,
+    /// Also print, per image, the softmax of its logits over the texts.
+    #[arg(long)]
+    probs: bool,
+    #[command(flatten)]
+    model: ModelArgs,
+    #[command(flatten)]
+    image_args: ImageArgs,
+}
+
+pub fn run(args: SimilarityArgs) -> anyhow::Result<i32> {
+    let clip = args.model.load()?;
+    warn_truncated(&clip, &args.texts);
+    let images = embed_all_images(&clip, &args.images, &args.image_args)?;
+    let texts = clip.encode_texts(&args.texts, Overflow::Truncate)?;
+    let cosine = cosine_matrix(&images, &texts);
+    let scale = clip.logit_scale();
+    let logits: Vec<Vec<f32>> = cosine.iter().map(|r| r.iter().map(|c| c * scale).collect()).collect();
+    let mut matrices = vec![("cosine", cosine)];
+    if args.logits {
+        matrices.push(("logits", logits.clone()));
+    }
+    if args.probs {
+        matrices.push(("probs", logits.iter().map(|r| softmax(r)).collect()));
+    }
+    let mut out = std::io::stdout().lock();
+    let names: Vec<String> = args.images.iter().map(|p| p.display().to_string()).collect();
+    match args.format {
+        Format::Json => {
+            let mut doc = json!({"images": names, "texts": args.texts});
+            for (name, m) in &matrices {
+                doc[*name] = json!(m);
+            }
+            print_json(&doc)?;
+        }
+        Format::Csv => {
+            // Long form: one row per (image, text) pair, so that texts with commas stay one field.
+            let header: Vec<&str> = matrices.iter().map(|(n, _)| *n).collect();
+            writeln!(out, "image,text,{}", header.join(","))?;
+            for (i, image) in names.iter().enumerate() {
+                for (j, text) in args.texts.iter().enumerate() {
+                    let values: Vec<String> = matrices.iter().map(|(_, m)| m[i][j].to_string()).collect();
+                    writeln!(out, "{},{},{}", csv_field(image), csv_field(text), values.join(","))?;
+                }
+            }
+        }
+        Format::Table => {
+            for (k, (name, m)) in matrices.iter().enumerate() {
+                if k > 0 {
+                    writeln!(out)?;
+                }
+                writeln!(out, "{name} (rows: images, columns: texts)")?;
+                for (j, text) in args.texts.iter().enumerate() {
+                    writeln!(out, "  [{j}] {text}")?;
+                }
+                let header: Vec<String> = (0..args.texts.len()).map(|j| format!("{:>10}", format!("[{j}]"))).collect();
+                writeln!(out, "{}", header.join(" "))?;
+                for (image, row) in names.iter().zip(m) {
+                    let cells: Vec<String> = row.iter().map(|v| format!("{v:>10.4}")).collect();
+                    writeln!(out, "{}  {image}", cells.join(" "))?;
+                }
+            }
+        }
+    }
+    Ok(0)
+}
+
+/// RFC 4180 quoting: fields with a comma, quote or line break are quoted, quotes doubled.
+fn csv_field(s: &str) -> String {
+    if s.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s.to_string()
+    }
+}
