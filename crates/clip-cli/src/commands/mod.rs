@@ -10,6 +10,7 @@ mod models;
 mod moderate;
 mod preprocess;
 mod search;
+mod serve;
 mod similarity;
 mod tokenize;
 
@@ -39,6 +40,8 @@ pub enum Command {
     Preprocess(preprocess::PreprocessArgs),
     /// Throughput, batch-1 latency and peak RSS on random weights of a released architecture.
     Bench(bench::BenchArgs),
+    /// HTTP API (OpenAI-style embeddings, classify, search...) with dynamic batching and a search page.
+    Serve(serve::ServeArgs),
 }
 
 impl Command {
@@ -55,6 +58,7 @@ impl Command {
             Command::Tokenize(a) => tokenize::run(a),
             Command::Preprocess(a) => preprocess::run(a),
             Command::Bench(a) => bench::run(a),
+            Command::Serve(a) => serve::run(a),
         }
     }
 }

@@ -1,0 +1,72 @@
+//! The one error type every handler returns. Each variant maps to an HTTP status and an
+//! OpenAI-style body `{"error": {"message", "type"}}`, so clients get a JSON reason for every
+//! refusal and nothing a client sends can surface as a crash.
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde_json::json;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// The request is malformed or names something invalid (bad JSON, base64, image, text).
+    #[error("{0}")]
+    BadRequest(String),
+    /// Missing or wrong bearer token.
+    #[error("missing or invalid bearer token")]
+    Unauthorized,
+    #[error("{0}")]
+    NotFound(String),
+    #[error("method not allowed on this endpoint (see /openapi.json)")]
+    MethodNotAllowed,
+    /// The body exceeds the configured limit.
+    #[error("{0}")]
+    TooLarge(String),
+    /// The model queue is full: the client should retry later.
+    #[error("the model queue is full ({0} inputs waiting): retry later")]
+    QueueFull(usize),
+    /// The request waited longer than the per-request timeout.
+    #[error("the request took longer than {0} ms")]
+    Timeout(u128),
+    /// The model failed or the server is shutting down.
+    #[error("{0}")]
+    Internal(String),
+}
+
+impl ApiError {
+    fn status(&self) -> StatusCode {
+        match self {
+            ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
+            ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::QueueFull(_) => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::Timeout(_) => StatusCode::GATEWAY_TIMEOUT,
+            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// The `type` field, in OpenAI's vocabulary where one exists.
+    fn kind(&self) -> &'static str {
+        match self {
+            ApiError::BadRequest(_) | ApiError::TooLarge(_) | ApiError::MethodNotAllowed => "invalid_request_error",
+            ApiError::Unauthorized => "authentication_error",
+            ApiError::NotFound(_) => "not_found_error",
+            ApiError::QueueFull(_) => "rate_limit_error",
+            ApiError::Timeout(_) => "timeout_error",
+            ApiError::Internal(_) => "server_error",
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let mut response =
+            (self.status(), Json(json!({"error": {"message": self.to_string(), "type": self.kind()}}))).into_response();
+        if let ApiError::Unauthorized = self {
+            response.headers_mut().insert("www-authenticate", axum::http::HeaderValue::from_static("Bearer"));
+        }
+        response
+    }
+}

@@ -1,0 +1,44 @@
+//! `POST /v1/moderate`: the built-in moderation policy (`clip moderate`'s default) per image.
+
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::Json;
+use clip::Embeddings;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use crate::body::ApiJson;
+use crate::error::ApiError;
+use crate::inputs::{check_count, embed, Item};
+use crate::state::AppState;
+
+#[derive(Deserialize)]
+pub struct ModerateRequest {
+    images: Vec<Value>,
+}
+
+pub async fn moderate(
+    State(state): State<Arc<AppState>>,
+    ApiJson(request): ApiJson<ModerateRequest>,
+) -> Result<Json<Value>, ApiError> {
+    check_count(&state, request.images.len(), "images")?;
+    let images = request.images.iter().enumerate().map(|(i, v)| Item::parse_image(v, &format!("images[{i}]")));
+    let rows = embed(&state, images.collect::<Result<_, _>>()?, "images").await?;
+    let moderator = state.moderator().await?;
+    let embeddings = Embeddings::new(state.clip.embed_dim(), rows.concat());
+    let results: Vec<Value> = moderator
+        .moderate(&embeddings)
+        .into_iter()
+        .enumerate()
+        .map(|(index, verdict)| {
+            let categories: Vec<Value> = verdict
+                .categories
+                .iter()
+                .map(|c| json!({"name": c.name, "score": c.score, "threshold": c.threshold}))
+                .collect();
+            json!({"index": index, "flagged": verdict.flagged, "categories": categories})
+        })
+        .collect();
+    Ok(Json(json!({"policy": moderator.policy().id(), "results": results})))
+}

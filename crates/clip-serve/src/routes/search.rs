@@ -1,0 +1,91 @@
+//! `GET|POST /v1/search` over the photo index and `GET /v1/images/{id}` for its thumbnails.
+//! A query is a text, an image, or both (their normalised sum, as `clip search` combines them).
+
+use std::sync::Arc;
+
+use axum::extract::{Path, Query, State};
+use axum::http::header;
+use axum::response::IntoResponse;
+use axum::Json;
+use clip::image::DecodeOptions;
+use clip_index::query::combine;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use crate::body::ApiJson;
+use crate::error::ApiError;
+use crate::inputs::{embed, Item};
+use crate::state::AppState;
+use crate::thumbnail::thumbnail_png;
+
+/// Results when the request does not say.
+const DEFAULT_K: usize = 12;
+
+#[derive(Deserialize)]
+pub struct SearchRequest {
+    /// Text query (`q` in the GET form).
+    #[serde(alias = "q")]
+    text: Option<String>,
+    /// Image query: base64 or a data URL (POST only).
+    image: Option<String>,
+    k: Option<usize>,
+    threshold: Option<f32>,
+}
+
+pub async fn search_get(State(state): State<Arc<AppState>>, query: Result<Query<SearchRequest>, axum::extract::rejection::QueryRejection>) -> Result<Json<Value>, ApiError> {
+    let Query(request) = query.map_err(|e| ApiError::BadRequest(format!("invalid query string: {e}")))?;
+    search(state, request).await
+}
+
+pub async fn search_post(
+    State(state): State<Arc<AppState>>,
+    ApiJson(request): ApiJson<SearchRequest>,
+) -> Result<Json<Value>, ApiError> {
+    search(state, request).await
+}
+
+async fn search(state: Arc<AppState>, request: SearchRequest) -> Result<Json<Value>, ApiError> {
+    let index = state.index()?;
+    let k = request.k.unwrap_or(DEFAULT_K);
+    if k == 0 || k > state.limits.max_inputs {
+        return Err(ApiError::BadRequest(format!("k must be between 1 and {}", state.limits.max_inputs)));
+    }
+    let items: Vec<Item> = request.text.into_iter().map(Item::Text).chain(request.image.map(Item::Image)).collect();
+    if items.is_empty() {
+        return Err(ApiError::BadRequest("nothing to search for: give a text (q), an image, or both".into()));
+    }
+    let rows = embed(&state, items, "query").await?;
+    let parts: Vec<(f32, &[f32])> = rows.iter().map(|r| (1.0, r.as_slice())).collect();
+    let query = combine(&parts).ok_or_else(|| ApiError::BadRequest("the query parts cancel out".into()))?;
+    let threshold = request.threshold.unwrap_or(f32::NEG_INFINITY);
+    let found = index.search(&query, k, threshold).map_err(|e| ApiError::Internal(e.to_string()))?;
+    let results: Vec<Value> = found
+        .into_iter()
+        .map(|f| {
+            json!({
+                "id": f.id,
+                "score": f.score,
+                "path": f.paths.first(),
+                "paths": f.paths,
+                "thumbnail": format!("/v1/images/{}", f.id),
+            })
+        })
+        .collect();
+    Ok(Json(json!({"model": state.model_name, "results": results})))
+}
+
+/// The thumbnail of an indexed image, by content id. Ids are content hashes, so the response
+/// never changes and may be cached for good.
+pub async fn image(State(state): State<Arc<AppState>>, Path(id): Path<String>) -> Result<impl IntoResponse, ApiError> {
+    let index = state.index()?;
+    let path = index
+        .path_of(&id)
+        .map_err(|e| ApiError::Internal(e.to_string()))?
+        .ok_or_else(|| ApiError::NotFound(format!("no indexed image with id {id:?}")))?;
+    let opts = DecodeOptions { max_pixels: state.limits.max_pixels, ..DecodeOptions::default() };
+    let png = tokio::task::spawn_blocking(move || thumbnail_png(&path, &opts))
+        .await
+        .map_err(|_| ApiError::Internal("thumbnail failed".into()))?
+        .map_err(|e| ApiError::NotFound(format!("the indexed file can no longer be read: {e}")))?;
+    Ok(([(header::CONTENT_TYPE, "image/png"), (header::CACHE_CONTROL, "public, max-age=31536000, immutable")], png))
+}

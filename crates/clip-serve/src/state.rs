@@ -1,0 +1,60 @@
+//! What every handler shares: the model, its batcher, limits, metrics and the optional index.
+
+use std::sync::Arc;
+
+use clip::moderation::{Moderator, Policy};
+use clip::Clip;
+use tokio::sync::OnceCell;
+
+use crate::batcher::Batcher;
+use crate::error::ApiError;
+use crate::limits::Limits;
+use crate::metrics::Metrics;
+use crate::search_index::SearchIndex;
+
+pub struct AppState {
+    pub clip: Arc<Clip>,
+    /// The model as the operator named it; echoed in responses' `model` field.
+    pub model_name: String,
+    pub batcher: Batcher,
+    pub metrics: Arc<Metrics>,
+    pub limits: Limits,
+    pub token: Option<String>,
+    pub index: Option<SearchIndex>,
+    /// Built on the first `/v1/moderate` call: the policy's prompts cost model time that startup
+    /// should not pay.
+    moderator: OnceCell<Arc<Moderator>>,
+}
+
+impl AppState {
+    pub fn new(
+        clip: Arc<Clip>,
+        model_name: String,
+        batcher: Batcher,
+        metrics: Arc<Metrics>,
+        limits: Limits,
+        token: Option<String>,
+        index: Option<SearchIndex>,
+    ) -> Self {
+        Self { clip, model_name, batcher, metrics, limits, token, index, moderator: OnceCell::new() }
+    }
+
+    /// The built-in moderation policy, embedded for this model on first use.
+    pub async fn moderator(&self) -> Result<Arc<Moderator>, ApiError> {
+        let clip = self.clip.clone();
+        self.moderator
+            .get_or_try_init(|| async move {
+                tokio::task::spawn_blocking(move || Moderator::new(&clip, Policy::builtin(), None).map(Arc::new))
+                    .await
+                    .map_err(|e| ApiError::Internal(format!("moderation setup failed: {e}")))?
+                    .map_err(|e| ApiError::Internal(format!("moderation setup failed: {e}")))
+            })
+            .await
+            .cloned()
+    }
+
+    /// The index, or the 404 that says how to get one.
+    pub fn index(&self) -> Result<&SearchIndex, ApiError> {
+        self.index.as_ref().ok_or_else(|| ApiError::NotFound("no --db given: start `clip serve --db <INDEX>` to search".into()))
+    }
+}
