@@ -17,15 +17,6 @@ use crate::{Clip, ClipError};
 /// Bumped whenever the stored format or the ensembling maths changes, so old entries are ignored.
 const FORMAT: &[u8] = b"clip-rs class embeddings v1\0";
 
-/// The cache root: `$CLIP_CACHE`, else `$XDG_CACHE_HOME/clip-rs`, else `~/.cache/clip-rs`.
-/// `None` when none of these is set (then nothing is cached).
-pub fn default_cache_dir() -> Option<PathBuf> {
-    let non_empty = |k: &str| std::env::var_os(k).filter(|v| !v.is_empty()).map(PathBuf::from);
-    non_empty("CLIP_CACHE")
-        .or_else(|| non_empty("XDG_CACHE_HOME").map(|d| d.join("clip-rs")))
-        .or_else(|| non_empty("HOME").map(|d| d.join(".cache/clip-rs")))
-}
-
 /// A folder of cached ensembled embeddings (`<root>/class-embeddings/<sha256>.bin`).
 #[derive(Debug, Clone)]
 pub struct EmbeddingCache {
@@ -37,10 +28,6 @@ impl EmbeddingCache {
         Self { dir: root.as_ref().join("class-embeddings") }
     }
 
-    /// The cache under [`default_cache_dir`], if there is one.
-    pub fn from_env() -> Option<Self> {
-        default_cache_dir().map(Self::new)
-    }
 
     /// Where the entry for this model and these prompt groups lives.
     pub fn entry_path(&self, clip: &Clip, groups: &[Vec<String>]) -> PathBuf {

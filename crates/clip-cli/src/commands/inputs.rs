@@ -83,7 +83,8 @@ impl CacheArgs {
         if self.no_cache {
             None
         } else {
-            clip::embedding_cache::EmbeddingCache::from_env()
+            // The same cache root as the model downloads (`$CLIP_CACHE`, else the XDG cache).
+            clip_hub::default_cache_dir().ok().map(clip::embedding_cache::EmbeddingCache::new)
         }
     }
 }
