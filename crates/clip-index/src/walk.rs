@@ -3,16 +3,13 @@
 //! names without a known image extension, by their first bytes.
 
 use std::collections::BTreeMap;
-use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::time::UNIX_EPOCH;
 
+use clip::batch::looks_like_image;
 use walkdir::WalkDir;
 
 use crate::IndexError;
-
-/// Extensions taken without looking inside (decoding decides whether they really are images).
-const IMAGE_EXTENSIONS: &[&str] = &["jpg", "jpeg", "jpe", "jfif", "png", "gif", "webp", "bmp", "dib", "tif", "tiff"];
 
 /// A file to index, with what the catalog compares to decide whether it changed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -76,11 +73,7 @@ fn is_hidden(e: &walkdir::DirEntry) -> bool {
 
 /// `Some` for an image file (by extension or content), `None` for any other file.
 fn candidate(path: &Path) -> Result<Option<Candidate>, String> {
-    let by_extension = path
-        .extension()
-        .and_then(|e| e.to_str())
-        .is_some_and(|e| IMAGE_EXTENSIONS.contains(&e.to_ascii_lowercase().as_str()));
-    if !by_extension && !sniffs_as_image(path) {
+    if !looks_like_image(path) {
         return Ok(None);
     }
     let key = path.to_str().ok_or("the path is not valid UTF-8")?.to_owned();
@@ -88,13 +81,6 @@ fn candidate(path: &Path) -> Result<Option<Candidate>, String> {
     let mtime_ns =
         meta.modified().ok().and_then(|t| t.duration_since(UNIX_EPOCH).ok()).map_or(0, |d| d.as_nanos() as i64);
     Ok(Some(Candidate { key, size: meta.len(), mtime_ns }))
-}
-
-/// Whether the first bytes are an image signature (an unreadable file is not an image here).
-fn sniffs_as_image(path: &Path) -> bool {
-    let mut head = [0u8; 16];
-    let n = std::fs::File::open(path).and_then(|mut f| f.read(&mut head)).unwrap_or(0);
-    clip::image::sniff(&head[..n]).is_some()
 }
 
 #[cfg(test)]

@@ -43,7 +43,9 @@ fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
     Ok(())
 }
 
-fn looks_like_image(path: &Path) -> bool {
+/// Whether `path` is taken as an image: a known extension, or else an image signature in its
+/// first bytes (an unreadable file is not). Decoding decides whether it really is one.
+pub fn looks_like_image(path: &Path) -> bool {
     let known = path
         .extension()
         .and_then(|e| e.to_str())
