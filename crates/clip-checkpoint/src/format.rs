@@ -44,13 +44,25 @@ pub fn load_checkpoint(path: &Path) -> Result<Checkpoint, CheckpointError> {
         load_folder(path)?
     } else {
         let (format, state) = read_file(path)?;
-        Loaded { format, state, hints: ArchHints::default() }
+        Loaded {
+            format,
+            state,
+            hints: ArchHints::default(),
+        }
     };
     let state = names::to_openai(path, loaded.state)?;
     if state.is_empty() {
-        return Err(CheckpointError::invalid(path, "no tensors / not a CLIP checkpoint"));
+        return Err(CheckpointError::invalid(
+            path,
+            "no tensors / not a CLIP checkpoint",
+        ));
     }
-    Ok(Checkpoint { path: path.to_path_buf(), format: loaded.format, state, hints: loaded.hints })
+    Ok(Checkpoint {
+        path: path.to_path_buf(),
+        format: loaded.format,
+        state,
+        hints: loaded.hints,
+    })
 }
 
 /// An OpenCLIP folder wins over a Hugging Face one: hub repos of open_clip models often carry
@@ -63,7 +75,10 @@ fn load_folder(dir: &Path) -> Result<Loaded, CheckpointError> {
         return huggingface::load(dir);
     }
     if huggingface::WEIGHTS.iter().any(|w| dir.join(w).is_file()) {
-        return Err(CheckpointError::invalid(dir, "Hugging Face folder without config.json"));
+        return Err(CheckpointError::invalid(
+            dir,
+            "Hugging Face folder without config.json",
+        ));
     }
     Err(CheckpointError::invalid(
         dir,
@@ -75,7 +90,9 @@ fn load_folder(dir: &Path) -> Result<Loaded, CheckpointError> {
 pub(crate) fn read_file(path: &Path) -> Result<(Format, StateDict), CheckpointError> {
     let mut head = Vec::with_capacity(9);
     let file = std::fs::File::open(path).map_err(|e| CheckpointError::io(path, e))?;
-    file.take(9).read_to_end(&mut head).map_err(|e| CheckpointError::io(path, e))?;
+    file.take(9)
+        .read_to_end(&mut head)
+        .map_err(|e| CheckpointError::io(path, e))?;
     let is_safetensors_name = path.extension().is_some_and(|e| e == "safetensors");
     // safetensors: a little-endian u64 header length (far below 2^40) then the JSON header. Checked
     // before pickles, whose PROTO byte 0x80 may also be the low byte of a header length.
@@ -91,17 +108,26 @@ pub(crate) fn read_file(path: &Path) -> Result<(Format, StateDict), CheckpointEr
         // not recognisable, but named so: the safetensors reader says what is wrong with it
         Ok((Format::Safetensors, read_safetensors(path)?))
     } else {
-        Err(CheckpointError::invalid(path, "not a PyTorch zip/TorchScript/pickle file (nor safetensors)"))
+        Err(CheckpointError::invalid(
+            path,
+            "not a PyTorch zip/TorchScript/pickle file (nor safetensors)",
+        ))
     }
 }
 
 /// A small JSON config file.
 pub(crate) fn read_json(path: &Path) -> Result<serde_json::Value, CheckpointError> {
     const MAX: u64 = 16 << 20;
-    let len = std::fs::metadata(path).map_err(|e| CheckpointError::io(path, e))?.len();
+    let len = std::fs::metadata(path)
+        .map_err(|e| CheckpointError::io(path, e))?
+        .len();
     if len > MAX {
-        return Err(CheckpointError::invalid(path, format!("config file of {len} bytes is too large")));
+        return Err(CheckpointError::invalid(
+            path,
+            format!("config file of {len} bytes is too large"),
+        ));
     }
     let bytes = std::fs::read(path).map_err(|e| CheckpointError::io(path, e))?;
-    serde_json::from_slice(&bytes).map_err(|e| CheckpointError::invalid(path, format!("invalid JSON: {e}")))
+    serde_json::from_slice(&bytes)
+        .map_err(|e| CheckpointError::invalid(path, format!("invalid JSON: {e}")))
 }

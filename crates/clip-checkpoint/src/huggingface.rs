@@ -12,33 +12,54 @@ use crate::format::{read_file, read_json, Loaded};
 use crate::{Activation, ArchHints, CheckpointError, Format, StateDict, TensorData};
 
 /// Weight files transformers looks for, in its order of preference.
-pub(crate) const WEIGHTS: [&str; 4] =
-    ["model.safetensors", "model.safetensors.index.json", "pytorch_model.bin", "pytorch_model.bin.index.json"];
+pub(crate) const WEIGHTS: [&str; 4] = [
+    "model.safetensors",
+    "model.safetensors.index.json",
+    "pytorch_model.bin",
+    "pytorch_model.bin.index.json",
+];
 
 /// Loads a Hugging Face folder; `config.json` must exist (the caller checked).
 pub(crate) fn load(dir: &Path) -> Result<Loaded, CheckpointError> {
     let config_path = dir.join("config.json");
     let config = read_json(&config_path)?;
     let hints = hints(&config).map_err(|e| CheckpointError::invalid(&config_path, e))?;
-    let weights = WEIGHTS.iter().map(|w| dir.join(w)).find(|p| p.is_file()).ok_or_else(|| {
-        CheckpointError::invalid(dir, "Hugging Face folder without weights (model.safetensors or pytorch_model.bin)")
-    })?;
+    let weights = WEIGHTS
+        .iter()
+        .map(|w| dir.join(w))
+        .find(|p| p.is_file())
+        .ok_or_else(|| {
+            CheckpointError::invalid(
+                dir,
+                "Hugging Face folder without weights (model.safetensors or pytorch_model.bin)",
+            )
+        })?;
     let state = if weights.extension().is_some_and(|e| e == "json") {
         read_sharded(dir, &weights)?
     } else {
         read_file(&weights)?.1
     };
-    Ok(Loaded { format: Format::HuggingFace, state, hints })
+    Ok(Loaded {
+        format: Format::HuggingFace,
+        state,
+        hints,
+    })
 }
 
 /// A sharded checkpoint: `{"weight_map": {tensor: shard file}}`; every shard is read and merged.
 fn read_sharded(dir: &Path, index_path: &Path) -> Result<StateDict, CheckpointError> {
     let index = read_json(index_path)?;
     let bad = |reason: &str| CheckpointError::invalid(index_path, reason);
-    let map = index.get("weight_map").and_then(Value::as_object).ok_or_else(|| bad("no weight_map"))?;
+    let map = index
+        .get("weight_map")
+        .and_then(Value::as_object)
+        .ok_or_else(|| bad("no weight_map"))?;
     let mut shards: Vec<&str> = map
         .values()
-        .map(|v| v.as_str().ok_or_else(|| bad("weight_map values must be file names")))
+        .map(|v| {
+            v.as_str()
+                .ok_or_else(|| bad("weight_map values must be file names"))
+        })
         .collect::<Result<_, _>>()?;
     shards.sort_unstable();
     shards.dedup();
@@ -63,8 +84,15 @@ fn hints(config: &Value) -> Result<ArchHints, String> {
         }
     }
     let tower = |name: &str| -> Map<String, Value> {
-        let mut merged = config.get(name).and_then(Value::as_object).cloned().unwrap_or_default();
-        if let Some(overrides) = config.get(format!("{name}_dict")).and_then(Value::as_object) {
+        let mut merged = config
+            .get(name)
+            .and_then(Value::as_object)
+            .cloned()
+            .unwrap_or_default();
+        if let Some(overrides) = config
+            .get(format!("{name}_dict"))
+            .and_then(Value::as_object)
+        {
             merged.extend(overrides.clone());
         }
         merged
@@ -73,17 +101,29 @@ fn hints(config: &Value) -> Result<ArchHints, String> {
     let activation = |cfg: &Map<String, Value>| match cfg.get("hidden_act").map(|v| v.as_str()) {
         None | Some(Some("quick_gelu")) => Ok(Activation::QuickGelu),
         Some(Some("gelu")) => Ok(Activation::Gelu),
-        other => Err(format!("unsupported hidden_act {other:?} (quick_gelu or gelu)")),
+        other => Err(format!(
+            "unsupported hidden_act {other:?} (quick_gelu or gelu)"
+        )),
     };
     let (text_act, vision_act) = (activation(&text)?, activation(&vision)?);
     if text_act != vision_act {
-        return Err(format!("text hidden_act {text_act:?} differs from vision hidden_act {vision_act:?}"));
+        return Err(format!(
+            "text hidden_act {text_act:?} differs from vision hidden_act {vision_act:?}"
+        ));
     }
     let heads = |cfg: &Map<String, Value>, default: usize| match cfg.get("num_attention_heads") {
         None => Ok(default),
-        Some(v) => v.as_u64().filter(|&h| h > 0).map(|h| h as usize).ok_or(format!("bad num_attention_heads {v}")),
+        Some(v) => v
+            .as_u64()
+            .filter(|&h| h > 0)
+            .map(|h| h as usize)
+            .ok_or(format!("bad num_attention_heads {v}")),
     };
-    Ok(ArchHints { activation: text_act, vision_heads: Some(heads(&vision, 12)?), text_heads: Some(heads(&text, 8)?) })
+    Ok(ArchHints {
+        activation: text_act,
+        vision_heads: Some(heads(&vision, 12)?),
+        text_heads: Some(heads(&text, 8)?),
+    })
 }
 
 /// Whether a name is in Hugging Face's layout (then the whole state dict is mapped).
@@ -105,22 +145,43 @@ enum Rename {
 
 const FIXED: [(&str, &str); 12] = [
     ("logit_scale", "logit_scale"),
-    ("text_model.embeddings.token_embedding.weight", "token_embedding.weight"),
-    ("text_model.embeddings.position_embedding.weight", "positional_embedding"),
+    (
+        "text_model.embeddings.token_embedding.weight",
+        "token_embedding.weight",
+    ),
+    (
+        "text_model.embeddings.position_embedding.weight",
+        "positional_embedding",
+    ),
     ("text_model.final_layer_norm.weight", "ln_final.weight"),
     ("text_model.final_layer_norm.bias", "ln_final.bias"),
-    ("vision_model.embeddings.class_embedding", "visual.class_embedding"),
-    ("vision_model.embeddings.patch_embedding.weight", "visual.conv1.weight"),
-    ("vision_model.embeddings.position_embedding.weight", "visual.positional_embedding"),
+    (
+        "vision_model.embeddings.class_embedding",
+        "visual.class_embedding",
+    ),
+    (
+        "vision_model.embeddings.patch_embedding.weight",
+        "visual.conv1.weight",
+    ),
+    (
+        "vision_model.embeddings.position_embedding.weight",
+        "visual.positional_embedding",
+    ),
     ("vision_model.pre_layrnorm.weight", "visual.ln_pre.weight"),
     ("vision_model.pre_layrnorm.bias", "visual.ln_pre.bias"),
-    ("vision_model.post_layernorm.weight", "visual.ln_post.weight"),
+    (
+        "vision_model.post_layernorm.weight",
+        "visual.ln_post.weight",
+    ),
     ("vision_model.post_layernorm.bias", "visual.ln_post.bias"),
 ];
 
 const TOWERS: [(&str, &str); 2] = [
     ("text_model.encoder.layers.", "transformer.resblocks."),
-    ("vision_model.encoder.layers.", "visual.transformer.resblocks."),
+    (
+        "vision_model.encoder.layers.",
+        "visual.transformer.resblocks.",
+    ),
 ];
 
 const LAYER: [(&str, &str); 5] = [
@@ -138,21 +199,33 @@ fn rename(name: &str) -> Option<Rename> {
     match name {
         "text_projection.weight" => return Some(Rename::Transpose("text_projection")),
         "visual_projection.weight" => return Some(Rename::Transpose("visual.proj")),
-        "text_model.embeddings.position_ids" | "vision_model.embeddings.position_ids" => return Some(Rename::Drop),
+        "text_model.embeddings.position_ids" | "vision_model.embeddings.position_ids" => {
+            return Some(Rename::Drop)
+        }
         _ => {}
     }
-    let (layers, openai) = TOWERS.iter().find_map(|(hf, oa)| Some((name.strip_prefix(hf)?, *oa)))?;
+    let (layers, openai) = TOWERS
+        .iter()
+        .find_map(|(hf, oa)| Some((name.strip_prefix(hf)?, *oa)))?;
     let (index, rest) = layers.split_once('.')?;
     if index.is_empty() || !index.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
     let block = format!("{openai}{index}.");
     for (part, proj) in ["q_proj.", "k_proj.", "v_proj."].iter().enumerate() {
-        if let Some(kind @ ("weight" | "bias")) = rest.strip_prefix("self_attn.").and_then(|r| r.strip_prefix(proj)) {
+        if let Some(kind @ ("weight" | "bias")) = rest
+            .strip_prefix("self_attn.")
+            .and_then(|r| r.strip_prefix(proj))
+        {
             return Some(Rename::Packed(format!("{block}attn.in_proj_{kind}"), part));
         }
     }
-    LAYER.iter().find_map(|(hf, oa)| Some(Rename::Copy(format!("{block}{oa}{}", rest.strip_prefix(hf)?))))
+    LAYER.iter().find_map(|(hf, oa)| {
+        Some(Rename::Copy(format!(
+            "{block}{oa}{}",
+            rest.strip_prefix(hf)?
+        )))
+    })
 }
 
 /// Maps a Hugging Face `CLIPModel` state dict to OpenAI names; an unknown name is an error rather
@@ -162,11 +235,14 @@ pub(crate) fn to_openai(path: &Path, hf: StateDict) -> Result<StateDict, Checkpo
     let mut packed: BTreeMap<String, [Option<TensorData>; 3]> = BTreeMap::new();
     for (name, t) in hf {
         let err = |reason: &str| CheckpointError::tensor(path, &name, reason);
-        match rename(&name).ok_or_else(|| err("unexpected tensor in a Hugging Face CLIP checkpoint"))? {
+        match rename(&name)
+            .ok_or_else(|| err("unexpected tensor in a Hugging Face CLIP checkpoint"))?
+        {
             Rename::Copy(openai) => out.insert(openai, t),
-            Rename::Transpose(openai) => {
-                out.insert(openai, t.transposed().ok_or_else(|| err("projection is not 2-D"))?)
-            }
+            Rename::Transpose(openai) => out.insert(
+                openai,
+                t.transposed().ok_or_else(|| err("projection is not 2-D"))?,
+            ),
             Rename::Packed(openai, part) => packed.entry(openai).or_default()[part] = Some(t),
             Rename::Drop => {}
         }
@@ -174,11 +250,14 @@ pub(crate) fn to_openai(path: &Path, hf: StateDict) -> Result<StateDict, Checkpo
     for (openai, parts) in packed {
         let err = |reason: &str| CheckpointError::tensor(path, &openai, reason);
         let [Some(q), Some(k), Some(v)] = &parts else {
-            return Err(err("needs all of the Hugging Face q_proj, k_proj and v_proj tensors"));
+            return Err(err(
+                "needs all of the Hugging Face q_proj, k_proj and v_proj tensors",
+            ));
         };
         out.insert(
             openai.clone(),
-            TensorData::concat_rows(&[q, k, v]).ok_or_else(|| err("q/k/v projections differ in dtype or shape"))?,
+            TensorData::concat_rows(&[q, k, v])
+                .ok_or_else(|| err("q/k/v projections differ in dtype or shape"))?,
         );
     }
     Ok(out)
@@ -190,13 +269,19 @@ mod tests {
 
     fn t(shape: &[usize], start: f32) -> TensorData {
         let n: usize = shape.iter().product();
-        TensorData::from_f32(shape.to_vec(), &(0..n).map(|i| start + i as f32).collect::<Vec<_>>())
+        TensorData::from_f32(
+            shape.to_vec(),
+            &(0..n).map(|i| start + i as f32).collect::<Vec<_>>(),
+        )
     }
 
     #[test]
     fn renames_follow_the_notes_table() {
         let copy = |s: &str| Some(Rename::Copy(s.into()));
-        assert_eq!(rename("vision_model.pre_layrnorm.bias"), copy("visual.ln_pre.bias"));
+        assert_eq!(
+            rename("vision_model.pre_layrnorm.bias"),
+            copy("visual.ln_pre.bias")
+        );
         assert_eq!(
             rename("text_model.encoder.layers.11.mlp.fc2.weight"),
             copy("transformer.resblocks.11.mlp.c_proj.weight")
@@ -211,12 +296,24 @@ mod tests {
         );
         assert_eq!(
             rename("text_model.encoder.layers.2.self_attn.v_proj.bias"),
-            Some(Rename::Packed("transformer.resblocks.2.attn.in_proj_bias".into(), 2))
+            Some(Rename::Packed(
+                "transformer.resblocks.2.attn.in_proj_bias".into(),
+                2
+            ))
         );
-        assert_eq!(rename("visual_projection.weight"), Some(Rename::Transpose("visual.proj")));
-        assert_eq!(rename("text_model.embeddings.position_ids"), Some(Rename::Drop));
+        assert_eq!(
+            rename("visual_projection.weight"),
+            Some(Rename::Transpose("visual.proj"))
+        );
+        assert_eq!(
+            rename("text_model.embeddings.position_ids"),
+            Some(Rename::Drop)
+        );
         assert_eq!(rename("text_model.encoder.layers.x.mlp.fc1.weight"), None);
-        assert_eq!(rename("text_model.encoder.layers.0.self_attn.q_proj.scale"), None);
+        assert_eq!(
+            rename("text_model.encoder.layers.0.self_attn.q_proj.scale"),
+            None
+        );
         assert_eq!(rename("vision_model.head.weight"), None);
     }
 
@@ -229,7 +326,9 @@ mod tests {
         hf.insert(format!("{p}v_proj.weight"), t(&[1, 2], 20.0));
         hf.insert("text_projection.weight", t(&[2, 3], 0.0));
         let out = to_openai(Path::new("m"), hf).unwrap();
-        let packed = out.get("transformer.resblocks.0.attn.in_proj_weight").unwrap();
+        let packed = out
+            .get("transformer.resblocks.0.attn.in_proj_weight")
+            .unwrap();
         assert_eq!(packed.shape(), [3, 2]);
         assert_eq!(packed.to_f32_vec(), [0.0, 1.0, 10.0, 11.0, 20.0, 21.0]);
         let proj = out.get("text_projection").unwrap();
@@ -240,30 +339,57 @@ mod tests {
     #[test]
     fn incomplete_qkv_and_unknown_names_are_errors() {
         let mut hf = StateDict::new();
-        hf.insert("vision_model.encoder.layers.0.self_attn.q_proj.bias", t(&[2], 0.0));
+        hf.insert(
+            "vision_model.encoder.layers.0.self_attn.q_proj.bias",
+            t(&[2], 0.0),
+        );
         let err = to_openai(Path::new("m"), hf).unwrap_err().to_string();
-        assert!(err.contains("visual.transformer.resblocks.0.attn.in_proj_bias") && err.contains("k_proj"), "{err}");
+        assert!(
+            err.contains("visual.transformer.resblocks.0.attn.in_proj_bias")
+                && err.contains("k_proj"),
+            "{err}"
+        );
         let mut hf = StateDict::new();
         hf.insert("vision_model.extra", t(&[2], 0.0));
-        assert!(to_openai(Path::new("m"), hf).unwrap_err().to_string().contains("vision_model.extra"));
+        assert!(to_openai(Path::new("m"), hf)
+            .unwrap_err()
+            .to_string()
+            .contains("vision_model.extra"));
     }
 
     #[test]
     fn hints_use_transformers_defaults() {
-        let cfg =
-            serde_json::json!({"model_type": "clip", "text_config": {"num_attention_heads": 1}, "vision_config": {}});
+        let cfg = serde_json::json!({"model_type": "clip", "text_config": {"num_attention_heads": 1}, "vision_config": {}});
         assert_eq!(
             hints(&cfg).unwrap(),
-            ArchHints { activation: Activation::QuickGelu, vision_heads: Some(12), text_heads: Some(1) }
+            ArchHints {
+                activation: Activation::QuickGelu,
+                vision_heads: Some(12),
+                text_heads: Some(1)
+            }
         );
         let cfg = serde_json::json!({"text_config": {"hidden_act": "gelu"}, "vision_config": {"hidden_act": "gelu"},
                                      "vision_config_dict": {"num_attention_heads": 16}});
         assert_eq!(
             hints(&cfg).unwrap(),
-            ArchHints { activation: Activation::Gelu, vision_heads: Some(16), text_heads: Some(8) }
+            ArchHints {
+                activation: Activation::Gelu,
+                vision_heads: Some(16),
+                text_heads: Some(8)
+            }
         );
-        assert!(hints(&serde_json::json!({"text_config": {"hidden_act": "gelu"}})).unwrap_err().contains("differs"));
-        assert!(hints(&serde_json::json!({"text_config": {"hidden_act": "relu"}})).unwrap_err().contains("relu"));
-        assert!(hints(&serde_json::json!({"model_type": "siglip"})).unwrap_err().contains("siglip"));
+        assert!(
+            hints(&serde_json::json!({"text_config": {"hidden_act": "gelu"}}))
+                .unwrap_err()
+                .contains("differs")
+        );
+        assert!(
+            hints(&serde_json::json!({"text_config": {"hidden_act": "relu"}}))
+                .unwrap_err()
+                .contains("relu")
+        );
+        assert!(hints(&serde_json::json!({"model_type": "siglip"}))
+            .unwrap_err()
+            .contains("siglip"));
     }
 }

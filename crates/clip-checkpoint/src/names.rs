@@ -9,9 +9,20 @@ use crate::{huggingface, CheckpointError, StateDict};
 /// DataParallel checkpoints, maps Hugging Face `CLIPModel` names, lifts open_clip's
 /// `CustomTextCLIP` text tower (`text.*`) to the top level, and drops what the model never reads.
 pub(crate) fn to_openai(path: &Path, state: StateDict) -> Result<StateDict, CheckpointError> {
-    let state: StateDict = state.into_iter().map(|(n, t)| (strip(n, "module."), t)).collect();
-    let state = if state.names().any(huggingface::is_hf_name) { huggingface::to_openai(path, state)? } else { state };
-    Ok(state.into_iter().map(|(n, t)| (strip(n, "text."), t)).filter(|(n, _)| !is_unused(n)).collect())
+    let state: StateDict = state
+        .into_iter()
+        .map(|(n, t)| (strip(n, "module."), t))
+        .collect();
+    let state = if state.names().any(huggingface::is_hf_name) {
+        huggingface::to_openai(path, state)?
+    } else {
+        state
+    };
+    Ok(state
+        .into_iter()
+        .map(|(n, t)| (strip(n, "text."), t))
+        .filter(|(n, _)| !is_unused(n))
+        .collect())
 }
 
 fn strip(name: String, prefix: &str) -> String {
@@ -54,6 +65,13 @@ mod tests {
         .collect();
         let out = to_openai(Path::new("x"), state).unwrap();
         let names: Vec<_> = out.names().collect();
-        assert_eq!(names, ["logit_scale", "transformer.resblocks.0.attn.in_proj_weight", "visual.conv1.weight"]);
+        assert_eq!(
+            names,
+            [
+                "logit_scale",
+                "transformer.resblocks.0.attn.in_proj_weight",
+                "visual.conv1.weight"
+            ]
+        );
     }
 }

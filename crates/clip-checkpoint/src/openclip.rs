@@ -26,10 +26,24 @@ pub(crate) fn load(dir: &Path) -> Result<Loaded, CheckpointError> {
     let config_path = dir.join(CONFIG);
     let config = read_json(&config_path)?;
     let hints = hints(&config).map_err(|e| CheckpointError::invalid(&config_path, e))?;
-    let weights = WEIGHTS.iter().map(|w| dir.join(w)).find(|p| p.is_file()).ok_or_else(|| {
-        CheckpointError::invalid(dir, format!("OpenCLIP folder without weights (looked for {})", WEIGHTS.join(", ")))
-    })?;
-    Ok(Loaded { format: Format::OpenClip, state: read_file(&weights)?.1, hints })
+    let weights = WEIGHTS
+        .iter()
+        .map(|w| dir.join(w))
+        .find(|p| p.is_file())
+        .ok_or_else(|| {
+            CheckpointError::invalid(
+                dir,
+                format!(
+                    "OpenCLIP folder without weights (looked for {})",
+                    WEIGHTS.join(", ")
+                ),
+            )
+        })?;
+    Ok(Loaded {
+        format: Format::OpenClip,
+        state: read_file(&weights)?.1,
+        hints,
+    })
 }
 
 /// `quick_gelu: true` means QuickGELU, absent or false means `nn.GELU`; text heads are
@@ -52,12 +66,27 @@ fn hints(config: &Value) -> Result<ArchHints, String> {
     };
     let positive = |cfg: &Value, key: &str, default: usize| match cfg.get(key) {
         None => Ok(default),
-        Some(v) => v.as_u64().filter(|&n| n > 0).map(|n| n as usize).ok_or(format!("bad {key} {v}")),
+        Some(v) => v
+            .as_u64()
+            .filter(|&n| n > 0)
+            .map(|n| n as usize)
+            .ok_or(format!("bad {key} {v}")),
     };
-    let (width, head_width) = (positive(vision, "width", 768)?, positive(vision, "head_width", 64)?);
+    let (width, head_width) = (
+        positive(vision, "width", 768)?,
+        positive(vision, "head_width", 64)?,
+    );
     let resnet = vision.get("layers").is_some_and(Value::is_array);
-    let vision_heads = if resnet { width * 32 / head_width } else { width / head_width };
-    Ok(ArchHints { activation, vision_heads: Some(vision_heads), text_heads: Some(positive(text, "heads", 8)?) })
+    let vision_heads = if resnet {
+        width * 32 / head_width
+    } else {
+        width / head_width
+    };
+    Ok(ArchHints {
+        activation,
+        vision_heads: Some(vision_heads),
+        text_heads: Some(positive(text, "heads", 8)?),
+    })
 }
 
 #[cfg(test)]
@@ -71,15 +100,27 @@ mod tests {
                                        "text_cfg": {"heads": 12}}});
         assert_eq!(
             hints(&vit).unwrap(),
-            ArchHints { activation: Activation::QuickGelu, vision_heads: Some(16), text_heads: Some(12) }
+            ArchHints {
+                activation: Activation::QuickGelu,
+                vision_heads: Some(16),
+                text_heads: Some(12)
+            }
         );
         let rn = json!({"model_cfg": {"vision_cfg": {"width": 64, "layers": [3, 4, 6, 3]}, "text_cfg": {}}});
         assert_eq!(
             hints(&rn).unwrap(),
-            ArchHints { activation: Activation::Gelu, vision_heads: Some(32), text_heads: Some(8) }
+            ArchHints {
+                activation: Activation::Gelu,
+                vision_heads: Some(32),
+                text_heads: Some(8)
+            }
         );
         assert!(hints(&json!({"model_cfg": {"vision_cfg": {"timm_model_name": "vit"}}})).is_err());
-        assert!(hints(&json!({"model_cfg": {"vision_cfg": {"head_width": 0}}})).unwrap_err().contains("head_width"));
+        assert!(
+            hints(&json!({"model_cfg": {"vision_cfg": {"head_width": 0}}}))
+                .unwrap_err()
+                .contains("head_width")
+        );
         assert!(hints(&json!({})).unwrap_err().contains("model_cfg"));
     }
 }

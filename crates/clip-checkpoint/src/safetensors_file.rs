@@ -11,9 +11,15 @@ use crate::{CheckpointError, DType, StateDict, TensorData};
 /// Reads every tensor of a safetensors file (names as stored).
 pub fn read_safetensors(path: &Path) -> Result<StateDict, CheckpointError> {
     let file = std::fs::File::open(path).map_err(|e| CheckpointError::io(path, e))?;
-    let len = file.metadata().map_err(|e| CheckpointError::io(path, e))?.len();
+    let len = file
+        .metadata()
+        .map_err(|e| CheckpointError::io(path, e))?
+        .len();
     if len < 8 {
-        return Err(CheckpointError::invalid(path, format!("not a safetensors file: only {len} bytes")));
+        return Err(CheckpointError::invalid(
+            path,
+            format!("not a safetensors file: only {len} bytes"),
+        ));
     }
     // SAFETY: the map is read-only; a checkpoint changed underneath us is the user's problem, as
     // with every mmap-based loader (candle, safetensors).
@@ -26,8 +32,9 @@ pub fn read_safetensors(path: &Path) -> Result<StateDict, CheckpointError> {
         ));
     }
     let header_end = 8 + header_len as usize;
-    let header: serde_json::Map<String, serde_json::Value> = serde_json::from_slice(&map[8..header_end])
-        .map_err(|e| CheckpointError::invalid(path, format!("bad safetensors header: {e}")))?;
+    let header: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_slice(&map[8..header_end])
+            .map_err(|e| CheckpointError::invalid(path, format!("bad safetensors header: {e}")))?;
     let data_len = map.len() - header_end;
     let mut state = StateDict::new();
     for (name, info) in &header {
@@ -63,13 +70,20 @@ pub fn read_safetensors(path: &Path) -> Result<StateDict, CheckpointError> {
             .try_fold(dtype.size(), |acc, &d| acc.checked_mul(d))
             .ok_or_else(|| bad(format!("shape {shape:?} overflows")))?;
         if b < a || b - a != expected {
-            return Err(bad(format!("data_offsets [{a}, {b}) do not match shape {shape:?} of {dtype:?}")));
+            return Err(bad(format!(
+                "data_offsets [{a}, {b}) do not match shape {shape:?} of {dtype:?}"
+            )));
         }
         if b > data_len {
-            return Err(bad(format!("truncated: tensor {name} needs bytes [{a}, {b}) but the file has {data_len}")));
+            return Err(bad(format!(
+                "truncated: tensor {name} needs bytes [{a}, {b}) but the file has {data_len}"
+            )));
         }
         let range = header_end + a..header_end + b;
-        state.insert(name.clone(), TensorData::mapped(dtype, shape, map.clone(), range));
+        state.insert(
+            name.clone(),
+            TensorData::mapped(dtype, shape, map.clone(), range),
+        );
     }
     Ok(state)
 }

@@ -39,14 +39,23 @@ impl DType {
 /// (inflated zip entries, re-laid-out or mapped-name tensors). Several tensors may share one buffer.
 #[derive(Clone)]
 pub(crate) enum Bytes {
-    Mapped { map: Arc<Mmap>, range: Range<usize> },
-    Owned { data: Arc<Vec<u8>>, range: Range<usize> },
+    Mapped {
+        map: Arc<Mmap>,
+        range: Range<usize>,
+    },
+    Owned {
+        data: Arc<Vec<u8>>,
+        range: Range<usize>,
+    },
 }
 
 impl Bytes {
     pub(crate) fn owned(data: Vec<u8>) -> Self {
         let range = 0..data.len();
-        Bytes::Owned { data: Arc::new(data), range }
+        Bytes::Owned {
+            data: Arc::new(data),
+            range,
+        }
     }
 
     pub(crate) fn as_slice(&self) -> &[u8] {
@@ -67,8 +76,14 @@ impl Bytes {
         debug_assert!(sub.start <= sub.end && sub.end <= self.len());
         let shift = |range: &Range<usize>| range.start + sub.start..range.start + sub.end;
         match self {
-            Bytes::Mapped { map, range } => Bytes::Mapped { map: map.clone(), range: shift(range) },
-            Bytes::Owned { data, range } => Bytes::Owned { data: data.clone(), range: shift(range) },
+            Bytes::Mapped { map, range } => Bytes::Mapped {
+                map: map.clone(),
+                range: shift(range),
+            },
+            Bytes::Owned { data, range } => Bytes::Owned {
+                data: data.clone(),
+                range: shift(range),
+            },
         }
     }
 }
@@ -101,7 +116,11 @@ impl TensorData {
     /// A tensor over shared bytes. The caller guarantees the length matches the shape.
     pub(crate) fn from_bytes(dtype: DType, shape: Vec<usize>, bytes: Bytes) -> Self {
         debug_assert_eq!(bytes.len(), shape.iter().product::<usize>() * dtype.size());
-        Self { dtype, shape, bytes }
+        Self {
+            dtype,
+            shape,
+            bytes,
+        }
     }
 
     /// An f32 tensor from values.
@@ -128,24 +147,94 @@ impl TensorData {
         self.bytes.as_slice()
     }
 
+    /// Lets the OS drop this tensor's resident file pages (memory-mapped tensors only; whole
+    /// pages inside its bytes). A model converts each tensor once: without this the process
+    /// would keep the file's pages *and* the converted copy resident. The bytes stay readable:
+    /// touched again, they are read back from the page cache.
+    pub fn release_pages(&self) {
+        #[cfg(unix)]
+        if let Bytes::Mapped { map, range } = &self.bytes {
+            const PAGE: usize = 4096;
+            let start = range.start.next_multiple_of(PAGE);
+            let end = range.end / PAGE * PAGE;
+            if end > start {
+                // SAFETY: a read-only shared file mapping: MADV_DONTNEED only drops the pages,
+                // later reads fault them in again from the file, so no reference sees other data.
+                // A failure (unsupported advice) leaves the pages resident, which is harmless.
+                let _ = unsafe {
+                    map.unchecked_advise_range(
+                        memmap2::UncheckedAdvice::DontNeed,
+                        start,
+                        end - start,
+                    )
+                };
+            }
+        }
+    }
+
     /// Values widened to f32 (integers converted numerically). Exact for f16/bf16.
     pub fn to_f32_vec(&self) -> Vec<f32> {
         let b = self.bytes();
         match self.dtype {
-            DType::F32 => b.chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().unwrap())).collect(),
-            DType::F16 => b.chunks_exact(2).map(|c| f16::from_le_bytes([c[0], c[1]]).to_f32()).collect(),
-            DType::BF16 => b.chunks_exact(2).map(|c| bf16::from_le_bytes([c[0], c[1]]).to_f32()).collect(),
-            DType::F64 => b.chunks_exact(8).map(|c| f64::from_le_bytes(c.try_into().unwrap()) as f32).collect(),
-            DType::I64 => b.chunks_exact(8).map(|c| i64::from_le_bytes(c.try_into().unwrap()) as f32).collect(),
-            DType::I32 => b.chunks_exact(4).map(|c| i32::from_le_bytes(c.try_into().unwrap()) as f32).collect(),
+            DType::F32 => b
+                .chunks_exact(4)
+                .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
+                .collect(),
+            DType::F16 => b
+                .chunks_exact(2)
+                .map(|c| f16::from_le_bytes([c[0], c[1]]).to_f32())
+                .collect(),
+            DType::BF16 => b
+                .chunks_exact(2)
+                .map(|c| bf16::from_le_bytes([c[0], c[1]]).to_f32())
+                .collect(),
+            DType::F64 => b
+                .chunks_exact(8)
+                .map(|c| f64::from_le_bytes(c.try_into().unwrap()) as f32)
+                .collect(),
+            DType::I64 => b
+                .chunks_exact(8)
+                .map(|c| i64::from_le_bytes(c.try_into().unwrap()) as f32)
+                .collect(),
+            DType::I32 => b
+                .chunks_exact(4)
+                .map(|c| i32::from_le_bytes(c.try_into().unwrap()) as f32)
+                .collect(),
             DType::U8 | DType::Bool => b.iter().map(|&x| x as f32).collect(),
         }
+    }
+
+    /// The values as f32 of the tensor read as a row-major `[rows, cols]` matrix (a conv kernel
+    /// `[out, c, h, w]` is `[out, c*h*w]`), transposed to `[cols, rows]`, in one pass over the
+    /// stored bytes (no intermediate f32 copy). `None` when `rows * cols` is not its size.
+    pub fn to_f32_transposed(&self, rows: usize, cols: usize) -> Option<Vec<f32>> {
+        if rows.checked_mul(cols) != Some(self.numel()) {
+            return None;
+        }
+        let b = self.bytes();
+        Some(match self.dtype {
+            DType::F32 => transpose_with(rows, cols, |i| {
+                f32::from_le_bytes(b[4 * i..4 * i + 4].try_into().unwrap())
+            }),
+            DType::F16 => transpose_with(rows, cols, |i| {
+                f16::from_le_bytes([b[2 * i], b[2 * i + 1]]).to_f32()
+            }),
+            DType::BF16 => transpose_with(rows, cols, |i| {
+                bf16::from_le_bytes([b[2 * i], b[2 * i + 1]]).to_f32()
+            }),
+            _ => {
+                let v = self.to_f32_vec();
+                transpose_with(rows, cols, |i| v[i])
+            }
+        })
     }
 
     /// The transpose of a 2-D tensor (Hugging Face `nn.Linear` projections are `[out, in]`, OpenAI's
     /// are `[in, out]`). `None` when the tensor is not 2-D.
     pub fn transposed(&self) -> Option<Self> {
-        let &[rows, cols] = self.shape.as_slice() else { return None };
+        let &[rows, cols] = self.shape.as_slice() else {
+            return None;
+        };
         let es = self.dtype.size();
         let src = self.bytes();
         let mut out = vec![0u8; src.len()];
@@ -164,18 +253,28 @@ impl TensorData {
     pub fn concat_rows(parts: &[&TensorData]) -> Option<Self> {
         let first = parts.first()?;
         let tail = first.shape.get(1..)?;
-        if parts.iter().any(|p| p.dtype != first.dtype || p.shape.get(1..) != Some(tail)) {
+        if parts
+            .iter()
+            .any(|p| p.dtype != first.dtype || p.shape.get(1..) != Some(tail))
+        {
             return None;
         }
         let mut shape = first.shape.clone();
         shape[0] = parts.iter().map(|p| p.shape[0]).sum();
-        Some(Self::owned(first.dtype, shape, parts.iter().flat_map(|p| p.bytes()).copied().collect()))
+        Some(Self::owned(
+            first.dtype,
+            shape,
+            parts.iter().flat_map(|p| p.bytes()).copied().collect(),
+        ))
     }
 
     /// The same data under a new shape with the same element count.
     pub fn reshaped(&self, shape: Vec<usize>) -> Self {
         assert_eq!(shape.iter().product::<usize>(), self.numel());
-        Self { shape, ..self.clone() }
+        Self {
+            shape,
+            ..self.clone()
+        }
     }
 }
 
@@ -225,7 +324,9 @@ impl IntoIterator for StateDict {
 
 impl FromIterator<(String, TensorData)> for StateDict {
     fn from_iter<I: IntoIterator<Item = (String, TensorData)>>(iter: I) -> Self {
-        Self { tensors: iter.into_iter().collect() }
+        Self {
+            tensors: iter.into_iter().collect(),
+        }
     }
 }
 
@@ -233,4 +334,20 @@ impl Extend<(String, TensorData)> for StateDict {
     fn extend<I: IntoIterator<Item = (String, TensorData)>>(&mut self, iter: I) {
         self.tensors.extend(iter);
     }
+}
+
+/// `out[c * rows + r] = get(r * cols + c)`, in cache-sized tiles.
+fn transpose_with(rows: usize, cols: usize, get: impl Fn(usize) -> f32) -> Vec<f32> {
+    const TILE: usize = 32;
+    let mut out = vec![0f32; rows * cols];
+    for r0 in (0..rows).step_by(TILE) {
+        for c0 in (0..cols).step_by(TILE) {
+            for r in r0..(r0 + TILE).min(rows) {
+                for c in c0..(c0 + TILE).min(cols) {
+                    out[c * rows + r] = get(r * cols + c);
+                }
+            }
+        }
+    }
+    out
 }

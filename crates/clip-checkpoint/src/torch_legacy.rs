@@ -23,16 +23,22 @@ pub(crate) fn read(path: &Path) -> Result<StateDict, CheckpointError> {
     // SAFETY: read-only map; see safetensors_file.rs.
     let map = Arc::new(unsafe { Mmap::map(&file) }.map_err(|e| CheckpointError::io(path, e))?);
     let invalid = |reason: String| CheckpointError::invalid(path, reason);
-    let next = |start: usize| unpickle(&map, start, Allowlist::default()).map_err(|e| invalid(e.to_string()));
+    let next = |start: usize| {
+        unpickle(&map, start, Allowlist::default()).map_err(|e| invalid(e.to_string()))
+    };
 
     let magic = next(0)?;
     if !matches!(&magic.root, Value::BigInt(b) if **b == MAGIC) {
-        return Err(invalid("a pickle, but not a torch.save checkpoint (no torch magic number)".into()));
+        return Err(invalid(
+            "a pickle, but not a torch.save checkpoint (no torch magic number)".into(),
+        ));
     }
     let protocol = next(magic.end)?;
     let sys_info = next(protocol.end)?;
     if sys_info.heap.dict_get(&sys_info.root, "little_endian") == Some(&Value::Bool(false)) {
-        return Err(invalid("big-endian legacy checkpoints are not supported".into()));
+        return Err(invalid(
+            "big-endian legacy checkpoints are not supported".into(),
+        ));
     }
     let object = next(sys_info.end)?;
     let keys = next(object.end)?;
@@ -43,7 +49,11 @@ pub(crate) fn read(path: &Path) -> Result<StateDict, CheckpointError> {
 
 /// Locates every storage after the pickles. Their element size comes from the storage records
 /// that name them, so a key no tensor refers to cannot be sized (and is refused).
-fn storages(map: &Arc<Mmap>, object: &Unpickled, keys: &Unpickled) -> Result<HashMap<String, Bytes>, String> {
+fn storages(
+    map: &Arc<Mmap>,
+    object: &Unpickled,
+    keys: &Unpickled,
+) -> Result<HashMap<String, Bytes>, String> {
     let mut dtypes = HashMap::new();
     for node in object.heap.nodes() {
         if let Node::Persistent(pid) = node {
@@ -52,20 +62,39 @@ fn storages(map: &Arc<Mmap>, object: &Unpickled, keys: &Unpickled) -> Result<Has
         }
     }
     let mut pos = keys.end;
-    let keys = keys.heap.seq(&keys.root).ok_or("storage key list missing")?;
+    let keys = keys
+        .heap
+        .seq(&keys.root)
+        .ok_or("storage key list missing")?;
     let mut out = HashMap::new();
     for key in keys {
         let key = key.as_str().ok_or("storage key is not a string")?;
-        let dtype = dtypes.get(key).ok_or_else(|| format!("storage {key} is not used by any tensor"))?;
-        let count = map.get(pos..pos + 8).ok_or_else(|| format!("truncated: storage {key} header past the end"))?;
+        let dtype = dtypes
+            .get(key)
+            .ok_or_else(|| format!("storage {key} is not used by any tensor"))?;
+        let count = map
+            .get(pos..pos + 8)
+            .ok_or_else(|| format!("truncated: storage {key} header past the end"))?;
         let len = u64::from_le_bytes(count.try_into().expect("8 bytes"))
             .checked_mul(dtype.size() as u64)
             .ok_or_else(|| format!("storage {key} size overflows"))?;
         let start = pos + 8;
-        let end = (start as u64).checked_add(len).filter(|&e| e <= map.len() as u64).ok_or_else(|| {
-            format!("truncated: storage {key} needs {len} bytes at {start} but the file has {}", map.len())
-        })? as usize;
-        out.insert(key.to_string(), Bytes::Mapped { map: map.clone(), range: start..end });
+        let end = (start as u64)
+            .checked_add(len)
+            .filter(|&e| e <= map.len() as u64)
+            .ok_or_else(|| {
+                format!(
+                    "truncated: storage {key} needs {len} bytes at {start} but the file has {}",
+                    map.len()
+                )
+            })? as usize;
+        out.insert(
+            key.to_string(),
+            Bytes::Mapped {
+                map: map.clone(),
+                range: start..end,
+            },
+        );
         pos = end;
     }
     Ok(out)
@@ -73,6 +102,8 @@ fn storages(map: &Arc<Mmap>, object: &Unpickled, keys: &Unpickled) -> Result<Has
 
 impl StorageSource for HashMap<String, Bytes> {
     fn storage(&mut self, key: &str) -> Result<Bytes, String> {
-        self.get(key).cloned().ok_or_else(|| format!("storage {key} is not in the file"))
+        self.get(key)
+            .cloned()
+            .ok_or_else(|| format!("storage {key} is not in the file"))
     }
 }

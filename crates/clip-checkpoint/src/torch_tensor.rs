@@ -30,29 +30,43 @@ pub(crate) fn storage_ref(heap: &Heap, pid: &Value) -> Result<StorageRef, String
     let bad = || "persistent id is not a ('storage', type, key, location, numel) tuple".to_string();
     let items = heap.seq(pid).ok_or_else(bad)?;
     let (kind, dtype, key, numel) = match items {
-        [kind, Value::Global(Global::Storage(dtype)), key, _location, numel] => (kind, *dtype, key, numel),
-        [kind, Value::Global(Global::Storage(dtype)), key, _location, numel, Value::None] => (kind, *dtype, key, numel),
-        [_, _, _, _, _, _] => return Err("storage views (legacy view_metadata) are not supported".into()),
+        [kind, Value::Global(Global::Storage(dtype)), key, _location, numel] => {
+            (kind, *dtype, key, numel)
+        }
+        [kind, Value::Global(Global::Storage(dtype)), key, _location, numel, Value::None] => {
+            (kind, *dtype, key, numel)
+        }
+        [_, _, _, _, _, _] => {
+            return Err("storage views (legacy view_metadata) are not supported".into())
+        }
         _ => return Err(bad()),
     };
     match (kind.as_str(), key.as_str(), numel.as_int()) {
-        (Some("storage"), Some(key), Some(numel)) if numel >= 0 => {
-            Ok(StorageRef { key: key.to_string(), dtype, numel: usize::try_from(numel).map_err(|_| bad())? })
-        }
+        (Some("storage"), Some(key), Some(numel)) if numel >= 0 => Ok(StorageRef {
+            key: key.to_string(),
+            dtype,
+            numel: usize::try_from(numel).map_err(|_| bad())?,
+        }),
         _ => Err(bad()),
     }
 }
 
 /// `(name, value)` pairs of a pickled state dict: the root dict itself, or the dict under its
 /// `"state_dict"` key (open_clip training checkpoints: `{"epoch", "state_dict", "optimizer", ...}`).
-pub(crate) fn state_dict_entries(heap: &Heap, root: &Value) -> Result<Vec<(String, Value)>, String> {
+pub(crate) fn state_dict_entries(
+    heap: &Heap,
+    root: &Value,
+) -> Result<Vec<(String, Value)>, String> {
     let not_dict = || "the pickled object is not a dict of tensors".to_string();
     let root_items = heap.dict(root).ok_or_else(not_dict)?;
     let items = match heap.dict_get(root, "state_dict").and_then(|v| heap.dict(v)) {
         Some(inner) => inner,
         None => root_items,
     };
-    Ok(items.iter().filter_map(|(k, v)| Some((k.as_str()?.to_string(), v.clone()))).collect())
+    Ok(items
+        .iter()
+        .filter_map(|(k, v)| Some((k.as_str()?.to_string(), v.clone())))
+        .collect())
 }
 
 /// Turns pickled tensor records into [`TensorData`], reading each storage once.
@@ -65,15 +79,26 @@ pub(crate) struct TensorReader<'a, S> {
 
 impl<'a, S: StorageSource> TensorReader<'a, S> {
     pub(crate) fn new(path: &'a Path, heap: &'a Heap, source: S) -> Self {
-        Self { path, heap, source, storages: HashMap::new() }
+        Self {
+            path,
+            heap,
+            source,
+            storages: HashMap::new(),
+        }
     }
 
     /// Every entry whose value is a tensor, under its name; other values (ints, strings, nested
     /// non-tensor state) are skipped.
-    pub(crate) fn collect(mut self, entries: Vec<(String, Value)>) -> Result<StateDict, CheckpointError> {
+    pub(crate) fn collect(
+        mut self,
+        entries: Vec<(String, Value)>,
+    ) -> Result<StateDict, CheckpointError> {
         let mut state = StateDict::new();
         for (name, value) in entries {
-            if let Some(t) = self.tensor(&value).map_err(|e| CheckpointError::tensor(self.path, &name, e))? {
+            if let Some(t) = self
+                .tensor(&value)
+                .map_err(|e| CheckpointError::tensor(self.path, &name, e))?
+            {
                 state.insert(name, t);
             }
         }
@@ -82,7 +107,11 @@ impl<'a, S: StorageSource> TensorReader<'a, S> {
 
     /// `Ok(None)` when `value` is not a tensor record.
     fn tensor(&mut self, value: &Value) -> Result<Option<TensorData>, String> {
-        let Some(Node::Call { func: Global::RebuildTensorV2, args }) = self.heap.node(value) else {
+        let Some(Node::Call {
+            func: Global::RebuildTensorV2,
+            args,
+        }) = self.heap.node(value)
+        else {
             return Ok(None);
         };
         let [storage, offset, size, stride, ..] = args.as_slice() else {
@@ -92,24 +121,40 @@ impl<'a, S: StorageSource> TensorReader<'a, S> {
             return Err("tensor storage is not a storage record".into());
         };
         let sref = storage_ref(self.heap, pid)?;
-        let offset = offset.as_int().and_then(|o| usize::try_from(o).ok()).ok_or("bad storage offset")?;
+        let offset = offset
+            .as_int()
+            .and_then(|o| usize::try_from(o).ok())
+            .ok_or("bad storage offset")?;
         let size = self.dims(size).ok_or("bad tensor size")?;
         let stride = self.dims(stride).ok_or("bad tensor stride")?;
         if size.len() != stride.len() {
-            return Err(format!("size {size:?} and stride {stride:?} differ in rank"));
+            return Err(format!(
+                "size {size:?} and stride {stride:?} differ in rank"
+            ));
         }
         let bytes = self.storage_bytes(&sref)?;
-        let layout = Layout { offset, size: &size, stride: &stride };
+        let layout = Layout {
+            offset,
+            size: &size,
+            stride: &stride,
+        };
         let data = layout.read(bytes, sref.dtype.size(), sref.numel)?;
         Ok(Some(TensorData::from_bytes(sref.dtype, size, data)))
     }
 
     fn dims(&self, v: &Value) -> Option<Vec<usize>> {
-        self.heap.seq(v)?.iter().map(|d| d.as_int().and_then(|d| usize::try_from(d).ok())).collect()
+        self.heap
+            .seq(v)?
+            .iter()
+            .map(|d| d.as_int().and_then(|d| usize::try_from(d).ok()))
+            .collect()
     }
 
     fn storage_bytes(&mut self, sref: &StorageRef) -> Result<Bytes, String> {
-        let need = sref.numel.checked_mul(sref.dtype.size()).ok_or("storage size overflows")?;
+        let need = sref
+            .numel
+            .checked_mul(sref.dtype.size())
+            .ok_or("storage size overflows")?;
         let bytes = match self.storages.get(&sref.key) {
             Some(b) => b.clone(),
             None => {
@@ -119,7 +164,12 @@ impl<'a, S: StorageSource> TensorReader<'a, S> {
             }
         };
         if bytes.len() < need {
-            return Err(format!("storage {} holds {} bytes, {} claimed", sref.key, bytes.len(), need));
+            return Err(format!(
+                "storage {} holds {} bytes, {} claimed",
+                sref.key,
+                bytes.len(),
+                need
+            ));
         }
         Ok(bytes.slice(0..need))
     }
@@ -138,7 +188,11 @@ impl Layout<'_> {
     /// checked against the storage, and a strided view may not hold more elements than its
     /// storage, so a stride-0 "broadcast" cannot make us allocate more than the file holds.
     fn read(&self, storage: Bytes, es: usize, storage_numel: usize) -> Result<Bytes, String> {
-        let numel = self.size.iter().try_fold(1usize, |a, &d| a.checked_mul(d)).ok_or("tensor size overflows")?;
+        let numel = self
+            .size
+            .iter()
+            .try_fold(1usize, |a, &d| a.checked_mul(d))
+            .ok_or("tensor size overflows")?;
         if numel == 0 {
             return Ok(Bytes::owned(Vec::new()));
         }
@@ -146,7 +200,9 @@ impl Layout<'_> {
             .size
             .iter()
             .zip(self.stride)
-            .try_fold(self.offset, |acc, (&n, &s)| acc.checked_add((n - 1).checked_mul(s)?))
+            .try_fold(self.offset, |acc, (&n, &s)| {
+                acc.checked_add((n - 1).checked_mul(s)?)
+            })
             .ok_or("tensor extent overflows")?;
         if last >= storage_numel {
             return Err(format!(
@@ -158,7 +214,9 @@ impl Layout<'_> {
             return Ok(storage.slice(self.offset * es..(self.offset + numel) * es));
         }
         if numel > storage_numel {
-            return Err(format!("a strided view of {numel} elements over a storage of {storage_numel}"));
+            return Err(format!(
+                "a strided view of {numel} elements over a storage of {storage_numel}"
+            ));
         }
         let src = storage.as_slice();
         let mut out = Vec::with_capacity(numel * es);
@@ -202,10 +260,23 @@ mod tests {
         Bytes::owned(values.iter().flat_map(|v| v.to_le_bytes()).collect())
     }
 
-    fn read(offset: usize, size: &[usize], stride: &[usize], numel: usize) -> Result<Vec<u16>, String> {
+    fn read(
+        offset: usize,
+        size: &[usize],
+        stride: &[usize],
+        numel: usize,
+    ) -> Result<Vec<u16>, String> {
         let values: Vec<u16> = (0..numel as u16).collect();
-        let b = Layout { offset, size, stride }.read(storage(&values), 2, numel)?;
-        Ok(b.as_slice().chunks(2).map(|c| u16::from_le_bytes([c[0], c[1]])).collect())
+        let b = Layout {
+            offset,
+            size,
+            stride,
+        }
+        .read(storage(&values), 2, numel)?;
+        Ok(b.as_slice()
+            .chunks(2)
+            .map(|c| u16::from_le_bytes([c[0], c[1]]))
+            .collect())
     }
 
     #[test]
@@ -224,13 +295,22 @@ mod tests {
         // every other column, from an offset
         assert_eq!(read(1, &[2, 2], &[4, 2], 8).unwrap(), [1, 3, 5, 7]);
         // a size-1 dimension with an absurd stride, in a non-contiguous view
-        assert_eq!(read(0, &[2, 1, 2], &[1, usize::MAX, 2], 4).unwrap(), [0, 2, 1, 3]);
+        assert_eq!(
+            read(0, &[2, 1, 2], &[1, usize::MAX, 2], 4).unwrap(),
+            [0, 2, 1, 3]
+        );
     }
 
     #[test]
     fn out_of_bounds_and_broadcast_views_are_refused() {
-        assert!(read(3, &[2, 3], &[3, 1], 8).unwrap_err().contains("reaches element 8"));
-        assert!(read(0, &[1 << 40], &[0], 1).unwrap_err().contains("strided view"));
-        assert!(read(0, &[usize::MAX, 2], &[1, 1], 1).unwrap_err().contains("overflows"));
+        assert!(read(3, &[2, 3], &[3, 1], 8)
+            .unwrap_err()
+            .contains("reaches element 8"));
+        assert!(read(0, &[1 << 40], &[0], 1)
+            .unwrap_err()
+            .contains("strided view"));
+        assert!(read(0, &[usize::MAX, 2], &[1, 1], 1)
+            .unwrap_err()
+            .contains("overflows"));
     }
 }

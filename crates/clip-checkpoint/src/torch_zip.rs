@@ -32,9 +32,18 @@ pub(crate) fn read(path: &Path) -> Result<(Format, StateDict), CheckpointError> 
     }
     let script = archive.has("constants.pkl") || archive.has_folder("code/");
     let pkl_name = format!("{}data.pkl", archive.prefix);
-    let pkl = archive.record("data.pkl").map_err(invalid)?.ok_or_else(|| invalid(format!("{pkl_name} is missing")))?;
-    let unpickled = pickle::unpickle(pkl.as_slice(), 0, Allowlist { script_classes: script })
-        .map_err(|e| invalid(format!("{pkl_name}: {e}")))?;
+    let pkl = archive
+        .record("data.pkl")
+        .map_err(invalid)?
+        .ok_or_else(|| invalid(format!("{pkl_name} is missing")))?;
+    let unpickled = pickle::unpickle(
+        pkl.as_slice(),
+        0,
+        Allowlist {
+            script_classes: script,
+        },
+    )
+    .map_err(|e| invalid(format!("{pkl_name}: {e}")))?;
     let (heap, root) = (&unpickled.heap, &unpickled.root);
     let (format, entries) = match heap.node(root) {
         Some(Node::Object { .. }) => (Format::TorchScript, torchscript::module_entries(heap, root)),
@@ -66,8 +75,9 @@ impl Archive {
         let file = std::fs::File::open(path).map_err(|e| CheckpointError::io(path, e))?;
         // SAFETY: read-only map; see safetensors_file.rs.
         let map = Arc::new(unsafe { Mmap::map(&file) }.map_err(|e| CheckpointError::io(path, e))?);
-        let zip = ZipArchive::new(Cursor::new(SharedMap(map.clone())))
-            .map_err(|e| CheckpointError::invalid(path, format!("corrupt or truncated zip archive: {e}")))?;
+        let zip = ZipArchive::new(Cursor::new(SharedMap(map.clone()))).map_err(|e| {
+            CheckpointError::invalid(path, format!("corrupt or truncated zip archive: {e}"))
+        })?;
         // torch names every record `<archive name>/<record>`; find the folder holding data.pkl.
         let prefix = zip
             .file_names()
@@ -77,17 +87,27 @@ impl Archive {
                     .filter(|p| p.is_empty() || p.find('/') == Some(p.len() - 1))
                     .map(str::to_string)
             })
-            .ok_or_else(|| CheckpointError::invalid(path, "zip archive without data.pkl: not a PyTorch checkpoint"))?;
+            .ok_or_else(|| {
+                CheckpointError::invalid(
+                    path,
+                    "zip archive without data.pkl: not a PyTorch checkpoint",
+                )
+            })?;
         Ok(Self { map, zip, prefix })
     }
 
     fn has(&self, record: &str) -> bool {
-        self.zip.index_for_name(&format!("{}{record}", self.prefix)).is_some()
+        self.zip
+            .index_for_name(&format!("{}{record}", self.prefix))
+            .is_some()
     }
 
     fn has_folder(&self, folder: &str) -> bool {
         let folder = format!("{}{folder}", self.prefix);
-        self.zip.file_names().filter_map(Result::ok).any(|n| n.starts_with(&folder))
+        self.zip
+            .file_names()
+            .filter_map(Result::ok)
+            .any(|n| n.starts_with(&folder))
     }
 
     /// The bytes of `<prefix><record>`, or `None` when there is no such entry. Stored entries are
@@ -95,8 +115,11 @@ impl Archive {
     /// size cannot make us allocate it up front).
     fn record(&mut self, record: &str) -> Result<Option<Bytes>, String> {
         let name = format!("{}{record}", self.prefix);
-        let Some(index) = self.zip.index_for_name(&name) else { return Ok(None) };
-        let corrupt = |e: zip::result::ZipError| format!("corrupt or truncated zip archive: {name}: {e}");
+        let Some(index) = self.zip.index_for_name(&name) else {
+            return Ok(None);
+        };
+        let corrupt =
+            |e: zip::result::ZipError| format!("corrupt or truncated zip archive: {name}: {e}");
         let entry = self.zip.by_index_raw(index).map_err(corrupt)?;
         if entry.encrypted() {
             return Err(format!("{name} is encrypted"));
@@ -104,7 +127,9 @@ impl Archive {
         let size = entry.size();
         match entry.compression() {
             CompressionMethod::Stored => {
-                let start = entry.data_start().ok_or_else(|| format!("corrupt or truncated zip archive: {name}"))?;
+                let start = entry
+                    .data_start()
+                    .ok_or_else(|| format!("corrupt or truncated zip archive: {name}"))?;
                 let end = start.checked_add(size).filter(|&e| e <= self.map.len() as u64).ok_or_else(|| {
                     format!(
                         "corrupt or truncated zip archive: {name} needs bytes up to {} but the file has {}",
@@ -112,15 +137,24 @@ impl Archive {
                         self.map.len()
                     )
                 })?;
-                Ok(Some(Bytes::Mapped { map: self.map.clone(), range: start as usize..end as usize }))
+                Ok(Some(Bytes::Mapped {
+                    map: self.map.clone(),
+                    range: start as usize..end as usize,
+                }))
             }
             CompressionMethod::Deflated => {
                 drop(entry);
                 let mut out = Vec::new();
                 let reader = self.zip.by_index(index).map_err(corrupt)?;
-                reader.take(size).read_to_end(&mut out).map_err(|e| format!("corrupt zip entry {name}: {e}"))?;
+                reader
+                    .take(size)
+                    .read_to_end(&mut out)
+                    .map_err(|e| format!("corrupt zip entry {name}: {e}"))?;
                 if out.len() as u64 != size {
-                    return Err(format!("corrupt zip entry {name}: {} bytes inflated, {size} declared", out.len()));
+                    return Err(format!(
+                        "corrupt zip entry {name}: {} bytes inflated, {size} declared",
+                        out.len()
+                    ));
                 }
                 Ok(Some(Bytes::owned(out)))
             }

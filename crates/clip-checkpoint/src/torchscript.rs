@@ -30,15 +30,26 @@ fn walk(
     out: &mut Vec<(String, Value)>,
 ) -> Result<(), String> {
     if depth > MAX_DEPTH {
-        return Err(format!("TorchScript module tree deeper than {MAX_DEPTH} levels at {prefix}"));
+        return Err(format!(
+            "TorchScript module tree deeper than {MAX_DEPTH} levels at {prefix}"
+        ));
     }
     // A module without dict state (custom `__getstate__`) holds no named parameters.
-    let Some(Node::Object { state: Some(state), .. }) = heap.node(module) else { return Ok(()) };
-    let Some(attributes) = heap.dict(state) else { return Ok(()) };
+    let Some(Node::Object {
+        state: Some(state), ..
+    }) = heap.node(module)
+    else {
+        return Ok(());
+    };
+    let Some(attributes) = heap.dict(state) else {
+        return Ok(());
+    };
     for (name, value) in attributes {
         let Some(name) = name.as_str() else { continue };
         match heap.node(value) {
-            Some(Node::Object { .. }) => walk(heap, value, format!("{prefix}{name}."), depth + 1, out)?,
+            Some(Node::Object { .. }) => {
+                walk(heap, value, format!("{prefix}{name}."), depth + 1, out)?
+            }
             _ => out.push((format!("{prefix}{name}"), value.clone())),
         }
     }
@@ -72,7 +83,14 @@ mod tests {
         p.extend(b"c__torch__.m\nLN\n)\x81}(");
         p.extend(s("weight"));
         p.extend(b"K\x03ububub.");
-        let u = unpickle(&p, 0, Allowlist { script_classes: true }).unwrap();
+        let u = unpickle(
+            &p,
+            0,
+            Allowlist {
+                script_classes: true,
+            },
+        )
+        .unwrap();
         assert_eq!(
             module_entries(&u.heap, &u.root).unwrap(),
             [
@@ -89,7 +107,16 @@ mod tests {
         let mut p = b"\x80\x02c__torch__.m\nM\n)\x81q\x00}".to_vec();
         p.extend(s("me"));
         p.extend(b"h\x00sb.");
-        let u = unpickle(&p, 0, Allowlist { script_classes: true }).unwrap();
-        assert!(module_entries(&u.heap, &u.root).unwrap_err().contains("deeper than 64"));
+        let u = unpickle(
+            &p,
+            0,
+            Allowlist {
+                script_classes: true,
+            },
+        )
+        .unwrap();
+        assert!(module_entries(&u.heap, &u.root)
+            .unwrap_err()
+            .contains("deeper than 64"));
     }
 }

@@ -5,7 +5,9 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
-use clip_checkpoint::{load_checkpoint, Activation, ArchHints, Checkpoint, DType, Format, StateDict};
+use clip_checkpoint::{
+    load_checkpoint, Activation, ArchHints, Checkpoint, DType, Format, StateDict,
+};
 use common::Scratch;
 
 fn load(path: &Path) -> Checkpoint {
@@ -24,7 +26,10 @@ fn assert_same(got: &StateDict, want: &StateDict, what: &str) {
         let other = got.get(name).unwrap();
         assert_eq!(other.shape(), t.shape(), "{what}: shape of {name}");
         let bits = |v: Vec<f32>| v.into_iter().map(f32::to_bits).collect::<Vec<_>>();
-        assert!(bits(other.to_f32_vec()) == bits(t.to_f32_vec()), "{what}: values of {name} differ");
+        assert!(
+            bits(other.to_f32_vec()) == bits(t.to_f32_vec()),
+            "{what}: values of {name} differ"
+        );
     }
 }
 
@@ -32,13 +37,27 @@ fn assert_same(got: &StateDict, want: &StateDict, what: &str) {
 fn committed_tiny_vit_loads_with_openai_defaults() {
     let ckpt = load(&clip_fixtures::committed("models/tiny-vit.safetensors"));
     assert_eq!(ckpt.format, Format::Safetensors);
-    assert_eq!(ckpt.hints, ArchHints { activation: Activation::QuickGelu, vision_heads: None, text_heads: None });
+    assert_eq!(
+        ckpt.hints,
+        ArchHints {
+            activation: Activation::QuickGelu,
+            vision_heads: None,
+            text_heads: None
+        }
+    );
     assert_eq!(ckpt.state.len(), 62);
     let conv = ckpt.state.get("visual.conv1.weight").unwrap();
-    assert_eq!((conv.dtype(), conv.shape()), (DType::F16, &[128, 3, 32, 32][..]));
+    assert_eq!(
+        (conv.dtype(), conv.shape()),
+        (DType::F16, &[128, 3, 32, 32][..])
+    );
     assert!(conv.is_mapped());
     if let Some(models) = models() {
-        assert_same(&ckpt.state, &load(&models.join("tiny-vit/tiny-vit.safetensors")).state, "committed copy");
+        assert_same(
+            &ckpt.state,
+            &load(&models.join("tiny-vit/tiny-vit.safetensors")).state,
+            "committed copy",
+        );
     }
 }
 
@@ -69,15 +88,33 @@ fn hugging_face_folder_falls_back_to_pytorch_model_bin() {
     }
     let ckpt = load(&dir.0);
     assert_eq!(ckpt.format, Format::HuggingFace);
-    assert_eq!(ckpt.hints, ArchHints { activation: Activation::QuickGelu, vision_heads: Some(2), text_heads: Some(1) });
-    assert_same(&ckpt.state, &load(&models.join("tiny-vit/tiny-vit.safetensors")).state, "HF pytorch_model.bin");
+    assert_eq!(
+        ckpt.hints,
+        ArchHints {
+            activation: Activation::QuickGelu,
+            vision_heads: Some(2),
+            text_heads: Some(1)
+        }
+    );
+    assert_same(
+        &ckpt.state,
+        &load(&models.join("tiny-vit/tiny-vit.safetensors")).state,
+        "HF pytorch_model.bin",
+    );
 }
 
 #[test]
 fn hugging_face_hints_come_from_config() {
     let Some(models) = models() else { return };
     let ckpt = load(&models.join("tiny-vit-hf"));
-    assert_eq!(ckpt.hints, ArchHints { activation: Activation::QuickGelu, vision_heads: Some(2), text_heads: Some(1) });
+    assert_eq!(
+        ckpt.hints,
+        ArchHints {
+            activation: Activation::QuickGelu,
+            vision_heads: Some(2),
+            text_heads: Some(1)
+        }
+    );
 }
 
 #[test]
@@ -108,9 +145,19 @@ fn tiny_rn_torchscript_matches_safetensors() {
     let want = load(&models.join("tiny-rn/tiny-rn.safetensors"));
     let got = load(&models.join("tiny-rn/tiny-rn.torchscript.pt"));
     assert_eq!(got.format, Format::TorchScript);
-    assert!(want.state.names().all(|n| !n.ends_with("num_batches_tracked")));
-    assert!(want.state.contains("visual.bn1.running_var") && want.state.contains("visual.attnpool.q_proj.weight"));
-    assert_eq!(want.state.len(), 153 - 19, "19 BatchNorm step counters dropped");
+    assert!(want
+        .state
+        .names()
+        .all(|n| !n.ends_with("num_batches_tracked")));
+    assert!(
+        want.state.contains("visual.bn1.running_var")
+            && want.state.contains("visual.attnpool.q_proj.weight")
+    );
+    assert_eq!(
+        want.state.len(),
+        153 - 19,
+        "19 BatchNorm step counters dropped"
+    );
     assert_same(&got.state, &want.state, "tiny-rn torchscript");
 }
 
@@ -119,7 +166,14 @@ fn openclip_folder_gives_gelu_and_config_heads() {
     let Some(models) = models() else { return };
     let ckpt = load(&models.join("tiny-vit-openclip-gelu"));
     assert_eq!(ckpt.format, Format::OpenClip);
-    assert_eq!(ckpt.hints, ArchHints { activation: Activation::Gelu, vision_heads: Some(2), text_heads: Some(1) });
+    assert_eq!(
+        ckpt.hints,
+        ArchHints {
+            activation: Activation::Gelu,
+            vision_heads: Some(2),
+            text_heads: Some(1)
+        }
+    );
     let vit = load(&models.join("tiny-vit/tiny-vit.safetensors"));
     assert!(ckpt.state.names().eq(vit.state.names()));
     // the bare weights file has no config: OpenAI defaults
@@ -134,42 +188,88 @@ fn malformed_files_are_refused_with_named_errors() {
     let bad = models.join("malformed");
     let _ = std::fs::remove_file("/tmp/clip-evil-pickle-ran");
     for (file, phrases) in [
-        ("truncated.safetensors", &["truncated: tensor ", " needs bytes [", "but the file has "][..]),
-        ("bad-header.safetensors", &["header length 10485760 exceeds file size"]),
-        ("empty.safetensors", &["no tensors", "not a CLIP checkpoint"]),
-        ("not-a-checkpoint.pt", &["not a PyTorch zip/TorchScript/pickle file"]),
+        (
+            "truncated.safetensors",
+            &["truncated: tensor ", " needs bytes [", "but the file has "][..],
+        ),
+        (
+            "bad-header.safetensors",
+            &["header length 10485760 exceeds file size"],
+        ),
+        (
+            "empty.safetensors",
+            &["no tensors", "not a CLIP checkpoint"],
+        ),
+        (
+            "not-a-checkpoint.pt",
+            &["not a PyTorch zip/TorchScript/pickle file"],
+        ),
         ("truncated.pt", &["corrupt or truncated zip archive"]),
         ("evil-pickle.pt", &["disallowed pickle global os.system"]),
-        ("evil-plain.pkl", &["disallowed pickle global builtins.eval"]),
-        ("hf-missing-config", &["Hugging Face folder without config.json"]),
+        (
+            "evil-plain.pkl",
+            &["disallowed pickle global builtins.eval"],
+        ),
+        (
+            "hf-missing-config",
+            &["Hugging Face folder without config.json"],
+        ),
     ] {
-        let err = load_checkpoint(&bad.join(file)).err().unwrap_or_else(|| panic!("{file} loaded")).to_string();
-        assert!(err.contains(file), "{file}: error does not name the file: {err}");
+        let err = load_checkpoint(&bad.join(file))
+            .err()
+            .unwrap_or_else(|| panic!("{file} loaded"))
+            .to_string();
+        assert!(
+            err.contains(file),
+            "{file}: error does not name the file: {err}"
+        );
         for phrase in phrases {
             assert!(err.contains(phrase), "{file}: {err:?} lacks {phrase:?}");
         }
     }
-    assert!(!Path::new("/tmp/clip-evil-pickle-ran").exists(), "a pickle ran code");
+    assert!(
+        !Path::new("/tmp/clip-evil-pickle-ran").exists(),
+        "a pickle ran code"
+    );
 }
 
 #[test]
 fn tensor_level_defects_load_here_and_are_left_to_the_model() {
     let Some(models) = models() else { return };
-    for file in ["missing-tensor.safetensors", "wrong-shape.safetensors", "nan-weights.safetensors"] {
+    for file in [
+        "missing-tensor.safetensors",
+        "wrong-shape.safetensors",
+        "nan-weights.safetensors",
+    ] {
         let ckpt = load(&models.join("malformed").join(file));
-        assert_eq!(ckpt.state.get("token_embedding.weight").unwrap().shape(), [1000, 64], "{file}");
+        assert_eq!(
+            ckpt.state.get("token_embedding.weight").unwrap().shape(),
+            [1000, 64],
+            "{file}"
+        );
     }
 }
 
 #[test]
 fn missing_paths_and_unknown_folders_are_errors() {
-    let err = load_checkpoint(Path::new("/nonexistent/clip.pt")).unwrap_err().to_string();
-    assert!(err.contains("/nonexistent/clip.pt") && err.contains("No such file"), "{err}");
+    let err = load_checkpoint(Path::new("/nonexistent/clip.pt"))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("/nonexistent/clip.pt") && err.contains("No such file"),
+        "{err}"
+    );
     let dir = Scratch::new("unknown-folder");
     std::fs::write(dir.path("notes.txt"), "hello").unwrap();
     let err = load_checkpoint(&dir.0).unwrap_err().to_string();
-    assert!(err.contains("unknown-folder") && err.contains("not a checkpoint folder"), "{err}");
+    assert!(
+        err.contains("unknown-folder") && err.contains("not a checkpoint folder"),
+        "{err}"
+    );
     let empty = dir.path("empty.bin");
     std::fs::write(&empty, b"").unwrap();
-    assert!(load_checkpoint(&empty).unwrap_err().to_string().contains("not a PyTorch zip/TorchScript/pickle file"));
+    assert!(load_checkpoint(&empty)
+        .unwrap_err()
+        .to_string()
+        .contains("not a PyTorch zip/TorchScript/pickle file"));
 }

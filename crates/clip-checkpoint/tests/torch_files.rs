@@ -10,8 +10,17 @@ use common::{f32_bytes, legacy_file, state_dict_pickle, torch_zip, Record, Scrat
 /// Storage "0": 0..12 as f32; storage "1": 1.5, -2 as f64; storage "2": 7 as i64.
 fn storages() -> Vec<(&'static str, usize, Vec<u8>)> {
     let s0 = f32_bytes(&(0..12).map(|i| i as f32).collect::<Vec<_>>());
-    let s1 = [1.5f64, -2.0].iter().flat_map(|x| x.to_le_bytes()).collect();
-    (vec![("0", 12, s0), ("1", 2, s1), ("2", 1, 7i64.to_le_bytes().to_vec())]).into_iter().collect()
+    let s1 = [1.5f64, -2.0]
+        .iter()
+        .flat_map(|x| x.to_le_bytes())
+        .collect();
+    (vec![
+        ("0", 12, s0),
+        ("1", 2, s1),
+        ("2", 1, 7i64.to_le_bytes().to_vec()),
+    ])
+    .into_iter()
+    .collect()
 }
 
 fn records() -> Vec<Record<'static>> {
@@ -26,12 +35,44 @@ fn records() -> Vec<Record<'static>> {
     };
     vec![
         // a [3, 4] matrix and its transpose, sharing storage 0
-        r("module.visual.proj", "FloatStorage", "0", 12, 0, &[3, 4], &[4, 1]),
-        r("module.text_projection", "FloatStorage", "0", 12, 0, &[4, 3], &[1, 4]),
+        r(
+            "module.visual.proj",
+            "FloatStorage",
+            "0",
+            12,
+            0,
+            &[3, 4],
+            &[4, 1],
+        ),
+        r(
+            "module.text_projection",
+            "FloatStorage",
+            "0",
+            12,
+            0,
+            &[4, 3],
+            &[1, 4],
+        ),
         // a slice from an offset, every other element
-        r("module.ln_final.bias", "FloatStorage", "0", 12, 1, &[3], &[2]),
+        r(
+            "module.ln_final.bias",
+            "FloatStorage",
+            "0",
+            12,
+            1,
+            &[3],
+            &[2],
+        ),
         r("module.logit_scale", "DoubleStorage", "1", 2, 1, &[], &[]),
-        r("module.visual.bn1.num_batches_tracked", "LongStorage", "2", 1, 0, &[], &[]),
+        r(
+            "module.visual.bn1.num_batches_tracked",
+            "LongStorage",
+            "2",
+            1,
+            0,
+            &[],
+            &[],
+        ),
     ]
 }
 
@@ -39,13 +80,30 @@ fn check(path: &std::path::Path, format: Format) {
     let ckpt = load_checkpoint(path).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(ckpt.format, format);
     let names: Vec<_> = ckpt.state.names().collect();
-    assert_eq!(names, ["ln_final.bias", "logit_scale", "text_projection", "visual.proj"]);
+    assert_eq!(
+        names,
+        [
+            "ln_final.bias",
+            "logit_scale",
+            "text_projection",
+            "visual.proj"
+        ]
+    );
     let get = |n: &str| ckpt.state.get(n).unwrap();
     assert_eq!(get("visual.proj").shape(), [3, 4]);
-    assert_eq!(get("visual.proj").to_f32_vec(), (0..12).map(|i| i as f32).collect::<Vec<_>>());
-    assert_eq!(get("text_projection").to_f32_vec(), [0., 4., 8., 1., 5., 9., 2., 6., 10., 3., 7., 11.]);
+    assert_eq!(
+        get("visual.proj").to_f32_vec(),
+        (0..12).map(|i| i as f32).collect::<Vec<_>>()
+    );
+    assert_eq!(
+        get("text_projection").to_f32_vec(),
+        [0., 4., 8., 1., 5., 9., 2., 6., 10., 3., 7., 11.]
+    );
     assert_eq!(get("ln_final.bias").to_f32_vec(), [1., 3., 5.]);
-    assert_eq!((get("logit_scale").dtype(), get("logit_scale").shape()), (DType::F64, &[][..]));
+    assert_eq!(
+        (get("logit_scale").dtype(), get("logit_scale").shape()),
+        (DType::F64, &[][..])
+    );
     assert_eq!(get("logit_scale").to_f32_vec(), [-2.0]);
 }
 
@@ -73,7 +131,10 @@ fn legacy_torch_save_files() {
     let bytes = std::fs::read(&path).unwrap();
     std::fs::write(&path, &bytes[..bytes.len() - 4]).unwrap();
     let err = load_checkpoint(&path).unwrap_err().to_string();
-    assert!(err.contains("old.pth") && err.contains("truncated: storage 2"), "{err}");
+    assert!(
+        err.contains("old.pth") && err.contains("truncated: storage 2"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -89,16 +150,35 @@ fn broken_tensor_records_name_the_tensor() {
         stride: &[1],
     };
     let cases = [
-        (r("0", 2, &[3]), vec![("0", vec![0u8; 8])], "reaches element 4 of a storage of 4"),
-        (r("9", 0, &[4]), vec![("0", vec![0u8; 8])], "storage record archive/data/9 is missing"),
-        (r("0", 0, &[4]), vec![("0", vec![0u8; 6])], "storage 0 holds 6 bytes, 8 claimed"),
+        (
+            r("0", 2, &[3]),
+            vec![("0", vec![0u8; 8])],
+            "reaches element 4 of a storage of 4",
+        ),
+        (
+            r("9", 0, &[4]),
+            vec![("0", vec![0u8; 8])],
+            "storage record archive/data/9 is missing",
+        ),
+        (
+            r("0", 0, &[4]),
+            vec![("0", vec![0u8; 6])],
+            "storage 0 holds 6 bytes, 8 claimed",
+        ),
     ];
     for (i, (record, data, phrase)) in cases.into_iter().enumerate() {
         let path = dir.path(&format!("broken-{i}.pt"));
-        torch_zip(&path, &state_dict_pickle(&[record], None, false), &data, false);
+        torch_zip(
+            &path,
+            &state_dict_pickle(&[record], None, false),
+            &data,
+            false,
+        );
         let err = load_checkpoint(&path).unwrap_err().to_string();
         assert!(
-            err.contains(&format!("broken-{i}.pt")) && err.contains("visual.proj") && err.contains(phrase),
+            err.contains(&format!("broken-{i}.pt"))
+                && err.contains("visual.proj")
+                && err.contains(phrase),
             "{err}"
         );
     }
@@ -108,7 +188,15 @@ fn broken_tensor_records_name_the_tensor() {
 fn a_plain_zip_may_not_hold_torchscript_objects() {
     let dir = Scratch::new("script-in-zip");
     let path = dir.path("m.pt");
-    torch_zip(&path, b"\x80\x02c__torch__.clip.model\nCLIP\n)\x81}b.", &[], false);
+    torch_zip(
+        &path,
+        b"\x80\x02c__torch__.clip.model\nCLIP\n)\x81}b.",
+        &[],
+        false,
+    );
     let err = load_checkpoint(&path).unwrap_err().to_string();
-    assert!(err.contains("disallowed pickle global __torch__.clip.model.CLIP"), "{err}");
+    assert!(
+        err.contains("disallowed pickle global __torch__.clip.model.CLIP"),
+        "{err}"
+    );
 }

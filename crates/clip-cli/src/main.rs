@@ -11,7 +11,11 @@ use clap::Parser;
 use commands::Command;
 
 #[derive(Parser)]
-#[command(name = "clip", version, about = "CLIP in Rust: embed, classify, tokenize and preprocess with the reference's numbers")]
+#[command(
+    name = "clip",
+    version,
+    about = "CLIP in Rust: embed, classify, tokenize and preprocess with the reference's numbers"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

@@ -12,12 +12,20 @@ use clip_fixtures::{committed, parity, read_goldens};
 use serde_json::Value;
 
 fn clip(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_clip")).args(args).env_remove("CLIP_MODEL").output().expect("run clip")
+    Command::new(env!("CARGO_BIN_EXE_clip"))
+        .args(args)
+        .env_remove("CLIP_MODEL")
+        .output()
+        .expect("run clip")
 }
 
 fn clip_json(args: &[&str]) -> Value {
     let out = clip(args);
-    assert!(out.status.success(), "clip {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "clip {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     serde_json::from_slice(&out.stdout).expect("stdout is JSON")
 }
 
@@ -44,9 +52,14 @@ impl Drop for Server {
 /// Whether `GET /api/v2/heartbeat` answers 200 (plain HTTP/1.0, no client library needed).
 fn heartbeat(addr: &str) -> bool {
     use std::io::{Read, Write};
-    let Ok(mut conn) = std::net::TcpStream::connect(addr) else { return false };
+    let Ok(mut conn) = std::net::TcpStream::connect(addr) else {
+        return false;
+    };
     let _ = conn.set_read_timeout(Some(Duration::from_secs(5)));
-    if conn.write_all(b"GET /api/v2/heartbeat HTTP/1.0\r\nHost: localhost\r\n\r\n").is_err() {
+    if conn
+        .write_all(b"GET /api/v2/heartbeat HTTP/1.0\r\nHost: localhost\r\n\r\n")
+        .is_err()
+    {
         return false;
     }
     let mut head = [0u8; 12];
@@ -56,25 +69,54 @@ fn heartbeat(addr: &str) -> bool {
 fn server() -> Option<Server> {
     if let Ok(addr) = std::env::var("CLIP_TEST_CHROMA") {
         assert!(heartbeat(&addr), "CLIP_TEST_CHROMA={addr} does not answer");
-        return Some(Server { addr, child: None, _data: None });
+        return Some(Server {
+            addr,
+            child: None,
+            _data: None,
+        });
     }
     let data = tempfile::tempdir().unwrap();
-    let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let child = Command::new("chroma")
-        .args(["run", "--path", s(data.path()), "--host", "127.0.0.1", "--port", &port.to_string()])
+        .args([
+            "run",
+            "--path",
+            s(data.path()),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            &port.to_string(),
+        ])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn();
     let Ok(child) = child else {
         // CI installs and provides Chroma (.ci/run): there a missing server is a failure.
-        assert!(std::env::var("CI").as_deref() != Ok("true"), "CI=true but no Chroma server: `chroma` is not on PATH");
-        eprintln!("SKIPPED: no Chroma server (set CLIP_TEST_CHROMA=host:port or put `chroma` on PATH)");
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "CI=true but no Chroma server: `chroma` is not on PATH"
+        );
+        eprintln!(
+            "SKIPPED: no Chroma server (set CLIP_TEST_CHROMA=host:port or put `chroma` on PATH)"
+        );
         return None;
     };
-    let server = Server { addr: format!("127.0.0.1:{port}"), child: Some(child), _data: Some(data) };
+    let server = Server {
+        addr: format!("127.0.0.1:{port}"),
+        child: Some(child),
+        _data: Some(data),
+    };
     let start = Instant::now();
     while !heartbeat(&server.addr) {
-        assert!(start.elapsed() < Duration::from_secs(60), "chroma run did not come up on {}", server.addr);
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "chroma run did not come up on {}",
+            server.addr
+        );
         std::thread::sleep(Duration::from_millis(200));
     }
     Some(server)
@@ -85,7 +127,12 @@ fn results(v: &Value) -> Vec<(String, f64)> {
         .as_array()
         .unwrap()
         .iter()
-        .map(|r| (r["path"].as_str().unwrap().into(), r["score"].as_f64().unwrap()))
+        .map(|r| {
+            (
+                r["path"].as_str().unwrap().into(),
+                r["score"].as_f64().unwrap(),
+            )
+        })
         .collect()
 }
 
@@ -106,27 +153,54 @@ fn chroma_store_indexes_syncs_and_answers_like_the_goldens() {
     let collection = format!(
         "clip-test-{}-{}",
         std::process::id(),
-        dir.path().file_name().unwrap().to_str().unwrap().replace('.', "")
+        dir.path()
+            .file_name()
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .replace('.', "")
     );
     let store = format!("chroma://{}/{collection}", server.addr);
     let db = dir.path().join("i.db");
     let index = |extra: &[&str]| {
-        let mut a = vec!["index", s(&photos), "--model", s(&model), "--db", s(&db), "--store", &store, "--json"];
+        let mut a = vec![
+            "index",
+            s(&photos),
+            "--model",
+            s(&model),
+            "--db",
+            s(&db),
+            "--store",
+            &store,
+            "--json",
+        ];
         a.extend(extra);
         clip_json(&a)
     };
     let first = index(&[]);
     assert_eq!(first["store"]["upserted"], 21, "{first}");
-    assert_eq!(index(&[])["store"], serde_json::json!({"upserted": 0, "deleted": 0}));
+    assert_eq!(
+        index(&[])["store"],
+        serde_json::json!({"upserted": 0, "deleted": 0})
+    );
 
     // image query: the golden nearest of the indexed images comes first, with the golden cosine
     let qi = g.images.iter().position(|n| n == query).unwrap();
     let mut ranked: Vec<(f64, &str)> = (0..g.images.len())
         .filter(|&i| i != qi)
-        .map(|i| (parity(&g.image_embeddings[qi], &g.image_embeddings[i]).0, g.images[i].as_str()))
+        .map(|i| {
+            (
+                parity(&g.image_embeddings[qi], &g.image_embeddings[i]).0,
+                g.images[i].as_str(),
+            )
+        })
         .collect();
     ranked.sort_by(|a, b| b.0.total_cmp(&a.0));
-    assert!(ranked[0].0 - ranked[1].0 > 1e-3, "golden tie: {:?}", &ranked[..2]);
+    assert!(
+        ranked[0].0 - ranked[1].0 > 1e-3,
+        "golden tie: {:?}",
+        &ranked[..2]
+    );
     let image = committed(&format!("images/good/{query}"));
     let search = |args: &[&str]| {
         let mut a = vec!["search", "--store", &store, "--model", s(&model), "--json"];
@@ -135,11 +209,27 @@ fn chroma_store_indexes_syncs_and_answers_like_the_goldens() {
     };
     let hits = search(&["--image", s(&image), "-k", "5"]);
     assert_eq!(hits.len(), 5);
-    assert!(hits[0].0.ends_with(&format!("/{}", ranked[0].1)), "{hits:?} vs {:?}", &ranked[..2]);
+    assert!(
+        hits[0].0.ends_with(&format!("/{}", ranked[0].1)),
+        "{hits:?} vs {:?}",
+        &ranked[..2]
+    );
     assert!((hits[0].1 - ranked[0].0).abs() < 1e-3);
     // the same answer as the embedded store's exact search
-    let local = results(&clip_json(&["search", "--image", s(&image), "--db", s(&db), "-k", "5", "--json"]));
-    assert_eq!(hits.iter().map(|h| &h.0).collect::<Vec<_>>(), local.iter().map(|h| &h.0).collect::<Vec<_>>());
+    let local = results(&clip_json(&[
+        "search",
+        "--image",
+        s(&image),
+        "--db",
+        s(&db),
+        "-k",
+        "5",
+        "--json",
+    ]));
+    assert_eq!(
+        hits.iter().map(|h| &h.0).collect::<Vec<_>>(),
+        local.iter().map(|h| &h.0).collect::<Vec<_>>()
+    );
 
     // rename + delete reach the server
     let best = photos.join(ranked[0].1);
@@ -147,12 +237,24 @@ fn chroma_store_indexes_syncs_and_answers_like_the_goldens() {
     std::fs::rename(&best, &renamed).unwrap();
     std::fs::remove_file(photos.join("tiny_7x5.png")).unwrap();
     let third = index(&[]);
-    assert_eq!(third["store"], serde_json::json!({"upserted": 1, "deleted": 1}), "{third}");
+    assert_eq!(
+        third["store"],
+        serde_json::json!({"upserted": 1, "deleted": 1}),
+        "{third}"
+    );
     let hits = search(&["--image", s(&image), "-k", "1"]);
     assert_eq!(hits[0].0, s(&renamed));
 
     // another preprocessing is another space: the collection refuses it
-    let out = clip(&["search", "a cat", "--store", &store, "--model", s(&model), "--exif-orientation"]);
+    let out = clip(&[
+        "search",
+        "a cat",
+        "--store",
+        &store,
+        "--model",
+        s(&model),
+        "--exif-orientation",
+    ]);
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("holds vectors of model space"));
 }

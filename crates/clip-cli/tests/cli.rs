@@ -5,8 +5,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use clip_fixtures::{
-    committed, image_abs_tolerance, parity, read_goldens, read_npy, reference, ModelGoldens, MAX_ABS, MAX_LOGIT,
-    MIN_COSINE,
+    committed, image_abs_tolerance, parity, read_goldens, read_npy, reference, ModelGoldens,
+    MAX_ABS, MAX_LOGIT, MIN_COSINE,
 };
 use serde_json::Value;
 
@@ -16,7 +16,10 @@ fn clip(args: &[&str]) -> Output {
         .args(args)
         .env_remove("CLIP_MODEL")
         .env("CLIP_OFFLINE", "1")
-        .env("CLIP_CACHE", concat!(env!("CARGO_TARGET_TMPDIR"), "/empty-clip-cache"))
+        .env(
+            "CLIP_CACHE",
+            concat!(env!("CARGO_TARGET_TMPDIR"), "/empty-clip-cache"),
+        )
         .output()
         .expect("run clip")
 }
@@ -37,15 +40,29 @@ fn clip_json(args: &[&str]) -> Value {
 fn clip_fails(args: &[&str], needles: &[&str]) {
     let out = clip(args);
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "clip {args:?}: expected exit 2, stderr: {stderr}");
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "clip {args:?}: expected exit 2, stderr: {stderr}"
+    );
     for n in needles {
-        assert!(stderr.contains(n), "clip {args:?}: stderr lacks {n:?}: {stderr}");
+        assert!(
+            stderr.contains(n),
+            "clip {args:?}: stderr lacks {n:?}: {stderr}"
+        );
     }
-    assert!(!stderr.contains("panicked"), "clip {args:?} panicked: {stderr}");
+    assert!(
+        !stderr.contains("panicked"),
+        "clip {args:?} panicked: {stderr}"
+    );
 }
 
 fn floats(v: &Value) -> Vec<f32> {
-    v.as_array().expect("array").iter().map(|x| x.as_f64().expect("number") as f32).collect()
+    v.as_array()
+        .expect("array")
+        .iter()
+        .map(|x| x.as_f64().expect("number") as f32)
+        .collect()
 }
 
 fn s(p: &Path) -> &str {
@@ -64,9 +81,17 @@ struct Figures {
 }
 
 fn embed_parity(model: &Path, image_dir: &Path, images: &[String], g: &ModelGoldens) -> Figures {
-    let mut args: Vec<String> = vec!["embed".into(), "--raw".into(), "--model".into(), s(model).into()];
+    let mut args: Vec<String> = vec![
+        "embed".into(),
+        "--raw".into(),
+        "--model".into(),
+        s(model).into(),
+    ];
     for name in images {
-        args.extend(["--image".into(), image_dir.join(name).to_str().unwrap().into()]);
+        args.extend([
+            "--image".into(),
+            image_dir.join(name).to_str().unwrap().into(),
+        ]);
     }
     for t in &g.texts {
         args.extend(["--text".into(), t.clone()]);
@@ -83,8 +108,18 @@ fn embed_parity(model: &Path, image_dir: &Path, images: &[String], g: &ModelGold
         logit_diff: 0.0,
         image_tolerance: image_abs_tolerance(g),
     };
-    let ours_img: Vec<Vec<f32>> = out["images"].as_array().unwrap().iter().map(|e| floats(&e["embedding"])).collect();
-    let ours_txt: Vec<Vec<f32>> = out["texts"].as_array().unwrap().iter().map(|e| floats(&e["embedding"])).collect();
+    let ours_img: Vec<Vec<f32>> = out["images"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| floats(&e["embedding"]))
+        .collect();
+    let ours_txt: Vec<Vec<f32>> = out["texts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| floats(&e["embedding"]))
+        .collect();
     for (t, ours) in ours_txt.iter().enumerate() {
         assert_eq!(out["texts"][t]["text"].as_str(), Some(g.texts[t].as_str()));
         let (c, d) = parity(ours, &g.text_embeddings[t]);
@@ -92,15 +127,22 @@ fn embed_parity(model: &Path, image_dir: &Path, images: &[String], g: &ModelGold
         f.text_diff = f.text_diff.max(d);
     }
     for (i, name) in images.iter().enumerate() {
-        let gi = g.images.iter().position(|n| n == name).expect("image in goldens");
+        let gi = g
+            .images
+            .iter()
+            .position(|n| n == name)
+            .expect("image in goldens");
         let (c, d) = parity(&ours_img[i], &g.image_embeddings[gi]);
         f.image_cos = f.image_cos.min(c);
         f.image_diff = f.image_diff.max(d);
         let norm = |v: &[f32]| v.iter().map(|x| x * x).sum::<f32>().sqrt();
         for (t, txt) in ours_txt.iter().enumerate() {
-            let cos: f32 = ours_img[i].iter().zip(txt).map(|(a, b)| a * b).sum::<f32>() / (norm(&ours_img[i]) * norm(txt));
+            let cos: f32 = ours_img[i].iter().zip(txt).map(|(a, b)| a * b).sum::<f32>()
+                / (norm(&ours_img[i]) * norm(txt));
             let logit = g.logit_scale_exp as f32 * cos;
-            f.logit_diff = f.logit_diff.max((logit - g.logits_per_image[gi][t]).abs() as f64);
+            f.logit_diff = f
+                .logit_diff
+                .max((logit - g.logits_per_image[gi][t]).abs() as f64);
         }
     }
     f
@@ -111,8 +153,14 @@ fn assert_parity(label: &str, f: &Figures) {
         "{label}: image cos {:.7} diff {:.2e} | text cos {:.7} diff {:.2e} | logits {:.2e}",
         f.image_cos, f.image_diff, f.text_cos, f.text_diff, f.logit_diff
     );
-    assert!(f.text_cos >= MIN_COSINE && f.text_diff <= MAX_ABS, "{label}: text parity");
-    assert!(f.image_cos >= MIN_COSINE && f.image_diff <= f.image_tolerance, "{label}: image parity");
+    assert!(
+        f.text_cos >= MIN_COSINE && f.text_diff <= MAX_ABS,
+        "{label}: text parity"
+    );
+    assert!(
+        f.image_cos >= MIN_COSINE && f.image_diff <= f.image_tolerance,
+        "{label}: image parity"
+    );
     assert!(f.logit_diff <= MAX_LOGIT, "{label}: logits parity");
 }
 
@@ -123,7 +171,12 @@ fn all_images(g: &ModelGoldens) -> Vec<String> {
 #[test]
 fn embed_matches_goldens_on_committed_fixture() {
     let g = read_goldens(&committed("goldens/tiny-vit.json"));
-    let f = embed_parity(&committed("models/tiny-vit.safetensors"), &committed("images/good"), &all_images(&g), &g);
+    let f = embed_parity(
+        &committed("models/tiny-vit.safetensors"),
+        &committed("images/good"),
+        &all_images(&g),
+        &g,
+    );
     assert_parity("tiny-vit.safetensors (committed)", &f);
 }
 
@@ -131,7 +184,9 @@ fn embed_matches_goldens_on_committed_fixture() {
 /// tokenise, encode.
 #[test]
 fn embed_matches_goldens_for_every_reference_model_and_format() {
-    let Some(root) = reference("models") else { return };
+    let Some(root) = reference("models") else {
+        return;
+    };
     let goldens = reference("goldens").unwrap();
     let images = reference("images/good").unwrap();
     let cases: &[(&str, &str)] = &[
@@ -161,7 +216,10 @@ fn embed_normalises_unless_raw() {
         "--text",
         "a cat",
     ]);
-    for e in [&out["images"][0]["embedding"], &out["texts"][0]["embedding"]] {
+    for e in [
+        &out["images"][0]["embedding"],
+        &out["texts"][0]["embedding"],
+    ] {
         let n: f32 = floats(e).iter().map(|x| x * x).sum::<f32>().sqrt();
         assert!((n - 1.0).abs() < 1e-5, "norm {n}");
     }
@@ -174,7 +232,17 @@ fn embed_truncates_long_text_with_a_warning_or_fails_with_no_truncate() {
     let out = clip(&["embed", "--model", s(&model), "--text", &long]);
     assert!(out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("truncated"));
-    clip_fails(&["embed", "--model", s(&model), "--no-truncate", "--text", &long], &["too long", "word word"]);
+    clip_fails(
+        &[
+            "embed",
+            "--model",
+            s(&model),
+            "--no-truncate",
+            "--text",
+            &long,
+        ],
+        &["too long", "word word"],
+    );
 }
 
 #[test]
@@ -187,29 +255,64 @@ fn tokenize_matches_reference_rows() {
     let rows = out["tokens"].as_array().unwrap();
     assert_eq!(rows.len(), g.text_tokens.len());
     for (row, want) in rows.iter().zip(&g.text_tokens) {
-        let got: Vec<i64> = row.as_array().unwrap().iter().map(|v| v.as_i64().unwrap()).collect();
+        let got: Vec<i64> = row
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_i64().unwrap())
+            .collect();
         assert_eq!(&got, want);
     }
 }
 
 #[test]
 fn tokenize_context_length_and_overflow_error() {
-    let out = clip_json(&["tokenize", "--context-length", "5", "--truncate", "a b c d e f"]);
-    let row: Vec<i64> = out["tokens"][0].as_array().unwrap().iter().map(|v| v.as_i64().unwrap()).collect();
+    let out = clip_json(&[
+        "tokenize",
+        "--context-length",
+        "5",
+        "--truncate",
+        "a b c d e f",
+    ]);
+    let row: Vec<i64> = out["tokens"][0]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_i64().unwrap())
+        .collect();
     assert_eq!(row.len(), 5);
     assert_eq!(row[0], 49406);
     assert_eq!(row[4], 49407);
-    clip_fails(&["tokenize", "--context-length", "5", "a b c d e f"], &["a b c d e f", "too long"]);
+    clip_fails(
+        &["tokenize", "--context-length", "5", "a b c d e f"],
+        &["a b c d e f", "too long"],
+    );
 }
 
 #[test]
 fn preprocess_writes_the_reference_tensor() {
     let dir = tempdir();
-    for name in ["chelsea_small.bmp", "logo_rgba.png", "hubble_portrait_rgb.png", "text_1bit.png"] {
+    for name in [
+        "chelsea_small.bmp",
+        "logo_rgba.png",
+        "hubble_portrait_rgb.png",
+        "text_1bit.png",
+    ] {
         let out = dir.join(format!("{name}.npy"));
         let img = committed(&format!("images/good/{name}"));
-        let status = clip(&["preprocess", s(&img), "--resolution", "224", "--output", s(&out)]);
-        assert!(status.status.success(), "{}", String::from_utf8_lossy(&status.stderr));
+        let status = clip(&[
+            "preprocess",
+            s(&img),
+            "--resolution",
+            "224",
+            "--output",
+            s(&out),
+        ]);
+        assert!(
+            status.status.success(),
+            "{}",
+            String::from_utf8_lossy(&status.stderr)
+        );
         let ours = read_npy(&out);
         let want = read_npy(&committed(&format!("preprocess/{name}.224.npy")));
         assert_eq!(ours.shape, vec![3, 224, 224]);
@@ -267,18 +370,43 @@ fn classify_prints_a_table() {
     ]);
     assert!(out.status.success());
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(text.contains("chelsea_small.bmp") && text.contains("a cat") && text.contains('%'), "{text}");
+    assert!(
+        text.contains("chelsea_small.bmp") && text.contains("a cat") && text.contains('%'),
+        "{text}"
+    );
 }
 
 #[test]
 fn bad_inputs_fail_with_exit_2_and_name_the_input() {
     let model = committed("models/tiny-vit.safetensors");
     let m = s(&model);
-    clip_fails(&["embed", "--model", m, "--image", "no/such/file.png"], &["no/such/file.png"]);
-    clip_fails(&["embed", "--model", "no/such/model.safetensors", "--text", "x"], &["no/such/model.safetensors"]);
+    clip_fails(
+        &["embed", "--model", m, "--image", "no/such/file.png"],
+        &["no/such/file.png"],
+    );
+    clip_fails(
+        &[
+            "embed",
+            "--model",
+            "no/such/model.safetensors",
+            "--text",
+            "x",
+        ],
+        &["no/such/model.safetensors"],
+    );
     clip_fails(&["embed", "--text", "x"], &["--model"]);
     clip_fails(&["embed", "--model", m], &["nothing to embed"]);
-    clip_fails(&["classify", s(&committed("images/good/chelsea_small.bmp")), "--model", m, "--labels", " , "], &["empty label list"]);
+    clip_fails(
+        &[
+            "classify",
+            s(&committed("images/good/chelsea_small.bmp")),
+            "--model",
+            m,
+            "--labels",
+            " , ",
+        ],
+        &["empty label list"],
+    );
     for entry in std::fs::read_dir(committed("images/bad")).unwrap() {
         let path = entry.unwrap().path();
         let name = path.file_name().unwrap().to_str().unwrap().to_string();
@@ -288,12 +416,23 @@ fn bad_inputs_fail_with_exit_2_and_name_the_input() {
 
 #[test]
 fn malformed_checkpoints_fail_with_exit_2_and_a_reason() {
-    let Some(dir) = reference("models/malformed") else { return };
+    let Some(dir) = reference("models/malformed") else {
+        return;
+    };
     let cases: &[(&str, &str)] = &[
         ("truncated.safetensors", "truncated"),
-        ("bad-header.safetensors", "header length 10485760 exceeds file size"),
-        ("missing-tensor.safetensors", "missing tensor ln_final.weight"),
-        ("wrong-shape.safetensors", "tensor text_projection has shape [64, 16], expected [64, 32]"),
+        (
+            "bad-header.safetensors",
+            "header length 10485760 exceeds file size",
+        ),
+        (
+            "missing-tensor.safetensors",
+            "missing tensor ln_final.weight",
+        ),
+        (
+            "wrong-shape.safetensors",
+            "tensor text_projection has shape [64, 16], expected [64, 32]",
+        ),
         ("nan-weights.safetensors", "text_projection"),
         ("empty.safetensors", "no tensors"),
         ("not-a-checkpoint.pt", "not a"),
@@ -306,7 +445,10 @@ fn malformed_checkpoints_fail_with_exit_2_and_a_reason() {
     let _ = std::fs::remove_file(marker);
     for (file, reason) in cases {
         let path = dir.join(file);
-        clip_fails(&["embed", "--model", s(&path), "--text", "a dog"], &[file, reason]);
+        clip_fails(
+            &["embed", "--model", s(&path), "--text", "a dog"],
+            &[file, reason],
+        );
     }
     assert!(!marker.exists(), "a malicious pickle executed code");
 }
@@ -316,4 +458,3 @@ fn tempdir() -> PathBuf {
     std::fs::create_dir_all(&dir).unwrap();
     dir
 }
-

@@ -18,13 +18,23 @@ fn goldens() -> ModelGoldens {
 }
 
 fn clip(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_clip")).args(args).env_remove("CLIP_MODEL").output().expect("run clip")
+    Command::new(env!("CARGO_BIN_EXE_clip"))
+        .args(args)
+        .env_remove("CLIP_MODEL")
+        .output()
+        .expect("run clip")
 }
 
 fn clip_json(args: &[&str]) -> Value {
     let out = clip(args);
-    assert!(out.status.success(), "clip {args:?} failed ({}): {}", out.status, String::from_utf8_lossy(&out.stderr));
-    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("clip {args:?}: stdout is not JSON ({e})"))
+    assert!(
+        out.status.success(),
+        "clip {args:?} failed ({}): {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("clip {args:?}: stdout is not JSON ({e})"))
 }
 
 fn s(p: &Path) -> &str {
@@ -78,7 +88,12 @@ impl Scene {
             .as_array()
             .expect("results array")
             .iter()
-            .map(|r| (r["path"].as_str().unwrap().to_string(), r["score"].as_f64().unwrap()))
+            .map(|r| {
+                (
+                    r["path"].as_str().unwrap().to_string(),
+                    r["score"].as_f64().unwrap(),
+                )
+            })
             .collect()
     }
 }
@@ -128,7 +143,12 @@ fn index_reports_status_and_a_rerun_is_a_no_op() {
     std::fs::write(scene.photos().join(".hidden.png"), "hidden").unwrap();
     let first = scene.index(&["--batch-size", "4"]);
     assert_eq!(counts(&first), [30, 22, 0, 0, 0], "{first}");
-    let failed: Vec<&str> = first["failed"].as_array().unwrap().iter().map(|f| f["path"].as_str().unwrap()).collect();
+    let failed: Vec<&str> = first["failed"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["path"].as_str().unwrap())
+        .collect();
     assert_eq!(failed.len(), 8);
     assert!(
         failed.iter().any(|p| p.ends_with("text_named.jpg"))
@@ -159,7 +179,8 @@ fn touch_modify_rename_delete_and_duplicate() {
 
     // touch: new mtime, same bytes -> hashed again, not embedded again
     let f = std::fs::File::options().write(true).open(&cat).unwrap();
-    f.set_modified(SystemTime::now() + Duration::from_secs(5)).unwrap();
+    f.set_modified(SystemTime::now() + Duration::from_secs(5))
+        .unwrap();
     drop(f);
     assert_eq!(counts(&scene.index(&[])), [22, 0, 1, 21, 0]);
 
@@ -200,14 +221,25 @@ fn image_query_returns_the_golden_nearest_image_first() {
     let g = goldens();
     let mut checked = 0;
     for (qi, query) in g.images.iter().enumerate().filter(|(_, n)| {
-        ["chelsea_small.bmp", "rocket_cmyk.jpg", "coffee_lossy.webp", "coins_la.png"].contains(&n.as_str())
+        [
+            "chelsea_small.bmp",
+            "rocket_cmyk.jpg",
+            "coffee_lossy.webp",
+            "coins_la.png",
+        ]
+        .contains(&n.as_str())
     }) {
         let mut ranked: Vec<(f64, &str)> = g
             .images
             .iter()
             .enumerate()
             .filter(|(i, _)| *i != qi)
-            .map(|(i, name)| (cosine(&g.image_embeddings[qi], &g.image_embeddings[i]), name.as_str()))
+            .map(|(i, name)| {
+                (
+                    cosine(&g.image_embeddings[qi], &g.image_embeddings[i]),
+                    name.as_str(),
+                )
+            })
             .collect();
         ranked.sort_by(|a, b| b.0.total_cmp(&a.0));
         if ranked[0].0 - ranked[1].0 < 1e-3 {
@@ -216,12 +248,28 @@ fn image_query_returns_the_golden_nearest_image_first() {
         let scene = Scene::new();
         scene.add_fixtures("good", &[query]);
         scene.index(&[]);
-        let hits = scene.search(&["--image", s(&committed(&format!("images/good/{query}"))), "-k", "3"]);
-        assert!(hits[0].0.ends_with(&format!("/{}", ranked[0].1)), "query {query}: got {hits:?}, golden {ranked:?}");
-        assert!((hits[0].1 - ranked[0].0).abs() < 1e-3, "score {} vs golden {}", hits[0].1, ranked[0].0);
+        let hits = scene.search(&[
+            "--image",
+            s(&committed(&format!("images/good/{query}"))),
+            "-k",
+            "3",
+        ]);
+        assert!(
+            hits[0].0.ends_with(&format!("/{}", ranked[0].1)),
+            "query {query}: got {hits:?}, golden {ranked:?}"
+        );
+        assert!(
+            (hits[0].1 - ranked[0].0).abs() < 1e-3,
+            "score {} vs golden {}",
+            hits[0].1,
+            ranked[0].0
+        );
         checked += 1;
     }
-    assert!(checked >= 2, "only {checked} query images had a clear golden nearest neighbour");
+    assert!(
+        checked >= 2,
+        "only {checked} query images had a clear golden nearest neighbour"
+    );
 }
 
 #[test]
@@ -236,7 +284,12 @@ fn text_query_returns_the_golden_nearest_image_first_and_f16_agrees() {
             .images
             .iter()
             .enumerate()
-            .map(|(i, name)| (cosine(&g.text_embeddings[ti], &g.image_embeddings[i]), name.as_str()))
+            .map(|(i, name)| {
+                (
+                    cosine(&g.text_embeddings[ti], &g.image_embeddings[i]),
+                    name.as_str(),
+                )
+            })
             .collect();
         ranked.sort_by(|a, b| b.0.total_cmp(&a.0));
         if ranked[0].0 - ranked[1].0 < 2e-3 {
@@ -255,7 +308,10 @@ fn text_query_returns_the_golden_nearest_image_first_and_f16_agrees() {
         }
         checked += 1;
     }
-    assert!(checked >= 2, "only {checked} texts had a clear golden nearest image");
+    assert!(
+        checked >= 2,
+        "only {checked} texts had a clear golden nearest image"
+    );
 }
 
 /// `--plus`/`--minus` rank by the normalised weighted sum of normalised embeddings; the expected
@@ -275,24 +331,50 @@ fn combined_query_ranks_by_the_weighted_sum() {
         "--text".into(),
         "at night".into(),
     ]);
-    let mut names: Vec<PathBuf> = std::fs::read_dir(scene.photos()).unwrap().map(|e| e.unwrap().path()).collect();
+    let mut names: Vec<PathBuf> = std::fs::read_dir(scene.photos())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
     names.sort();
     for n in &names {
         args.extend(["--image".into(), s(n).into()]);
     }
     let argv: Vec<&str> = args.iter().map(String::as_str).collect();
     let emb = clip_json(&argv);
-    let vec_of =
-        |v: &Value| -> Vec<f64> { v["embedding"].as_array().unwrap().iter().map(|x| x.as_f64().unwrap()).collect() };
-    let imgs: Vec<Vec<f64>> = emb["images"].as_array().unwrap().iter().map(vec_of).collect();
-    let txts: Vec<Vec<f64>> = emb["texts"].as_array().unwrap().iter().map(vec_of).collect();
+    let vec_of = |v: &Value| -> Vec<f64> {
+        v["embedding"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x.as_f64().unwrap())
+            .collect()
+    };
+    let imgs: Vec<Vec<f64>> = emb["images"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(vec_of)
+        .collect();
+    let txts: Vec<Vec<f64>> = emb["texts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(vec_of)
+        .collect();
     // query = image + 0.5 * "a cat" - 0.25 * "at night" (each normalised; `embed` already is)
-    let q: Vec<f64> = (0..imgs[0].len()).map(|i| imgs[0][i] + 0.5 * txts[0][i] - 0.25 * txts[1][i]).collect();
+    let q: Vec<f64> = (0..imgs[0].len())
+        .map(|i| imgs[0][i] + 0.5 * txts[0][i] - 0.25 * txts[1][i])
+        .collect();
     let norm = q.iter().map(|x| x * x).sum::<f64>().sqrt();
     let mut expected: Vec<(f64, String)> = names
         .iter()
         .zip(&imgs[1..])
-        .map(|(n, v)| (q.iter().zip(v).map(|(a, b)| a * b).sum::<f64>() / norm, s(n).to_string()))
+        .map(|(n, v)| {
+            (
+                q.iter().zip(v).map(|(a, b)| a * b).sum::<f64>() / norm,
+                s(n).to_string(),
+            )
+        })
         .collect();
     expected.sort_by(|a, b| b.0.total_cmp(&a.0));
 
@@ -317,7 +399,10 @@ fn combined_query_ranks_by_the_weighted_sum() {
     assert_eq!(hits[0].0, expected[0].1);
     // --threshold keeps only scores at least it
     let above = scene.search(&["--image", s(&image), "--threshold", "0.99"]);
-    assert!(above.iter().all(|h| h.1 >= 0.99) && above.len() < 22, "{above:?}");
+    assert!(
+        above.iter().all(|h| h.1 >= 0.99) && above.len() < 22,
+        "{above:?}"
+    );
 }
 
 #[test]
@@ -327,19 +412,44 @@ fn texts_file_ranks_captions_as_the_golden_logits_do() {
     let captions: Vec<&str> = g.texts[..6].iter().map(String::as_str).collect();
     let file = dir.path().join("captions.txt");
     std::fs::write(&file, captions.join("\n")).unwrap();
-    let qi = g.images.iter().position(|n| n == "chelsea_small.bmp").unwrap();
+    let qi = g
+        .images
+        .iter()
+        .position(|n| n == "chelsea_small.bmp")
+        .unwrap();
     let image = committed("images/good/chelsea_small.bmp");
-    let out = clip_json(&["search", "--image", s(&image), "--texts-file", s(&file), "--model", s(&model()), "--json"]);
+    let out = clip_json(&[
+        "search",
+        "--image",
+        s(&image),
+        "--texts-file",
+        s(&file),
+        "--model",
+        s(&model()),
+        "--json",
+    ]);
     let rows = out["results"].as_array().unwrap();
     assert_eq!(rows.len(), 6);
-    let mut golden: Vec<(f64, &str)> =
-        (0..6).map(|t| (g.logits_per_image[qi][t] as f64 / g.logit_scale_exp, captions[t])).collect();
+    let mut golden: Vec<(f64, &str)> = (0..6)
+        .map(|t| {
+            (
+                g.logits_per_image[qi][t] as f64 / g.logit_scale_exp,
+                captions[t],
+            )
+        })
+        .collect();
     golden.sort_by(|a, b| b.0.total_cmp(&a.0));
     assert_eq!(rows[0]["text"].as_str(), Some(golden[0].1));
     for (r, (score, text)) in rows.iter().zip(&golden) {
-        let ours = captions.iter().position(|c| Some(*c) == r["text"].as_str()).unwrap();
+        let ours = captions
+            .iter()
+            .position(|c| Some(*c) == r["text"].as_str())
+            .unwrap();
         let want = g.logits_per_image[qi][ours] as f64 / g.logit_scale_exp;
-        assert!((r["score"].as_f64().unwrap() - want).abs() < 1e-4, "{text}: {r} vs {score}");
+        assert!(
+            (r["score"].as_f64().unwrap() - want).abs() < 1e-4,
+            "{text}: {r} vs {score}"
+        );
     }
 }
 
@@ -351,14 +461,36 @@ fn errors_name_the_input() {
         let out = clip(args);
         let err = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
-        assert!(err.contains(needle) && !err.contains("panicked"), "{args:?}: {err}");
+        assert!(
+            err.contains(needle) && !err.contains("panicked"),
+            "{args:?}: {err}"
+        );
     };
-    fails(&["index", "/no/such/folder", "--model", s(&model()), "--db", s(&db)], "/no/such/folder");
+    fails(
+        &[
+            "index",
+            "/no/such/folder",
+            "--model",
+            s(&model()),
+            "--db",
+            s(&db),
+        ],
+        "/no/such/folder",
+    );
     fails(&["search", "a cat", "--db", s(&db)], "run `clip index`");
-    fails(&["search", "a cat", "--db", s(&db), "--model", s(&model())], "no images embedded");
-    fails(&["search", "--db", s(&db), "--model", s(&model())], "nothing to search for");
+    fails(
+        &["search", "a cat", "--db", s(&db), "--model", s(&model())],
+        "no images embedded",
+    );
+    fails(
+        &["search", "--db", s(&db), "--model", s(&model())],
+        "nothing to search for",
+    );
     let status = clip_json(&["index", "--status", "--db", s(&db), "--json"]);
-    assert_eq!(status, serde_json::json!({"images": 0, "failed": 0, "model": null, "dim": 0}));
+    assert_eq!(
+        status,
+        serde_json::json!({"images": 0, "failed": 0, "model": null, "dim": 0})
+    );
 }
 
 /// A child process that a failed assertion does not leave running.
@@ -404,31 +536,61 @@ fn sigkill_mid_run_loses_at_most_the_batch_in_flight() {
     let start = Instant::now();
     let mut searched = false;
     let indexed_before_kill = loop {
-        assert!(start.elapsed() < Duration::from_secs(120), "no progress seen");
-        let n = if db.exists() { scene.status()["images"].as_u64().unwrap() } else { 0 };
+        assert!(
+            start.elapsed() < Duration::from_secs(120),
+            "no progress seen"
+        );
+        let n = if db.exists() {
+            scene.status()["images"].as_u64().unwrap()
+        } else {
+            0
+        };
         if n >= 10 && !searched {
             // a reader during the write: it sees committed batches only
-            let hits = scene.search(&["--image", s(&scene.photos().join("gen_0000.bmp")), "-k", "1000"]);
+            let hits = scene.search(&[
+                "--image",
+                s(&scene.photos().join("gen_0000.bmp")),
+                "-k",
+                "1000",
+            ]);
             assert!(hits.len() as u64 >= n, "{} hits, {n} indexed", hits.len());
             searched = true;
         }
         if n >= 20 {
-            assert!(child.0.try_wait().unwrap().is_none(), "the run ended before it could be killed; make it longer");
+            assert!(
+                child.0.try_wait().unwrap().is_none(),
+                "the run ended before it could be killed; make it longer"
+            );
             child.0.kill().unwrap(); // SIGKILL
             child.0.wait().unwrap();
             break scene.status()["images"].as_u64().unwrap();
         }
         std::thread::sleep(Duration::from_millis(20));
     };
-    assert!(searched && indexed_before_kill < N as u64, "{indexed_before_kill}");
+    assert!(
+        searched && indexed_before_kill < N as u64,
+        "{indexed_before_kill}"
+    );
 
     let resumed = scene.index(&[]);
     let [found, embedded, reused, unchanged, removed] = counts(&resumed);
     assert_eq!((found, removed, reused), (N as u64, 0, 0), "{resumed}");
-    assert_eq!(unchanged, indexed_before_kill, "committed files are not touched again");
-    assert_eq!(embedded + unchanged, N as u64, "nothing embedded twice, nothing lost");
+    assert_eq!(
+        unchanged, indexed_before_kill,
+        "committed files are not touched again"
+    );
+    assert_eq!(
+        embedded + unchanged,
+        N as u64,
+        "nothing embedded twice, nothing lost"
+    );
     assert_eq!(scene.status()["images"], N);
-    let hits = scene.search(&["--image", s(&scene.photos().join("gen_0000.bmp")), "-k", "100000"]);
+    let hits = scene.search(&[
+        "--image",
+        s(&scene.photos().join("gen_0000.bmp")),
+        "-k",
+        "100000",
+    ]);
     let mut paths: Vec<&str> = hits.iter().map(|h| h.0.as_str()).collect();
     paths.sort();
     paths.dedup();

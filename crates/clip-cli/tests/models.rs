@@ -24,7 +24,9 @@ struct Env {
 
 impl Env {
     fn new() -> Self {
-        Env { tmp: TempDir::new().unwrap() }
+        Env {
+            tmp: TempDir::new().unwrap(),
+        }
     }
 
     fn cache(&self) -> PathBuf {
@@ -45,7 +47,13 @@ impl Env {
     fn command(&self, args: &[&str], env: &[(&str, &str)]) -> Command {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_clip"));
         cmd.args(args);
-        for k in ["CLIP_MODEL", "CLIP_REGISTRY", "CLIP_MIRROR", "CLIP_OFFLINE", "XDG_CACHE_HOME"] {
+        for k in [
+            "CLIP_MODEL",
+            "CLIP_REGISTRY",
+            "CLIP_MIRROR",
+            "CLIP_OFFLINE",
+            "XDG_CACHE_HOME",
+        ] {
             cmd.env_remove(k);
         }
         cmd.env("CLIP_CACHE", self.cache());
@@ -59,7 +67,11 @@ impl Env {
 
     fn json(&self, args: &[&str], env: &[(&str, &str)]) -> Value {
         let out = self.run(args, env);
-        assert!(out.status.success(), "clip {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "clip {args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         serde_json::from_slice(&out.stdout).expect("stdout is JSON")
     }
 
@@ -67,9 +79,16 @@ impl Env {
     fn fails(&self, args: &[&str], env: &[(&str, &str)], needles: &[&str]) -> String {
         let out = self.run(args, env);
         let stderr = String::from_utf8_lossy(&out.stderr).to_string();
-        assert_eq!(out.status.code(), Some(2), "clip {args:?}: expected exit 2, stderr: {stderr}");
+        assert_eq!(
+            out.status.code(),
+            Some(2),
+            "clip {args:?}: expected exit 2, stderr: {stderr}"
+        );
         for n in needles {
-            assert!(stderr.contains(n), "clip {args:?}: stderr lacks {n:?}: {stderr}");
+            assert!(
+                stderr.contains(n),
+                "clip {args:?}: stderr lacks {n:?}: {stderr}"
+            );
         }
         assert!(!stderr.contains("panicked"), "{stderr}");
         stderr
@@ -90,14 +109,28 @@ fn embed_by_name_fetches_from_loopback_once_and_then_works_offline() {
     let server = TestServer::start(vec![("/m/tiny-vit.safetensors", Route::Ok(tiny()))]);
     let env = Env::new();
     let registry = env.registry(&[("tiny/vit", &server.url("/m/tiny-vit.safetensors"), TINY_SHA)]);
-    let args = ["embed", "--model", "tiny/vit", "--text", "a", "--registry", s(&registry)];
+    let args = [
+        "embed",
+        "--model",
+        "tiny/vit",
+        "--text",
+        "a",
+        "--registry",
+        s(&registry),
+    ];
     let out = env.json(&args, &[]);
     assert_eq!(out["model"], "tiny/vit");
-    assert_eq!(out["texts"], embed_by_path(&env, &committed("models/tiny-vit.safetensors")));
+    assert_eq!(
+        out["texts"],
+        embed_by_path(&env, &committed("models/tiny-vit.safetensors"))
+    );
     let cached = env.cache().join("tiny--vit/tiny-vit.safetensors");
     assert_eq!(std::fs::read(&cached).unwrap(), tiny());
 
-    assert_eq!(env.json(&args, &[("CLIP_OFFLINE", "1")])["texts"], out["texts"]);
+    assert_eq!(
+        env.json(&args, &[("CLIP_OFFLINE", "1")])["texts"],
+        out["texts"]
+    );
     assert_eq!(server.count("/m/tiny-vit.safetensors"), 1);
 }
 
@@ -105,12 +138,22 @@ fn embed_by_name_fetches_from_loopback_once_and_then_works_offline() {
 fn clip_registry_and_clip_mirror_from_the_environment() {
     let server = TestServer::start(vec![("/models/tiny.safetensors", Route::Ok(tiny()))]);
     let env = Env::new();
-    let registry = env.registry(&[("tiny", "https://models.invalid/models/tiny.safetensors", TINY_SHA)]);
+    let registry = env.registry(&[(
+        "tiny",
+        "https://models.invalid/models/tiny.safetensors",
+        TINY_SHA,
+    )]);
     let out = env.json(
         &["embed", "--model", "tiny", "--text", "a"],
-        &[("CLIP_REGISTRY", s(&registry)), ("CLIP_MIRROR", &server.base())],
+        &[
+            ("CLIP_REGISTRY", s(&registry)),
+            ("CLIP_MIRROR", &server.base()),
+        ],
     );
-    assert_eq!(out["texts"], embed_by_path(&env, &committed("models/tiny-vit.safetensors")));
+    assert_eq!(
+        out["texts"],
+        embed_by_path(&env, &committed("models/tiny-vit.safetensors"))
+    );
 }
 
 #[test]
@@ -123,34 +166,83 @@ fn models_json_lists_builtin_and_user_models_and_what_is_cached() {
     assert_eq!(out["default"], "ViT-B/32");
     assert_eq!(out["cache_dir"], s(&env.cache()));
     let models = out["models"].as_array().unwrap();
-    let find = |name: &str| models.iter().find(|m| m["name"] == name).unwrap_or_else(|| panic!("{name} listed"));
-    for name in ["RN50", "RN101", "RN50x4", "RN50x16", "RN50x64", "ViT-B/32", "ViT-B/16", "ViT-L/14", "ViT-L/14@336px"]
-    {
+    let find = |name: &str| {
+        models
+            .iter()
+            .find(|m| m["name"] == name)
+            .unwrap_or_else(|| panic!("{name} listed"))
+    };
+    for name in [
+        "RN50",
+        "RN101",
+        "RN50x4",
+        "RN50x16",
+        "RN50x64",
+        "ViT-B/32",
+        "ViT-B/16",
+        "ViT-L/14",
+        "ViT-L/14@336px",
+    ] {
         let m = find(name);
         assert_eq!(m["format"], "openai");
         assert_eq!(m["source"], "builtin");
         let url = m["files"][0]["url"].as_str().unwrap();
-        assert!(url.starts_with("https://openaipublic.azureedge.net/clip/models/"), "{url}");
+        assert!(
+            url.starts_with("https://openaipublic.azureedge.net/clip/models/"),
+            "{url}"
+        );
         assert_eq!(url.rsplit('/').nth(1), m["files"][0]["sha256"].as_str());
     }
     let (vit, rn) = (find("ViT-L/14@336px"), find("RN50x64"));
-    assert_eq!((vit["resolution"].as_u64(), vit["embed_dim"].as_u64()), (Some(336), Some(768)));
-    assert_eq!((rn["resolution"].as_u64(), rn["embed_dim"].as_u64()), (Some(448), Some(1024)));
-    assert_eq!(find("openai/clip-vit-base-patch32")["format"], "huggingface");
+    assert_eq!(
+        (vit["resolution"].as_u64(), vit["embed_dim"].as_u64()),
+        (Some(336), Some(768))
+    );
+    assert_eq!(
+        (rn["resolution"].as_u64(), rn["embed_dim"].as_u64()),
+        (Some(448), Some(1024))
+    );
+    assert_eq!(
+        find("openai/clip-vit-base-patch32")["format"],
+        "huggingface"
+    );
     let laion = find("laion/CLIP-ViT-H-14-laion2B-s32B-b79K");
-    assert_eq!((laion["format"].as_str(), laion["activation"].as_str()), (Some("open-clip"), Some("gelu")));
+    assert_eq!(
+        (laion["format"].as_str(), laion["activation"].as_str()),
+        (Some("open-clip"), Some("gelu"))
+    );
     assert_eq!(find("tiny")["source"], s(&registry));
     assert_eq!(find("tiny")["cached"], false);
 
-    env.json(&["embed", "--model", "tiny", "--text", "a", "--registry", s(&registry)], &[]);
+    env.json(
+        &[
+            "embed",
+            "--model",
+            "tiny",
+            "--text",
+            "a",
+            "--registry",
+            s(&registry),
+        ],
+        &[],
+    );
     let out = list(&env);
-    let tiny = out["models"].as_array().unwrap().iter().find(|m| m["name"] == "tiny").unwrap().clone();
+    let tiny = out["models"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["name"] == "tiny")
+        .unwrap()
+        .clone();
     assert_eq!(tiny["cached"], true);
     assert!(Path::new(tiny["path"].as_str().unwrap()).is_file());
 
     let table = env.run(&["models"], &[]);
     let table = String::from_utf8(table.stdout).unwrap();
-    assert!(table.contains("ViT-L/14@336px") && table.contains("338 MB") && table.contains("CACHED"), "{table}");
+    assert!(
+        table.contains("ViT-L/14@336px") && table.contains("338 MB") && table.contains("CACHED"),
+        "{table}"
+    );
 }
 
 #[test]
@@ -162,7 +254,14 @@ fn unknown_name_is_an_error_with_the_closest_names() {
         &["ViT-B/33", "did you mean `ViT-B/32`", "clip models"],
     );
     env.fails(
-        &["classify", s(&committed("images/good/chelsea_small.bmp")), "--labels", "a,b", "--model", "rn-50"],
+        &[
+            "classify",
+            s(&committed("images/good/chelsea_small.bmp")),
+            "--labels",
+            "a,b",
+            "--model",
+            "rn-50",
+        ],
         &[],
         &["`RN50`"],
     );
@@ -177,7 +276,15 @@ fn corrupted_download_fails_with_both_hashes_and_leaves_nothing() {
     let env = Env::new();
     let registry = env.registry(&[("bad", &server.url("/bad.safetensors"), TINY_SHA)]);
     env.fails(
-        &["embed", "--model", "bad", "--text", "a", "--registry", s(&registry)],
+        &[
+            "embed",
+            "--model",
+            "bad",
+            "--text",
+            "a",
+            "--registry",
+            s(&registry),
+        ],
         &[],
         &["checksum mismatch", TINY_SHA, "deleted"],
     );
@@ -193,23 +300,55 @@ fn corrupted_download_fails_with_both_hashes_and_leaves_nothing() {
 
 #[test]
 fn a_cut_download_is_resumed_with_a_range_request() {
-    let server = TestServer::start(vec![("/cut.safetensors", Route::CutOnce { body: tiny(), at: 3_000_000 })]);
+    let server = TestServer::start(vec![(
+        "/cut.safetensors",
+        Route::CutOnce {
+            body: tiny(),
+            at: 3_000_000,
+        },
+    )]);
     let env = Env::new();
     let registry = env.registry(&[("cut", &server.url("/cut.safetensors"), TINY_SHA)]);
-    env.json(&["embed", "--model", "cut", "--text", "a", "--registry", s(&registry)], &[]);
+    env.json(
+        &[
+            "embed",
+            "--model",
+            "cut",
+            "--text",
+            "a",
+            "--registry",
+            s(&registry),
+        ],
+        &[],
+    );
     let requests = server.requests();
     assert_eq!(requests.len(), 2, "{requests:?}");
     assert_eq!(requests[1].range.as_deref(), Some("bytes=3000000-"));
-    assert_eq!(std::fs::read(env.cache().join("cut/cut.safetensors")).unwrap(), tiny());
+    assert_eq!(
+        std::fs::read(env.cache().join("cut/cut.safetensors")).unwrap(),
+        tiny()
+    );
 }
 
 #[test]
 fn two_processes_fetching_one_model_download_it_once() {
-    let route = Route::Slow { body: tiny(), chunk: 1 << 20, delay: Duration::from_millis(50) };
+    let route = Route::Slow {
+        body: tiny(),
+        chunk: 1 << 20,
+        delay: Duration::from_millis(50),
+    };
     let server = TestServer::start(vec![("/slow.safetensors", route)]);
     let env = Env::new();
     let registry = env.registry(&[("slow", &server.url("/slow.safetensors"), TINY_SHA)]);
-    let args = ["embed", "--model", "slow", "--text", "a", "--registry", s(&registry)];
+    let args = [
+        "embed",
+        "--model",
+        "slow",
+        "--text",
+        "a",
+        "--registry",
+        s(&registry),
+    ];
     let children: Vec<_> = (0..2)
         .map(|_| {
             env.command(&args, &[])
@@ -221,7 +360,11 @@ fn two_processes_fetching_one_model_download_it_once() {
         .collect();
     for child in children {
         let out = child.wait_with_output().unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
     assert_eq!(server.count("/slow.safetensors"), 1);
 }
@@ -241,19 +384,31 @@ fn default_model_offline_says_where_to_place_it_and_uses_it_once_placed() {
     std::fs::create_dir_all(dest.parent().unwrap()).unwrap();
     std::fs::copy(committed("models/tiny-vit.safetensors"), &dest).unwrap();
     let out = env.json(&args, &[("CLIP_OFFLINE", "1")]);
-    let total: f64 = out["results"][0]["scores"].as_array().unwrap().iter().map(|s| s["prob"].as_f64().unwrap()).sum();
+    let total: f64 = out["results"][0]["scores"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["prob"].as_f64().unwrap())
+        .sum();
     assert!((total - 1.0).abs() < 1e-4, "{out}");
 }
 
 #[test]
 fn unreachable_network_says_where_to_place_the_file() {
-    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
     let env = Env::new();
     let want = env.cache().join("RN50/RN50.pt");
     env.fails(
         &["embed", "--model", "RN50", "--text", "a"],
         &[("CLIP_MIRROR", &format!("http://{closed}"))],
-        &["cannot reach", &format!("http://{closed}/clip/models/"), &format!("place it at {}", want.display())],
+        &[
+            "cannot reach",
+            &format!("http://{closed}/clip/models/"),
+            &format!("place it at {}", want.display()),
+        ],
     );
 }
 
@@ -261,15 +416,33 @@ fn unreachable_network_says_where_to_place_the_file() {
 /// cache and the GELU model it holds (the reference fixture folder stands in for the LAION one).
 #[test]
 fn builtin_open_clip_folder_through_a_mirror() {
-    let Some(folder) = reference("models/tiny-vit-openclip-gelu") else { return };
+    let Some(folder) = reference("models/tiny-vit-openclip-gelu") else {
+        return;
+    };
     let repo = "laion/CLIP-ViT-B-32-laion2B-s34B-b79K";
     let routes: Vec<(String, Route)> = ["open_clip_config.json", "open_clip_model.safetensors"]
         .iter()
-        .map(|f| (format!("/{repo}/resolve/main/{f}"), Route::Ok(std::fs::read(folder.join(f)).unwrap())))
+        .map(|f| {
+            (
+                format!("/{repo}/resolve/main/{f}"),
+                Route::Ok(std::fs::read(folder.join(f)).unwrap()),
+            )
+        })
         .collect();
-    let server = TestServer::start(routes.iter().map(|(p, r)| (p.as_str(), r.clone())).collect());
+    let server = TestServer::start(
+        routes
+            .iter()
+            .map(|(p, r)| (p.as_str(), r.clone()))
+            .collect(),
+    );
     let env = Env::new();
-    let out = env.json(&["embed", "--model", repo, "--text", "a"], &[("CLIP_MIRROR", &server.base())]);
+    let out = env.json(
+        &["embed", "--model", repo, "--text", "a"],
+        &[("CLIP_MIRROR", &server.base())],
+    );
     assert_eq!(out["texts"], embed_by_path(&env, &folder));
-    assert!(env.cache().join("laion--CLIP-ViT-B-32-laion2B-s34B-b79K/open_clip_model.safetensors").is_file());
+    assert!(env
+        .cache()
+        .join("laion--CLIP-ViT-B-32-laion2B-s34B-b79K/open_clip_model.safetensors")
+        .is_file());
 }

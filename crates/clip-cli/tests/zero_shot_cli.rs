@@ -22,10 +22,15 @@ fn probs_by_hand(image: &std::path::Path, labels: &[&str], templates: &[&str]) -
         .iter()
         .map(|label| {
             let prompts: Vec<String> = templates.iter().map(|t| t.replace("{}", label)).collect();
-            let emb = clip.encode_texts(&prompts, Overflow::Truncate).unwrap().normalized();
+            let emb = clip
+                .encode_texts(&prompts, Overflow::Truncate)
+                .unwrap()
+                .normalized();
             let mut mean = vec![0f32; emb.dim()];
             for row in emb.rows() {
-                mean.iter_mut().zip(row).for_each(|(m, x)| *m += x / prompts.len() as f32);
+                mean.iter_mut()
+                    .zip(row)
+                    .for_each(|(m, x)| *m += x / prompts.len() as f32);
             }
             normalize(&mut mean);
             clip.logit_scale() * mean.iter().zip(&img_emb).map(|(a, b)| a * b).sum::<f32>()
@@ -39,7 +44,12 @@ fn scores_by_label(result: &Value, key: &str) -> Vec<(String, f32)> {
         .as_array()
         .unwrap()
         .iter()
-        .map(|s| (s["label"].as_str().unwrap().to_string(), s[key].as_f64().unwrap() as f32))
+        .map(|s| {
+            (
+                s["label"].as_str().unwrap().to_string(),
+                s[key].as_f64().unwrap() as f32,
+            )
+        })
         .collect()
 }
 
@@ -47,9 +57,21 @@ fn scores_by_label(result: &Value, key: &str) -> Vec<(String, f32)> {
 fn classify_with_templates_matches_the_library_computed_by_hand() {
     let image = good("chelsea_small.bmp");
     let labels = ["cat", "dog", "rocket ship"];
-    let templates = ["a photo of a {}.", "a drawing of the {}.", "{} in a video game"];
+    let templates = [
+        "a photo of a {}.",
+        "a drawing of the {}.",
+        "{} in a video game",
+    ];
     let m = model();
-    let mut args = vec!["classify", s(&image), "--model", s(&m), "--labels", "cat, dog,rocket ship", "--json"];
+    let mut args = vec![
+        "classify",
+        s(&image),
+        "--model",
+        s(&m),
+        "--labels",
+        "cat, dog,rocket ship",
+        "--json",
+    ];
     for t in &templates {
         args.extend(["--template", t]);
     }
@@ -72,10 +94,27 @@ fn imagenet_and_simple_sets_and_files_combine_and_probabilities_sum_to_one() {
     let templates_file = dir.join("templates.txt");
     std::fs::write(&templates_file, "itap of a {}.\n").unwrap();
     let m = model();
-    let (a, b, c) = (good("chelsea_small.bmp"), good("logo_rgba.png"), good("coffee_lossy.webp"));
+    let (a, b, c) = (
+        good("chelsea_small.bmp"),
+        good("logo_rgba.png"),
+        good("coffee_lossy.webp"),
+    );
     let out = clip_json(&[
-        "classify", s(&a), s(&b), s(&c), "--model", s(&m), "--labels-file", s(&labels_file),
-        "--templates", "imagenet", "--templates", "simple", "--templates-file", s(&templates_file), "--json",
+        "classify",
+        s(&a),
+        s(&b),
+        s(&c),
+        "--model",
+        s(&m),
+        "--labels-file",
+        s(&labels_file),
+        "--templates",
+        "imagenet",
+        "--templates",
+        "simple",
+        "--templates-file",
+        s(&templates_file),
+        "--json",
     ]);
     let results = out["results"].as_array().unwrap();
     assert_eq!(results.len(), 3);
@@ -90,7 +129,10 @@ fn imagenet_and_simple_sets_and_files_combine_and_probabilities_sum_to_one() {
     templates.extend(["a photo of a {}.", "itap of a {}."]);
     let want = probs_by_hand(&a, &["cat", "dog", "rocket"], &templates);
     for (label, p) in scores_by_label(&results[0], "prob") {
-        let i = ["cat", "dog", "rocket"].iter().position(|l| *l == label).unwrap();
+        let i = ["cat", "dog", "rocket"]
+            .iter()
+            .position(|l| *l == label)
+            .unwrap();
         assert!((p - want[i]).abs() < 1e-5, "{label}: {p} vs {}", want[i]);
     }
 }
@@ -98,11 +140,23 @@ fn imagenet_and_simple_sets_and_files_combine_and_probabilities_sum_to_one() {
 #[test]
 fn verbatim_labels_keep_following_the_golden_logits_and_top_k_cuts() {
     let g = read_goldens(&committed("goldens/tiny-vit.json"));
-    let gi = g.images.iter().position(|n| n == "chelsea_small.bmp").unwrap();
+    let gi = g
+        .images
+        .iter()
+        .position(|n| n == "chelsea_small.bmp")
+        .unwrap();
     let labels = &g.texts[..4];
     let m = model();
     let out = clip_json(&[
-        "classify", s(&good("chelsea_small.bmp")), "--model", s(&m), "--labels", &labels.join(","), "--json", "--top-k", "2",
+        "classify",
+        s(&good("chelsea_small.bmp")),
+        "--model",
+        s(&m),
+        "--labels",
+        &labels.join(","),
+        "--json",
+        "--top-k",
+        "2",
     ]);
     let got = scores_by_label(&out["results"][0], "prob");
     assert_eq!(got.len(), 2);
@@ -111,7 +165,10 @@ fn verbatim_labels_keep_following_the_golden_logits_and_top_k_cuts() {
     sorted.sort_by(|a, b| b.total_cmp(a));
     for (k, (label, p)) in got.iter().enumerate() {
         let i = labels.iter().position(|l| l == label).unwrap();
-        assert!((p - want[i]).abs() < 1e-4 && (p - sorted[k]).abs() < 1e-4, "{label}: {p}");
+        assert!(
+            (p - want[i]).abs() < 1e-4 && (p - sorted[k]).abs() < 1e-4,
+            "{label}: {p}"
+        );
     }
 }
 
@@ -127,7 +184,16 @@ fn multi_label_thresholds_each_cosine_on_its_own() {
     let m = model();
     let t = threshold.to_string();
     let out = clip_json(&[
-        "classify", s(&image), "--model", s(&m), "--labels", &labels.join(","), "--multi-label", "--threshold", &t, "--json",
+        "classify",
+        s(&image),
+        "--model",
+        s(&m),
+        "--labels",
+        &labels.join(","),
+        "--multi-label",
+        "--threshold",
+        &t,
+        "--json",
     ]);
     let scores = out["results"][0]["scores"].as_array().unwrap();
     assert_eq!(scores.len(), 3);
@@ -142,7 +208,18 @@ fn multi_label_thresholds_each_cosine_on_its_own() {
         assert!(sc.get("prob").is_none());
     }
     assert_eq!(matched, 1);
-    clip_fails(&["classify", s(&image), "--model", s(&m), "--labels", "a", "--multi-label"], &["--threshold"]);
+    clip_fails(
+        &[
+            "classify",
+            s(&image),
+            "--model",
+            s(&m),
+            "--labels",
+            "a",
+            "--multi-label",
+        ],
+        &["--threshold"],
+    );
 }
 
 #[test]
@@ -150,14 +227,38 @@ fn class_embeddings_are_cached_per_model_and_prompts() {
     let cache = tempdir("zs-cache");
     let m = model();
     let image = good("chelsea_small.bmp");
-    let args = ["classify", s(&image), "--model", s(&m), "--labels", "cat,dog", "--templates", "simple", "--json"];
+    let args = [
+        "classify",
+        s(&image),
+        "--model",
+        s(&m),
+        "--labels",
+        "cat,dog",
+        "--templates",
+        "simple",
+        "--json",
+    ];
     let first = json_with_code(&clip_in(&cache, &args), 0, &args);
-    let entries = || std::fs::read_dir(cache.join("class-embeddings")).map(|d| d.count()).unwrap_or(0);
+    let entries = || {
+        std::fs::read_dir(cache.join("class-embeddings"))
+            .map(|d| d.count())
+            .unwrap_or(0)
+    };
     assert_eq!(entries(), 1);
     let second = json_with_code(&clip_in(&cache, &args), 0, &args);
     assert_eq!(first, second, "a cache hit gives the same numbers");
     assert_eq!(entries(), 1);
-    let other = ["classify", s(&image), "--model", s(&m), "--labels", "cat,bird", "--templates", "simple", "--json"];
+    let other = [
+        "classify",
+        s(&image),
+        "--model",
+        s(&m),
+        "--labels",
+        "cat,bird",
+        "--templates",
+        "simple",
+        "--json",
+    ];
     json_with_code(&clip_in(&cache, &other), 0, &other);
     assert_eq!(entries(), 2, "other labels, other entry");
     let uncached = tempdir("zs-nocache");
@@ -174,11 +275,66 @@ fn classify_errors_name_the_input() {
     let dir = tempdir("zs-errors");
     let empty = dir.join("empty.txt");
     std::fs::write(&empty, "\n \n").unwrap();
-    clip_fails(&["classify", s(&img), "--model", s(&m), "--labels-file", s(&empty)], &["empty label list"]);
-    clip_fails(&["classify", s(&img), "--model", s(&m), "--labels-file", "no/such/labels.txt"], &["no/such/labels.txt"]);
-    clip_fails(&["classify", s(&img), "--model", s(&m), "--labels", "a", "--templates", "fancy"], &["\"fancy\"", "imagenet"]);
-    clip_fails(&["classify", s(&img), "--model", s(&m), "--labels", "a", "--template", "a photo"], &["\"a photo\"", "{}"]);
-    clip_fails(&["classify", s(&img), "no/such/image.png", "--model", s(&m), "--labels", "a"], &["no/such/image.png"]);
+    clip_fails(
+        &[
+            "classify",
+            s(&img),
+            "--model",
+            s(&m),
+            "--labels-file",
+            s(&empty),
+        ],
+        &["empty label list"],
+    );
+    clip_fails(
+        &[
+            "classify",
+            s(&img),
+            "--model",
+            s(&m),
+            "--labels-file",
+            "no/such/labels.txt",
+        ],
+        &["no/such/labels.txt"],
+    );
+    clip_fails(
+        &[
+            "classify",
+            s(&img),
+            "--model",
+            s(&m),
+            "--labels",
+            "a",
+            "--templates",
+            "fancy",
+        ],
+        &["\"fancy\"", "imagenet"],
+    );
+    clip_fails(
+        &[
+            "classify",
+            s(&img),
+            "--model",
+            s(&m),
+            "--labels",
+            "a",
+            "--template",
+            "a photo",
+        ],
+        &["\"a photo\"", "{}"],
+    );
+    clip_fails(
+        &[
+            "classify",
+            s(&img),
+            "no/such/image.png",
+            "--model",
+            s(&m),
+            "--labels",
+            "a",
+        ],
+        &["no/such/image.png"],
+    );
     clip_fails(&["classify", s(&img), "--model", s(&m)], &["--labels"]);
 }
 
@@ -189,7 +345,19 @@ fn similarity_matrix_equals_the_cosine_of_embed_output() {
     let (imgs, txts) = embed(&[&a, &b], &texts);
     let g = read_goldens(&committed("goldens/tiny-vit.json"));
     let m = model();
-    let mut args = vec!["similarity", "--model", s(&m), "--image", s(&a), "--image", s(&b), "--format", "json", "--logits", "--probs"];
+    let mut args = vec![
+        "similarity",
+        "--model",
+        s(&m),
+        "--image",
+        s(&a),
+        "--image",
+        s(&b),
+        "--format",
+        "json",
+        "--logits",
+        "--probs",
+    ];
     for t in &texts {
         args.extend(["--text", t]);
     }
@@ -201,11 +369,18 @@ fn similarity_matrix_equals_the_cosine_of_embed_output() {
         let probs = floats(&out["probs"][i]);
         for j in 0..3 {
             let want = cosine(&imgs[i], &txts[j]);
-            assert!((cos[j] - want).abs() < 1e-5, "[{i}][{j}] {} vs {want}", cos[j]);
+            assert!(
+                (cos[j] - want).abs() < 1e-5,
+                "[{i}][{j}] {} vs {want}",
+                cos[j]
+            );
             assert!((logits[j] - g.logit_scale_exp as f32 * cos[j]).abs() < 1e-3);
         }
         assert!((probs.iter().sum::<f32>() - 1.0).abs() < 1e-5);
-        softmax(&logits).iter().zip(&probs).for_each(|(w, p)| assert!((w - p).abs() < 1e-6));
+        softmax(&logits)
+            .iter()
+            .zip(&probs)
+            .for_each(|(w, p)| assert!((w - p).abs() < 1e-6));
     }
     // CSV: a header and one quoted-as-needed row per pair.
     args.retain(|a| !["json", "--logits", "--probs"].contains(a));
@@ -217,15 +392,46 @@ fn similarity_matrix_equals_the_cosine_of_embed_output() {
     let lines: Vec<&str> = csv.lines().collect();
     assert_eq!(lines[0], "image,text,cosine");
     assert_eq!(lines.len(), 1 + 2 * 3);
-    assert!(lines.iter().any(|l| l.contains(",\"a galaxy, far away\",")), "{csv}");
-    assert!(lines.iter().any(|l| l.contains(",\"say \"\"hi\"\"\",")), "{csv}");
+    assert!(
+        lines.iter().any(|l| l.contains(",\"a galaxy, far away\",")),
+        "{csv}"
+    );
+    assert!(
+        lines.iter().any(|l| l.contains(",\"say \"\"hi\"\"\",")),
+        "{csv}"
+    );
 }
 
 #[test]
 fn similarity_errors_name_the_input() {
     let m = model();
-    clip_fails(&["similarity", "--model", s(&m), "--image", "no/such.png", "--text", "x"], &["no/such.png"]);
-    clip_fails(&["similarity", "--model", s(&m), "--text", "x"], &["--image"]);
+    clip_fails(
+        &[
+            "similarity",
+            "--model",
+            s(&m),
+            "--image",
+            "no/such.png",
+            "--text",
+            "x",
+        ],
+        &["no/such.png"],
+    );
+    clip_fails(
+        &["similarity", "--model", s(&m), "--text", "x"],
+        &["--image"],
+    );
     let bad = committed("images/bad/truncated_half.jpg");
-    clip_fails(&["similarity", "--model", s(&m), "--image", s(&bad), "--text", "x"], &["truncated_half.jpg", "truncated"]);
+    clip_fails(
+        &[
+            "similarity",
+            "--model",
+            s(&m),
+            "--image",
+            s(&bad),
+            "--text",
+            "x",
+        ],
+        &["truncated_half.jpg", "truncated"],
+    );
 }

@@ -13,7 +13,10 @@ use std::path::{Path, PathBuf};
 
 /// Repository root (two levels above this crate's manifest).
 pub fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().expect("repository root")
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .expect("repository root")
 }
 
 /// A file of the committed core set, e.g. `committed("models/tiny-vit.safetensors")`.
@@ -25,7 +28,9 @@ pub fn committed(rel: &str) -> PathBuf {
 }
 
 fn in_ci() -> bool {
-    std::env::var("CI").map(|v| v == "true" || v == "1").unwrap_or(false)
+    std::env::var("CI")
+        .map(|v| v == "true" || v == "1")
+        .unwrap_or(false)
 }
 
 /// The full reference folder, or `None` outside CI when it is absent (the caller skips, loudly).
@@ -38,9 +43,15 @@ pub fn reference_dir() -> Option<PathBuf> {
         return Some(dir);
     }
     if in_ci() {
-        panic!("CI=true but the reference fixtures are missing at {} (set CLIP_REFERENCE_DIR)", dir.display());
+        panic!(
+            "CI=true but the reference fixtures are missing at {} (set CLIP_REFERENCE_DIR)",
+            dir.display()
+        );
     }
-    eprintln!("SKIP: reference fixtures not found at {} (set CLIP_REFERENCE_DIR)", dir.display());
+    eprintln!(
+        "SKIP: reference fixtures not found at {} (set CLIP_REFERENCE_DIR)",
+        dir.display()
+    );
     None
 }
 
@@ -63,25 +74,52 @@ pub struct NpyArray {
 /// fixtures use: `<f4` and `|u1`, C order.
 pub fn read_npy(path: &Path) -> NpyArray {
     let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    assert_eq!(&bytes[..6], b"\x93NUMPY", "{} is not a .npy file", path.display());
+    assert_eq!(
+        &bytes[..6],
+        b"\x93NUMPY",
+        "{} is not a .npy file",
+        path.display()
+    );
     let (hlen, start) = match bytes[6] {
         1 => (u16::from_le_bytes([bytes[8], bytes[9]]) as usize, 10),
-        _ => (u32::from_le_bytes(bytes[8..12].try_into().unwrap()) as usize, 12),
+        _ => (
+            u32::from_le_bytes(bytes[8..12].try_into().unwrap()) as usize,
+            12,
+        ),
     };
     let header = std::str::from_utf8(&bytes[start..start + hlen]).expect("npy header");
-    assert!(header.contains("'fortran_order': False"), "{}: fortran order unsupported", path.display());
-    let shape_str = header.split("'shape': (").nth(1).and_then(|s| s.split(')').next()).expect("npy shape");
-    let shape: Vec<usize> =
-        shape_str.split(',').map(str::trim).filter(|s| !s.is_empty()).map(|s| s.parse().unwrap()).collect();
+    assert!(
+        header.contains("'fortran_order': False"),
+        "{}: fortran order unsupported",
+        path.display()
+    );
+    let shape_str = header
+        .split("'shape': (")
+        .nth(1)
+        .and_then(|s| s.split(')').next())
+        .expect("npy shape");
+    let shape: Vec<usize> = shape_str
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|s| s.parse().unwrap())
+        .collect();
     let body = &bytes[start + hlen..];
     let data: Vec<f32> = if header.contains("'<f4'") {
-        body.chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().unwrap())).collect()
+        body.chunks_exact(4)
+            .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
+            .collect()
     } else if header.contains("'|u1'") {
         body.iter().map(|&b| b as f32).collect()
     } else {
         panic!("{}: unsupported dtype in header {header}", path.display())
     };
-    assert_eq!(data.len(), shape.iter().product::<usize>(), "{}: size mismatch", path.display());
+    assert_eq!(
+        data.len(),
+        shape.iter().product::<usize>(),
+        "{}: size mismatch",
+        path.display()
+    );
     NpyArray { shape, data }
 }
 
@@ -133,6 +171,10 @@ pub const MAX_LOGIT: f64 = 1e-3;
 /// float64 evaluation 2.6e-4; we are 2.1e-4 away. For ViT goldens (components below 10) the rule
 /// reduces to [`MAX_ABS`], so it is one rule for every model, not a per-fixture exception.
 pub fn image_abs_tolerance(g: &ModelGoldens) -> f64 {
-    let max = g.image_embeddings.iter().flatten().fold(0f64, |m, &x| m.max((x as f64).abs()));
+    let max = g
+        .image_embeddings
+        .iter()
+        .flatten()
+        .fold(0f64, |m, &x| m.max((x as f64).abs()));
     MAX_ABS.max(1e-5 * max)
 }

@@ -50,7 +50,8 @@ impl FetchOptions {
         let var = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
         Ok(FetchOptions {
             mirror: var("CLIP_MIRROR").map(|m| Mirror::parse(&m)).transpose()?,
-            offline: var("CLIP_OFFLINE").is_some_and(|v| v != "0" && !v.eq_ignore_ascii_case("false")),
+            offline: var("CLIP_OFFLINE")
+                .is_some_and(|v| v != "0" && !v.eq_ignore_ascii_case("false")),
             ..Self::default()
         })
     }
@@ -63,7 +64,11 @@ pub(crate) struct Job<'a> {
     pub dest: &'a Path,
 }
 
-pub(crate) fn fetch_file(agent: &ureq::Agent, opts: &FetchOptions, job: &Job) -> Result<(), HubError> {
+pub(crate) fn fetch_file(
+    agent: &ureq::Agent,
+    opts: &FetchOptions,
+    job: &Job,
+) -> Result<(), HubError> {
     if job.dest.is_file() {
         return Ok(());
     }
@@ -103,13 +108,20 @@ fn sibling(dest: &Path, ext: &str) -> PathBuf {
 /// it when its holder dies, so a crashed download never leaves a stale lock behind.
 fn lock(dest: &Path, progress: bool) -> Result<File, HubError> {
     let path = sibling(dest, "lock");
-    let file =
-        OpenOptions::new().create(true).truncate(false).write(true).open(&path).map_err(|e| HubError::io(&path, e))?;
+    let file = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|e| HubError::io(&path, e))?;
     match file.try_lock() {
         Ok(()) => {}
         Err(TryLockError::WouldBlock) => {
             if progress {
-                eprintln!("clip: waiting for another process downloading {}", dest.display());
+                eprintln!(
+                    "clip: waiting for another process downloading {}",
+                    dest.display()
+                );
             }
             file.lock().map_err(|e| HubError::io(&path, e))?;
         }
@@ -120,7 +132,12 @@ fn lock(dest: &Path, progress: bool) -> Result<File, HubError> {
 
 /// One HTTP request: resumes `part` when it has bytes and the server honours the range, else
 /// starts it over. Success means the body arrived whole, not that it is correct.
-fn download(agent: &ureq::Agent, opts: &FetchOptions, job: &Job, part: &Path) -> Result<(), HubError> {
+fn download(
+    agent: &ureq::Agent,
+    opts: &FetchOptions,
+    job: &Job,
+    part: &Path,
+) -> Result<(), HubError> {
     let have = fs::metadata(part).map(|m| m.len()).unwrap_or(0);
     let mut request = agent.get(job.url);
     if have > 0 {
@@ -130,7 +147,12 @@ fn download(agent: &ureq::Agent, opts: &FetchOptions, job: &Job, part: &Path) ->
         Ok(r) => r,
         // The part already holds the whole file: verification decides whether it is right.
         Err(ureq::Error::Status(416, _)) if have > 0 => return Ok(()),
-        Err(ureq::Error::Status(status, _)) => return Err(HubError::Http { url: job.url.to_string(), status }),
+        Err(ureq::Error::Status(status, _)) => {
+            return Err(HubError::Http {
+                url: job.url.to_string(),
+                status,
+            })
+        }
         Err(ureq::Error::Transport(t)) => {
             return Err(HubError::Unreachable {
                 url: job.url.to_string(),
@@ -146,16 +168,27 @@ fn download(agent: &ureq::Agent, opts: &FetchOptions, job: &Job, part: &Path) ->
         let spec = range.trim().strip_prefix("bytes ").unwrap_or_default();
         let first = header_u64(spec.split('-').next());
         if first != Some(have) {
-            return Err(HubError::Http { url: job.url.to_string(), status: 206 });
+            return Err(HubError::Http {
+                url: job.url.to_string(),
+                status: 206,
+            });
         }
         (have, header_u64(spec.rsplit('/').next()))
     } else {
         (0, header_u64(response.header("Content-Length")))
     };
-    let out = if start > 0 { OpenOptions::new().append(true).open(part) } else { File::create(part) };
+    let out = if start > 0 {
+        OpenOptions::new().append(true).open(part)
+    } else {
+        File::create(part)
+    };
     let mut out = out.map_err(|e| HubError::io(part, e))?;
     if opts.progress {
-        let what = if start > 0 { format!("resuming at {start} bytes") } else { "downloading".to_string() };
+        let what = if start > 0 {
+            format!("resuming at {start} bytes")
+        } else {
+            "downloading".to_string()
+        };
         eprintln!("clip: {what} {} -> {}", job.url, job.dest.display());
     }
     let bar = progress_bar(opts.progress, total, start);
@@ -180,7 +213,8 @@ fn download(agent: &ureq::Agent, opts: &FetchOptions, job: &Job, part: &Path) ->
                 return Err(cut(received, e.to_string()));
             }
         };
-        out.write_all(&buf[..n]).map_err(|e| HubError::io(part, e))?;
+        out.write_all(&buf[..n])
+            .map_err(|e| HubError::io(part, e))?;
         received += n as u64;
         bar.set_position(received);
     }
@@ -240,7 +274,12 @@ fn verify(job: &Job, part: &Path) -> Result<(), HubError> {
         }
     } else if let Some(kind) = structural_kind(&job.file.name) {
         if let Err(reason) = check_structure(kind, part) {
-            return reject(HubError::Malformed { url: job.url.to_string(), path: part.to_path_buf(), kind, reason });
+            return reject(HubError::Malformed {
+                url: job.url.to_string(),
+                path: part.to_path_buf(),
+                kind,
+                reason,
+            });
         }
     }
     Ok(())

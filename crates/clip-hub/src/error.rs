@@ -8,7 +8,10 @@ use thiserror::Error;
 #[derive(Debug, Error)]
 pub enum HubError {
     #[error("model `{name}`: no such file or folder, and no model has that name{}; `clip models` lists the names", did_you_mean(.suggestions))]
-    UnknownModel { name: String, suggestions: Vec<String> },
+    UnknownModel {
+        name: String,
+        suggestions: Vec<String>,
+    },
 
     #[error("registry file {}: {reason}", .path.display())]
     Registry { path: PathBuf, reason: String },
@@ -17,25 +20,52 @@ pub enum HubError {
     NoCacheDir,
 
     #[error("{}: {source}", .path.display())]
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
 
     #[error("model `{model}` is not in the cache and CLIP_OFFLINE is set; to use it offline, download {url} and place it at {}", .path.display())]
-    Offline { model: String, url: String, path: PathBuf },
+    Offline {
+        model: String,
+        url: String,
+        path: PathBuf,
+    },
 
     #[error("cannot reach {url} ({reason}); download it by hand and place it at {}, or set CLIP_MIRROR to a mirror", .path.display())]
-    Unreachable { url: String, reason: String, path: PathBuf },
+    Unreachable {
+        url: String,
+        reason: String,
+        path: PathBuf,
+    },
 
     #[error("download of {url} failed: HTTP {status}")]
     Http { url: String, status: u16 },
 
     #[error("download of {url} was interrupted after {received} of {expected} bytes ({reason}); the partial file {} is kept and the next run resumes it", .part.display())]
-    Interrupted { url: String, received: u64, expected: String, reason: String, part: PathBuf },
+    Interrupted {
+        url: String,
+        received: u64,
+        expected: String,
+        reason: String,
+        part: PathBuf,
+    },
 
     #[error("checksum mismatch for {url}: expected sha256 {expected}, got {actual}; the downloaded file {} was deleted", .path.display())]
-    ChecksumMismatch { url: String, path: PathBuf, expected: String, actual: String },
+    ChecksumMismatch {
+        url: String,
+        path: PathBuf,
+        expected: String,
+        actual: String,
+    },
 
     #[error("downloaded {url} is not a valid {kind} file ({reason}); the downloaded file {} was deleted", .path.display())]
-    Malformed { url: String, path: PathBuf, kind: &'static str, reason: String },
+    Malformed {
+        url: String,
+        path: PathBuf,
+        kind: &'static str,
+        reason: String,
+    },
 
     #[error("CLIP_MIRROR `{mirror}` is not a base URL such as http://host:port ({reason})")]
     BadMirror { mirror: String, reason: String },
@@ -54,6 +84,9 @@ fn did_you_mean(suggestions: &[String]) -> String {
 
 impl HubError {
     pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
-        HubError::Io { path: path.into(), source }
+        HubError::Io {
+            path: path.into(),
+            source,
+        }
     }
 }

@@ -21,7 +21,12 @@ impl Hub {
             .timeout_read(options.read_timeout)
             .user_agent(concat!("clip-rs/", env!("CARGO_PKG_VERSION")))
             .build();
-        Hub { registry, cache_dir, options, agent }
+        Hub {
+            registry,
+            cache_dir,
+            options,
+            agent,
+        }
     }
 
     /// The built-in registry plus `user_registry` (the `--registry` / `CLIP_REGISTRY` file), the
@@ -31,7 +36,11 @@ impl Hub {
         if let Some(path) = user_registry {
             registry = registry.with_user_file(path)?;
         }
-        Ok(Hub::new(registry, default_cache_dir()?, FetchOptions::from_env()?))
+        Ok(Hub::new(
+            registry,
+            default_cache_dir()?,
+            FetchOptions::from_env()?,
+        ))
     }
 
     pub fn registry(&self) -> &Registry {
@@ -69,9 +78,21 @@ impl Hub {
                 None => file.url.clone(),
             };
             if self.options.offline {
-                return Err(HubError::Offline { model: entry.name.clone(), url, path: dest });
+                return Err(HubError::Offline {
+                    model: entry.name.clone(),
+                    url,
+                    path: dest,
+                });
             }
-            fetch_file(&self.agent, &self.options, &Job { url: &url, file, dest: &dest })?;
+            fetch_file(
+                &self.agent,
+                &self.options,
+                &Job {
+                    url: &url,
+                    file,
+                    dest: &dest,
+                },
+            )?;
         }
         Ok(self.model_path(entry))
     }
@@ -95,7 +116,11 @@ impl Hub {
 
 /// `$CLIP_CACHE`, else `$XDG_CACHE_HOME/clip-rs`, else `~/.cache/clip-rs`.
 pub fn default_cache_dir() -> Result<PathBuf, HubError> {
-    let var = |k: &str| std::env::var_os(k).filter(|v| !v.is_empty()).map(PathBuf::from);
+    let var = |k: &str| {
+        std::env::var_os(k)
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+    };
     if let Some(dir) = var("CLIP_CACHE") {
         return Ok(dir);
     }
@@ -103,7 +128,9 @@ pub fn default_cache_dir() -> Result<PathBuf, HubError> {
     if let Some(dir) = var("XDG_CACHE_HOME").filter(|d| d.is_absolute()) {
         return Ok(dir.join("clip-rs"));
     }
-    var("HOME").map(|h| h.join(".cache").join("clip-rs")).ok_or(HubError::NoCacheDir)
+    var("HOME")
+        .map(|h| h.join(".cache").join("clip-rs"))
+        .ok_or(HubError::NoCacheDir)
 }
 
 /// A model's folder name in the cache, as the Hugging Face cache spells repos:
@@ -113,7 +140,13 @@ fn dir_name(name: &str) -> String {
     let safe: String = name
         .replace('/', "--")
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || "-_.@+".contains(c) { c } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "-_.@+".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
         .collect();
     if safe.starts_with('.') {
         format!("_{safe}")
@@ -129,16 +162,26 @@ mod tests {
     #[test]
     fn cache_folder_names_stay_inside_the_cache() {
         assert_eq!(dir_name("ViT-L/14@336px"), "ViT-L--14@336px");
-        assert_eq!(dir_name("openai/clip-vit-base-patch32"), "openai--clip-vit-base-patch32");
+        assert_eq!(
+            dir_name("openai/clip-vit-base-patch32"),
+            "openai--clip-vit-base-patch32"
+        );
         assert_eq!(dir_name("../../etc"), "_..--..--etc");
         assert_eq!(dir_name("a\\b c"), "a_b_c");
     }
 
     #[test]
     fn model_paths_are_the_file_or_the_folder() {
-        let hub = Hub::new(Registry::builtin(), PathBuf::from("/c"), FetchOptions::default());
+        let hub = Hub::new(
+            Registry::builtin(),
+            PathBuf::from("/c"),
+            FetchOptions::default(),
+        );
         let r = hub.registry();
-        assert_eq!(hub.model_path(r.get("ViT-B/32").unwrap()), Path::new("/c/ViT-B--32/ViT-B-32.pt"));
+        assert_eq!(
+            hub.model_path(r.get("ViT-B/32").unwrap()),
+            Path::new("/c/ViT-B--32/ViT-B-32.pt")
+        );
         assert_eq!(
             hub.model_path(r.get("openai/clip-vit-base-patch32").unwrap()),
             Path::new("/c/openai--clip-vit-base-patch32")

@@ -9,7 +9,10 @@ pub struct Mirror(String);
 
 impl Mirror {
     pub fn parse(base: &str) -> Result<Self, HubError> {
-        let bad = |reason: &str| HubError::BadMirror { mirror: base.to_string(), reason: reason.to_string() };
+        let bad = |reason: &str| HubError::BadMirror {
+            mirror: base.to_string(),
+            reason: reason.to_string(),
+        };
         let rest = base
             .strip_prefix("http://")
             .or_else(|| base.strip_prefix("https://"))

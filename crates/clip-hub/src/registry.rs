@@ -101,7 +101,9 @@ pub struct Registry {
 
 impl Registry {
     pub fn builtin() -> Self {
-        Registry { entries: crate::builtin::entries() }
+        Registry {
+            entries: crate::builtin::entries(),
+        }
     }
 
     pub fn entries(&self) -> &[ModelEntry] {
@@ -111,9 +113,14 @@ impl Registry {
     /// Adds the models of a user registry file: TOML (`[[models]]` tables) or, for a `.json`
     /// file, JSON (`{"models": [...]}` or a bare array).
     pub fn with_user_file(mut self, path: &Path) -> Result<Self, HubError> {
-        let bad = |reason: String| HubError::Registry { path: path.to_path_buf(), reason };
+        let bad = |reason: String| HubError::Registry {
+            path: path.to_path_buf(),
+            reason,
+        };
         let text = std::fs::read_to_string(path).map_err(|e| bad(e.to_string()))?;
-        let is_json = path.extension().is_some_and(|e| e.eq_ignore_ascii_case("json"));
+        let is_json = path
+            .extension()
+            .is_some_and(|e| e.eq_ignore_ascii_case("json"));
         let file: UserFile = if is_json {
             serde_json::from_str(&text).map_err(|e| bad(format!("invalid JSON: {e}")))?
         } else {
@@ -133,7 +140,10 @@ impl Registry {
     /// Exact name first, then a case-insensitive match when it is unambiguous.
     pub fn get(&self, name: &str) -> Option<&ModelEntry> {
         self.entries.iter().find(|e| e.name == name).or_else(|| {
-            let mut found = self.entries.iter().filter(|e| e.name.eq_ignore_ascii_case(name));
+            let mut found = self
+                .entries
+                .iter()
+                .filter(|e| e.name.eq_ignore_ascii_case(name));
             match (found.next(), found.next()) {
                 (Some(e), None) => Some(e),
                 _ => None,
@@ -155,17 +165,26 @@ impl Registry {
             .filter_map(|e| {
                 let candidate = loose(&e.name);
                 let d = levenshtein(&query, &candidate);
-                let contains = query.len() >= 3 && (candidate.contains(&query) || query.contains(&candidate));
-                (d <= limit || contains).then_some((if contains { d.min(limit) } else { d }, e.name.as_str()))
+                let contains =
+                    query.len() >= 3 && (candidate.contains(&query) || query.contains(&candidate));
+                (d <= limit || contains)
+                    .then_some((if contains { d.min(limit) } else { d }, e.name.as_str()))
             })
             .collect();
         scored.sort();
-        scored.into_iter().take(3).map(|(_, n)| n.to_string()).collect()
+        scored
+            .into_iter()
+            .take(3)
+            .map(|(_, n)| n.to_string())
+            .collect()
     }
 }
 
 fn loose(s: &str) -> String {
-    s.chars().filter(|c| c.is_alphanumeric() || *c == '@').flat_map(char::to_lowercase).collect()
+    s.chars()
+        .filter(|c| c.is_alphanumeric() || *c == '@')
+        .flat_map(char::to_lowercase)
+        .collect()
 }
 
 fn levenshtein(a: &str, b: &str) -> usize {
@@ -175,7 +194,9 @@ fn levenshtein(a: &str, b: &str) -> usize {
         let mut prev = row[0];
         row[0] = i + 1;
         for (j, cb) in b.iter().enumerate() {
-            let next = (prev + usize::from(ca != *cb)).min(row[j] + 1).min(row[j + 1] + 1);
+            let next = (prev + usize::from(ca != *cb))
+                .min(row[j] + 1)
+                .min(row[j + 1] + 1);
             prev = row[j + 1];
             row[j + 1] = next;
         }
@@ -223,7 +244,13 @@ impl UserModel {
         let ctx = |reason: String| format!("model `{name}`: {reason}");
         let files = match (self.url, self.files.is_empty()) {
             (Some(url), true) => {
-                let file_name = url.rsplit('/').next().unwrap_or_default().split(['?', '#']).next().unwrap_or_default();
+                let file_name = url
+                    .rsplit('/')
+                    .next()
+                    .unwrap_or_default()
+                    .split(['?', '#'])
+                    .next()
+                    .unwrap_or_default();
                 vec![remote_file(file_name, url.clone(), self.sha256).map_err(ctx)?]
             }
             (None, false) if self.sha256.is_none() => self
@@ -237,7 +264,10 @@ impl UserModel {
             (None, true) => return Err(ctx("no `url` (or `files`) to download".into())),
         };
         if !self.format.is_folder() && files.len() != 1 {
-            return Err(ctx(format!("format `{}` is a single file: give one `url`", self.format.as_str())));
+            return Err(ctx(format!(
+                "format `{}` is a single file: give one `url`",
+                self.format.as_str()
+            )));
         }
         Ok(ModelEntry {
             name,
@@ -259,14 +289,22 @@ fn remote_file(name: &str, url: String, sha256: Option<String>) -> Result<Remote
         return Err(format!("url `{url}` is not an http:// or https:// URL"));
     }
     if name.is_empty() || name.starts_with('.') || name.contains(['/', '\\']) {
-        return Err(format!("file name `{name}` must be a plain file name (from `{url}`)"));
+        return Err(format!(
+            "file name `{name}` must be a plain file name (from `{url}`)"
+        ));
     }
     let sha256 = match sha256 {
-        Some(h) if h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit()) => Some(h.to_ascii_lowercase()),
+        Some(h) if h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit()) => {
+            Some(h.to_ascii_lowercase())
+        }
         Some(h) => return Err(format!("sha256 `{h}` is not 64 hexadecimal digits")),
         None => None,
     };
-    Ok(RemoteFile { name: name.to_string(), url, sha256 })
+    Ok(RemoteFile {
+        name: name.to_string(),
+        url,
+        sha256,
+    })
 }
 
 #[cfg(test)]
@@ -310,8 +348,14 @@ mod tests {
         assert_eq!(mine.files[0].sha256.as_deref(), Some(sha.as_str()));
         assert_eq!(mine.activation, Some(Activation::Gelu));
         assert!(matches!(mine.origin, Origin::User(_)));
-        assert_eq!(r.get("ViT-B/32").unwrap().files[0].url, "https://mirror/ViT-B-32.pt");
-        assert_eq!(r.entries().iter().filter(|e| e.name == "ViT-B/32").count(), 1);
+        assert_eq!(
+            r.get("ViT-B/32").unwrap().files[0].url,
+            "https://mirror/ViT-B-32.pt"
+        );
+        assert_eq!(
+            r.entries().iter().filter(|e| e.name == "ViT-B/32").count(),
+            1
+        );
 
         let r = user(r#"[{"name": "hf", "format": "hf", "files": [{"name": "config.json", "url": "http://h/config.json"}, {"name": "model.safetensors", "url": "http://h/model.safetensors"}]}]"#, "json").unwrap();
         assert_eq!(r.get("hf").unwrap().files.len(), 2);
@@ -334,7 +378,10 @@ mod tests {
         ];
         for (text, needle) in cases {
             let err = user(text, "toml").unwrap_err().to_string();
-            assert!(err.contains("models.toml") && err.contains(needle), "{needle}: {err}");
+            assert!(
+                err.contains("models.toml") && err.contains(needle),
+                "{needle}: {err}"
+            );
         }
     }
 }

@@ -21,9 +21,17 @@ pub enum Route {
     /// As `CutOnce`, but the server ignores `Range` and always answers 200 with the whole body.
     CutOnceNoRanges { body: Vec<u8>, at: usize },
     /// The body in `chunk`-byte pieces with `delay` between them.
-    Slow { body: Vec<u8>, chunk: usize, delay: Duration },
+    Slow {
+        body: Vec<u8>,
+        chunk: usize,
+        delay: Duration,
+    },
     /// `after` bytes, then silence for `hold`, then the connection closes.
-    Stall { body: Vec<u8>, after: usize, hold: Duration },
+    Stall {
+        body: Vec<u8>,
+        after: usize,
+        hold: Duration,
+    },
     /// An error status with no body.
     Status(u16),
 }
@@ -51,8 +59,12 @@ impl TestServer {
     pub fn start(routes: Vec<(&str, Route)>) -> TestServer {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind loopback");
         let addr = listener.local_addr().expect("local addr");
-        let routes: Arc<HashMap<String, Route>> =
-            Arc::new(routes.into_iter().map(|(p, r)| (p.to_string(), r)).collect());
+        let routes: Arc<HashMap<String, Route>> = Arc::new(
+            routes
+                .into_iter()
+                .map(|(p, r)| (p.to_string(), r))
+                .collect(),
+        );
         let state = Arc::new(Mutex::new(State::default()));
         let stop = Arc::new(AtomicBool::new(false));
         let (st, sp) = (state.clone(), stop.clone());
@@ -96,7 +108,11 @@ impl Drop for TestServer {
     }
 }
 
-fn serve(stream: TcpStream, routes: &HashMap<String, Route>, state: &Mutex<State>) -> std::io::Result<()> {
+fn serve(
+    stream: TcpStream,
+    routes: &HashMap<String, Route>,
+    state: &Mutex<State>,
+) -> std::io::Result<()> {
     let mut reader = BufReader::new(stream.try_clone()?);
     let mut line = String::new();
     reader.read_line(&mut line)?;
@@ -115,12 +131,17 @@ fn serve(stream: TcpStream, routes: &HashMap<String, Route>, state: &Mutex<State
     }
     let first_cut = {
         let mut st = state.lock().unwrap();
-        st.requests.push(Request { path: path.clone(), range: range.clone() });
+        st.requests.push(Request {
+            path: path.clone(),
+            range: range.clone(),
+        });
         let done = st.cut_done.entry(path.clone()).or_default();
         !std::mem::replace(done, true)
     };
     let mut out = stream;
-    let Some(route) = routes.get(&path) else { return respond_status(&mut out, 404) };
+    let Some(route) = routes.get(&path) else {
+        return respond_status(&mut out, 404);
+    };
     let body = match route {
         Route::Status(code) => return respond_status(&mut out, *code),
         Route::Ok(b)
@@ -129,8 +150,16 @@ fn serve(stream: TcpStream, routes: &HashMap<String, Route>, state: &Mutex<State
         | Route::Slow { body: b, .. }
         | Route::Stall { body: b, .. } => b,
     };
-    let range = if matches!(route, Route::CutOnceNoRanges { .. }) { None } else { range };
-    let start = match range.as_deref().and_then(|r| r.strip_prefix("bytes=")).and_then(|r| r.strip_suffix('-')) {
+    let range = if matches!(route, Route::CutOnceNoRanges { .. }) {
+        None
+    } else {
+        range
+    };
+    let start = match range
+        .as_deref()
+        .and_then(|r| r.strip_prefix("bytes="))
+        .and_then(|r| r.strip_suffix('-'))
+    {
         Some(n) => match n.parse::<usize>() {
             Ok(n) if n < body.len() => Some(n),
             _ => return respond_status(&mut out, 416),
@@ -173,5 +202,8 @@ fn serve(stream: TcpStream, routes: &HashMap<String, Route>, state: &Mutex<State
 }
 
 fn respond_status(out: &mut TcpStream, code: u16) -> std::io::Result<()> {
-    write!(out, "HTTP/1.1 {code} Error\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+    write!(
+        out,
+        "HTTP/1.1 {code} Error\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+    )
 }

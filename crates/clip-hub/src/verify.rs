@@ -20,7 +20,11 @@ pub(crate) fn sha256_file(path: &Path) -> std::io::Result<String> {
         }
         hasher.update(&buf[..n]);
     }
-    Ok(hasher.finalize().iter().map(|b| format!("{b:02x}")).collect())
+    Ok(hasher
+        .finalize()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect())
 }
 
 /// What a file without a published hash is checked as, from its name: `None` means no check.
@@ -40,7 +44,9 @@ pub(crate) fn check_structure(kind: &str, path: &Path) -> Result<(), String> {
         "safetensors" => check_safetensors(path),
         _ => {
             let text = std::fs::read(path).map_err(|e| e.to_string())?;
-            serde_json::from_slice::<serde_json::Value>(&text).map(drop).map_err(|e| e.to_string())
+            serde_json::from_slice::<serde_json::Value>(&text)
+                .map(drop)
+                .map_err(|e| e.to_string())
         }
     }
 }
@@ -50,10 +56,13 @@ fn check_safetensors(path: &Path) -> Result<(), String> {
     let mut file = File::open(path).map_err(|e| e.to_string())?;
     let len = file.metadata().map_err(|e| e.to_string())?.len();
     let mut n = [0u8; 8];
-    file.read_exact(&mut n).map_err(|_| "shorter than a safetensors header".to_string())?;
+    file.read_exact(&mut n)
+        .map_err(|_| "shorter than a safetensors header".to_string())?;
     let header_len = u64::from_le_bytes(n);
     if header_len > len.saturating_sub(8) || header_len > 100 << 20 {
-        return Err(format!("header length {header_len} does not fit in a {len}-byte file"));
+        return Err(format!(
+            "header length {header_len} does not fit in a {len}-byte file"
+        ));
     }
     let mut header = vec![0u8; header_len as usize];
     file.read_exact(&mut header).map_err(|e| e.to_string())?;
@@ -67,7 +76,9 @@ fn check_safetensors(path: &Path) -> Result<(), String> {
         .unwrap_or(0);
     let data_len = len - 8 - header_len;
     if data_end != data_len {
-        return Err(format!("tensor data ends at byte {data_end} but the file holds {data_len} data bytes"));
+        return Err(format!(
+            "tensor data ends at byte {data_end} but the file holds {data_len} data bytes"
+        ));
     }
     Ok(())
 }
@@ -76,7 +87,10 @@ fn check_safetensors(path: &Path) -> Result<(), String> {
 mod tests {
     use super::*;
 
-    const TINY: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../fixtures/models/tiny-vit.safetensors");
+    const TINY: &str = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../fixtures/models/tiny-vit.safetensors"
+    );
 
     #[test]
     fn sha256_of_the_fixture_model() {
@@ -91,7 +105,10 @@ mod tests {
         assert_eq!(check_structure("safetensors", Path::new(TINY)), Ok(()));
         let dir = tempfile::tempdir().unwrap();
         let bytes = std::fs::read(TINY).unwrap();
-        for (name, content) in [("cut", &bytes[..bytes.len() - 10]), ("html", b"<html>not found</html>".as_slice())] {
+        for (name, content) in [
+            ("cut", &bytes[..bytes.len() - 10]),
+            ("html", b"<html>not found</html>".as_slice()),
+        ] {
             let p = dir.path().join(name);
             std::fs::write(&p, content).unwrap();
             assert!(check_structure("safetensors", &p).is_err(), "{name}");

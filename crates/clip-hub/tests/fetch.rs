@@ -11,18 +11,27 @@ use tempfile::TempDir;
 const TINY_SHA: &str = "9a6fbba57ad1ce97fd6979e2a822bb8dcde03ea311b7d4fdc39865c24a06407f";
 
 fn tiny() -> Vec<u8> {
-    std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/../../fixtures/models/tiny-vit.safetensors")).unwrap()
+    std::fs::read(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../fixtures/models/tiny-vit.safetensors"
+    ))
+    .unwrap()
 }
 
 fn quiet() -> FetchOptions {
-    FetchOptions { progress: false, read_timeout: Duration::from_secs(5), ..FetchOptions::default() }
+    FetchOptions {
+        progress: false,
+        read_timeout: Duration::from_secs(5),
+        ..FetchOptions::default()
+    }
 }
 
 /// A hub whose registry has one safetensors model `name` at `url` (with `sha`), caching in `tmp`.
 fn hub_with(tmp: &TempDir, models: &[(&str, &str, Option<&str>)], options: FetchOptions) -> Hub {
     let mut toml = String::new();
     for (name, url, sha) in models {
-        toml += &format!("[[models]]\nname = \"{name}\"\nformat = \"safetensors\"\nurl = \"{url}\"\n");
+        toml +=
+            &format!("[[models]]\nname = \"{name}\"\nformat = \"safetensors\"\nurl = \"{url}\"\n");
         if let Some(sha) = sha {
             toml += &format!("sha256 = \"{sha}\"\n");
         }
@@ -45,7 +54,11 @@ fn part_of(path: &Path) -> PathBuf {
 fn good_file_is_fetched_verified_and_then_served_from_the_cache() {
     let server = TestServer::start(vec![("/m/tiny.safetensors", Route::Ok(tiny()))]);
     let tmp = TempDir::new().unwrap();
-    let hub = hub_with(&tmp, &[("tiny", &server.url("/m/tiny.safetensors"), Some(TINY_SHA))], quiet());
+    let hub = hub_with(
+        &tmp,
+        &[("tiny", &server.url("/m/tiny.safetensors"), Some(TINY_SHA))],
+        quiet(),
+    );
     let entry = hub.registry().get("tiny").unwrap().clone();
     assert!(!hub.is_cached(&entry));
     let path = fetch(&hub, "tiny").unwrap();
@@ -54,7 +67,11 @@ fn good_file_is_fetched_verified_and_then_served_from_the_cache() {
     assert!(!part_of(&path).exists());
     assert!(hub.is_cached(&entry));
     assert_eq!(hub.resolve("tiny").unwrap(), path);
-    assert_eq!(server.count("/m/tiny.safetensors"), 1, "a cached model is not downloaded again");
+    assert_eq!(
+        server.count("/m/tiny.safetensors"),
+        1,
+        "a cached model is not downloaded again"
+    );
 }
 
 #[test]
@@ -63,14 +80,31 @@ fn checksum_mismatch_deletes_the_file_and_names_both_hashes() {
     bad[5000] ^= 0xff;
     let server = TestServer::start(vec![("/bad.safetensors", Route::Ok(bad))]);
     let tmp = TempDir::new().unwrap();
-    let hub = hub_with(&tmp, &[("bad", &server.url("/bad.safetensors"), Some(TINY_SHA))], quiet());
+    let hub = hub_with(
+        &tmp,
+        &[("bad", &server.url("/bad.safetensors"), Some(TINY_SHA))],
+        quiet(),
+    );
     let err = fetch(&hub, "bad").unwrap_err();
-    let HubError::ChecksumMismatch { ref expected, ref actual, ref path, .. } = err else { panic!("{err}") };
+    let HubError::ChecksumMismatch {
+        ref expected,
+        ref actual,
+        ref path,
+        ..
+    } = err
+    else {
+        panic!("{err}")
+    };
     assert_eq!(expected, TINY_SHA);
     assert_ne!(actual, TINY_SHA);
     assert!(!path.exists());
     let msg = err.to_string();
-    assert!(msg.contains("checksum mismatch") && msg.contains(TINY_SHA) && msg.contains(actual.as_str()), "{msg}");
+    assert!(
+        msg.contains("checksum mismatch")
+            && msg.contains(TINY_SHA)
+            && msg.contains(actual.as_str()),
+        "{msg}"
+    );
     assert!(msg.contains("deleted"), "{msg}");
     let dest = hub.model_path(hub.registry().get("bad").unwrap());
     assert!(!dest.exists() && !part_of(&dest).exists());
@@ -80,15 +114,34 @@ fn checksum_mismatch_deletes_the_file_and_names_both_hashes() {
 fn a_cut_download_keeps_its_part_and_the_next_run_resumes_with_a_range() {
     let body = tiny();
     let half = body.len() / 2;
-    let server = TestServer::start(vec![("/cut.safetensors", Route::CutOnce { body: body.clone(), at: half })]);
+    let server = TestServer::start(vec![(
+        "/cut.safetensors",
+        Route::CutOnce {
+            body: body.clone(),
+            at: half,
+        },
+    )]);
     let tmp = TempDir::new().unwrap();
-    let once = FetchOptions { attempts: 1, ..quiet() };
-    let hub = hub_with(&tmp, &[("cut", &server.url("/cut.safetensors"), Some(TINY_SHA))], once);
+    let once = FetchOptions {
+        attempts: 1,
+        ..quiet()
+    };
+    let hub = hub_with(
+        &tmp,
+        &[("cut", &server.url("/cut.safetensors"), Some(TINY_SHA))],
+        once,
+    );
     let err = fetch(&hub, "cut").unwrap_err();
-    assert!(matches!(err, HubError::Interrupted { received, .. } if received == half as u64), "{err}");
+    assert!(
+        matches!(err, HubError::Interrupted { received, .. } if received == half as u64),
+        "{err}"
+    );
     assert!(err.to_string().contains("resumes"), "{err}");
     let dest = hub.model_path(hub.registry().get("cut").unwrap());
-    assert_eq!(std::fs::metadata(part_of(&dest)).unwrap().len(), half as u64);
+    assert_eq!(
+        std::fs::metadata(part_of(&dest)).unwrap().len(),
+        half as u64
+    );
     assert!(!dest.exists());
 
     let path = fetch(&hub, "cut").unwrap();
@@ -96,47 +149,99 @@ fn a_cut_download_keeps_its_part_and_the_next_run_resumes_with_a_range() {
     let requests = server.requests();
     assert_eq!(requests.len(), 2);
     assert_eq!(requests[0].range, None);
-    assert_eq!(requests[1].range.as_deref(), Some(format!("bytes={half}-").as_str()));
+    assert_eq!(
+        requests[1].range.as_deref(),
+        Some(format!("bytes={half}-").as_str())
+    );
 }
 
 #[test]
 fn a_cut_download_is_resumed_within_one_run_when_retries_are_allowed() {
-    let server = TestServer::start(vec![("/cut.safetensors", Route::CutOnce { body: tiny(), at: 1000 })]);
+    let server = TestServer::start(vec![(
+        "/cut.safetensors",
+        Route::CutOnce {
+            body: tiny(),
+            at: 1000,
+        },
+    )]);
     let tmp = TempDir::new().unwrap();
-    let hub = hub_with(&tmp, &[("cut", &server.url("/cut.safetensors"), Some(TINY_SHA))], quiet());
+    let hub = hub_with(
+        &tmp,
+        &[("cut", &server.url("/cut.safetensors"), Some(TINY_SHA))],
+        quiet(),
+    );
     assert_eq!(std::fs::read(fetch(&hub, "cut").unwrap()).unwrap(), tiny());
     assert_eq!(server.requests()[1].range.as_deref(), Some("bytes=1000-"));
 }
 
 #[test]
 fn a_server_that_ignores_the_range_restarts_the_file_from_the_start() {
-    let server = TestServer::start(vec![("/nr.safetensors", Route::CutOnceNoRanges { body: tiny(), at: 2000 })]);
+    let server = TestServer::start(vec![(
+        "/nr.safetensors",
+        Route::CutOnceNoRanges {
+            body: tiny(),
+            at: 2000,
+        },
+    )]);
     let tmp = TempDir::new().unwrap();
-    let hub = hub_with(&tmp, &[("nr", &server.url("/nr.safetensors"), Some(TINY_SHA))], quiet());
+    let hub = hub_with(
+        &tmp,
+        &[("nr", &server.url("/nr.safetensors"), Some(TINY_SHA))],
+        quiet(),
+    );
     assert_eq!(std::fs::read(fetch(&hub, "nr").unwrap()).unwrap(), tiny());
     assert_eq!(server.requests()[1].range.as_deref(), Some("bytes=2000-"));
 }
 
 #[test]
 fn a_slow_server_that_keeps_sending_is_waited_for() {
-    let route = Route::Slow { body: tiny(), chunk: 512 * 1024, delay: Duration::from_millis(30) };
+    let route = Route::Slow {
+        body: tiny(),
+        chunk: 512 * 1024,
+        delay: Duration::from_millis(30),
+    };
     let server = TestServer::start(vec![("/slow.safetensors", route)]);
     let tmp = TempDir::new().unwrap();
-    let opts = FetchOptions { read_timeout: Duration::from_secs(2), ..quiet() };
-    let hub = hub_with(&tmp, &[("slow", &server.url("/slow.safetensors"), Some(TINY_SHA))], opts);
+    let opts = FetchOptions {
+        read_timeout: Duration::from_secs(2),
+        ..quiet()
+    };
+    let hub = hub_with(
+        &tmp,
+        &[("slow", &server.url("/slow.safetensors"), Some(TINY_SHA))],
+        opts,
+    );
     assert_eq!(std::fs::read(fetch(&hub, "slow").unwrap()).unwrap(), tiny());
 }
 
 #[test]
 fn a_stalled_server_times_out_and_leaves_a_resumable_part() {
-    let route = Route::Stall { body: tiny(), after: 4096, hold: Duration::from_secs(3) };
+    let route = Route::Stall {
+        body: tiny(),
+        after: 4096,
+        hold: Duration::from_secs(3),
+    };
     let server = TestServer::start(vec![("/stall.safetensors", route)]);
     let tmp = TempDir::new().unwrap();
-    let opts = FetchOptions { read_timeout: Duration::from_millis(300), attempts: 1, ..quiet() };
-    let hub = hub_with(&tmp, &[("stall", &server.url("/stall.safetensors"), Some(TINY_SHA))], opts);
+    let opts = FetchOptions {
+        read_timeout: Duration::from_millis(300),
+        attempts: 1,
+        ..quiet()
+    };
+    let hub = hub_with(
+        &tmp,
+        &[("stall", &server.url("/stall.safetensors"), Some(TINY_SHA))],
+        opts,
+    );
     let err = fetch(&hub, "stall").unwrap_err();
-    assert!(matches!(err, HubError::Interrupted { received: 4096, .. }), "{err}");
-    assert!(err.to_string().to_lowercase().contains("timed out"), "{err}");
+    assert!(
+        matches!(err, HubError::Interrupted { received: 4096, .. }),
+        "{err}"
+    );
+    assert!(
+        err.to_string().to_lowercase().contains("timed out"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -152,14 +257,23 @@ fn http_404_names_the_url() {
 
 #[test]
 fn concurrent_fetches_of_one_model_download_it_once() {
-    let route = Route::Slow { body: tiny(), chunk: 1 << 20, delay: Duration::from_millis(40) };
+    let route = Route::Slow {
+        body: tiny(),
+        chunk: 1 << 20,
+        delay: Duration::from_millis(40),
+    };
     let server = TestServer::start(vec![("/c.safetensors", route)]);
     let tmp = TempDir::new().unwrap();
     let url = server.url("/c.safetensors");
     // Separate hubs (as separate processes would have) sharing one cache folder.
-    let hubs: Vec<Hub> = (0..3).map(|_| hub_with(&tmp, &[("c", &url, Some(TINY_SHA))], quiet())).collect();
+    let hubs: Vec<Hub> = (0..3)
+        .map(|_| hub_with(&tmp, &[("c", &url, Some(TINY_SHA))], quiet()))
+        .collect();
     let paths: Vec<PathBuf> = std::thread::scope(|s| {
-        let handles: Vec<_> = hubs.iter().map(|hub| s.spawn(move || fetch(hub, "c").unwrap())).collect();
+        let handles: Vec<_> = hubs
+            .iter()
+            .map(|hub| s.spawn(move || fetch(hub, "c").unwrap()))
+            .collect();
         handles.into_iter().map(|h| h.join().unwrap()).collect()
     });
     assert!(paths.windows(2).all(|w| w[0] == w[1]));
@@ -175,7 +289,10 @@ fn mirror_rewrites_builtin_urls_and_their_published_hash_is_still_enforced() {
     let path = entry.files[0].url.split_once(".net").unwrap().1.to_string();
     let server = TestServer::start(vec![(path.as_str(), Route::Ok(tiny()))]);
     let tmp = TempDir::new().unwrap();
-    let opts = FetchOptions { mirror: Some(Mirror::parse(&server.base()).unwrap()), ..quiet() };
+    let opts = FetchOptions {
+        mirror: Some(Mirror::parse(&server.base()).unwrap()),
+        ..quiet()
+    };
     let hub = Hub::new(Registry::builtin(), tmp.path().to_path_buf(), opts);
     let err = hub.resolve("ViT-B/32").unwrap_err();
     assert!(
@@ -189,8 +306,19 @@ fn mirror_rewrites_builtin_urls_and_their_published_hash_is_still_enforced() {
 fn mirror_serves_a_user_model_from_an_unreachable_host() {
     let server = TestServer::start(vec![("/models/tiny.safetensors", Route::Ok(tiny()))]);
     let tmp = TempDir::new().unwrap();
-    let opts = FetchOptions { mirror: Some(Mirror::parse(&server.base()).unwrap()), ..quiet() };
-    let hub = hub_with(&tmp, &[("tiny", "https://models.invalid/models/tiny.safetensors", Some(TINY_SHA))], opts);
+    let opts = FetchOptions {
+        mirror: Some(Mirror::parse(&server.base()).unwrap()),
+        ..quiet()
+    };
+    let hub = hub_with(
+        &tmp,
+        &[(
+            "tiny",
+            "https://models.invalid/models/tiny.safetensors",
+            Some(TINY_SHA),
+        )],
+        opts,
+    );
     assert_eq!(std::fs::read(fetch(&hub, "tiny").unwrap()).unwrap(), tiny());
 }
 
@@ -199,10 +327,22 @@ fn offline_mode_says_where_to_put_the_file_and_touches_no_network() {
     let server = TestServer::start(vec![("/t.safetensors", Route::Ok(tiny()))]);
     let tmp = TempDir::new().unwrap();
     let url = server.url("/t.safetensors");
-    let hub = hub_with(&tmp, &[("t", &url, Some(TINY_SHA))], FetchOptions { offline: true, ..quiet() });
+    let hub = hub_with(
+        &tmp,
+        &[("t", &url, Some(TINY_SHA))],
+        FetchOptions {
+            offline: true,
+            ..quiet()
+        },
+    );
     let dest = hub.model_path(hub.registry().get("t").unwrap());
     let err = fetch(&hub, "t").unwrap_err().to_string();
-    assert!(err.contains(&url) && err.contains(&dest.display().to_string()) && err.contains("CLIP_OFFLINE"), "{err}");
+    assert!(
+        err.contains(&url)
+            && err.contains(&dest.display().to_string())
+            && err.contains("CLIP_OFFLINE"),
+        "{err}"
+    );
     assert!(server.requests().is_empty());
     // A file placed there by hand is used.
     std::fs::create_dir_all(dest.parent().unwrap()).unwrap();
@@ -212,22 +352,43 @@ fn offline_mode_says_where_to_put_the_file_and_touches_no_network() {
 
 #[test]
 fn unreachable_host_says_where_to_put_the_file() {
-    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
     let tmp = TempDir::new().unwrap();
-    let hub = hub_with(&tmp, &[("u", &format!("http://{closed}/u.safetensors"), Some(TINY_SHA))], quiet());
+    let hub = hub_with(
+        &tmp,
+        &[(
+            "u",
+            &format!("http://{closed}/u.safetensors"),
+            Some(TINY_SHA),
+        )],
+        quiet(),
+    );
     let dest = hub.model_path(hub.registry().get("u").unwrap());
     let err = fetch(&hub, "u").unwrap_err();
     assert!(matches!(err, HubError::Unreachable { .. }), "{err}");
-    assert!(err.to_string().contains(&format!("place it at {}", dest.display())), "{err}");
+    assert!(
+        err.to_string()
+            .contains(&format!("place it at {}", dest.display())),
+        "{err}"
+    );
 }
 
 #[test]
 fn folder_models_without_a_published_hash_are_checked_for_structure() {
     let server = TestServer::start(vec![
-        ("/r/config.json", Route::Ok(b"{\"projection_dim\": 32}".to_vec())),
+        (
+            "/r/config.json",
+            Route::Ok(b"{\"projection_dim\": 32}".to_vec()),
+        ),
         ("/r/model.safetensors", Route::Ok(tiny())),
         ("/bad/config.json", Route::Ok(b"{}".to_vec())),
-        ("/bad/model.safetensors", Route::Ok(b"<html>rate limited</html>".to_vec())),
+        (
+            "/bad/model.safetensors",
+            Route::Ok(b"<html>rate limited</html>".to_vec()),
+        ),
     ]);
     let tmp = TempDir::new().unwrap();
     let registry_file = tmp.path().join("r.json");
@@ -244,23 +405,49 @@ fn folder_models_without_a_published_hash_are_checked_for_structure() {
         files("bad")
     );
     std::fs::write(&registry_file, json).unwrap();
-    let hub = Hub::new(Registry::builtin().with_user_file(&registry_file).unwrap(), tmp.path().join("c"), quiet());
+    let hub = Hub::new(
+        Registry::builtin().with_user_file(&registry_file).unwrap(),
+        tmp.path().join("c"),
+        quiet(),
+    );
     let dir = hub.resolve("org/good").unwrap();
     assert_eq!(dir, tmp.path().join("c/org--good"));
-    assert_eq!(std::fs::read(dir.join("model.safetensors")).unwrap(), tiny());
+    assert_eq!(
+        std::fs::read(dir.join("model.safetensors")).unwrap(),
+        tiny()
+    );
     let err = hub.resolve("org/bad").unwrap_err();
-    assert!(matches!(err, HubError::Malformed { kind: "safetensors", .. }), "{err}");
+    assert!(
+        matches!(
+            err,
+            HubError::Malformed {
+                kind: "safetensors",
+                ..
+            }
+        ),
+        "{err}"
+    );
     assert!(!tmp.path().join("c/org--bad/model.safetensors").exists());
 }
 
 #[test]
 fn resolve_prefers_an_existing_path_and_suggests_names_for_unknown_ones() {
     let tmp = TempDir::new().unwrap();
-    let hub = Hub::new(Registry::builtin(), tmp.path().to_path_buf(), FetchOptions { offline: true, ..quiet() });
+    let hub = Hub::new(
+        Registry::builtin(),
+        tmp.path().to_path_buf(),
+        FetchOptions {
+            offline: true,
+            ..quiet()
+        },
+    );
     let file = tmp.path().join("RN50");
     std::fs::write(&file, b"x").unwrap();
     assert_eq!(hub.resolve(file.to_str().unwrap()).unwrap(), file);
     let err = hub.resolve("ViT-B-32").unwrap_err();
-    assert!(matches!(err, HubError::UnknownModel { ref suggestions, .. } if suggestions[0] == "ViT-B/32"), "{err}");
+    assert!(
+        matches!(err, HubError::UnknownModel { ref suggestions, .. } if suggestions[0] == "ViT-B/32"),
+        "{err}"
+    );
     assert!(err.to_string().contains("did you mean `ViT-B/32`"), "{err}");
 }

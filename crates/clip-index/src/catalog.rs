@@ -84,11 +84,20 @@ impl CatalogStore {
             std::fs::create_dir_all(dir).map_err(IndexError::io(dir))?;
         }
         let conn = Connection::open(path).map_err(IndexError::db(path))?;
-        let store = Self { conn, path: path.to_path_buf() };
+        let store = Self {
+            conn,
+            path: path.to_path_buf(),
+        };
         store.conn.busy_timeout(BUSY_TIMEOUT).map_err(store.err())?;
         // WAL: readers never block the writer; NORMAL sync is durable against a killed process.
-        store.conn.pragma_update(None, "journal_mode", "WAL").map_err(store.err())?;
-        store.conn.pragma_update(None, "synchronous", "NORMAL").map_err(store.err())?;
+        store
+            .conn
+            .pragma_update(None, "journal_mode", "WAL")
+            .map_err(store.err())?;
+        store
+            .conn
+            .pragma_update(None, "synchronous", "NORMAL")
+            .map_err(store.err())?;
         store.conn.execute_batch(SCHEMA).map_err(store.err())?;
         Ok(store)
     }
@@ -106,7 +115,9 @@ impl CatalogStore {
     pub fn use_space(&mut self, space: &Space) -> Result<(), IndexError> {
         let known: Option<usize> = self
             .conn
-            .query_row("SELECT dim FROM spaces WHERE id = ?1", [&space.id], |r| r.get(0))
+            .query_row("SELECT dim FROM spaces WHERE id = ?1", [&space.id], |r| {
+                r.get(0)
+            })
             .optional()
             .map_err(self.err())?;
         if let Some(found) = known.filter(|&d| d != space.dim) {
@@ -132,14 +143,18 @@ impl CatalogStore {
     /// The space most recently indexed into, if any.
     pub fn current_space(&self) -> Result<Option<Space>, IndexError> {
         self.conn
-            .query_row("SELECT id, model, model_path, dim FROM spaces ORDER BY used_at DESC LIMIT 1", [], |r| {
-                Ok(Space {
-                    id: r.get(0)?,
-                    model: r.get(1)?,
-                    model_path: PathBuf::from(r.get::<_, String>(2)?),
-                    dim: r.get::<_, i64>(3)? as usize,
-                })
-            })
+            .query_row(
+                "SELECT id, model, model_path, dim FROM spaces ORDER BY used_at DESC LIMIT 1",
+                [],
+                |r| {
+                    Ok(Space {
+                        id: r.get(0)?,
+                        model: r.get(1)?,
+                        model_path: PathBuf::from(r.get::<_, String>(2)?),
+                        dim: r.get::<_, i64>(3)? as usize,
+                    })
+                },
+            )
             .optional()
             .map_err(self.err())
     }
@@ -147,7 +162,11 @@ impl CatalogStore {
     /// The catalog row of `path`, if any.
     pub fn file(&self, path: &str) -> Result<Option<FileRow>, IndexError> {
         self.conn
-            .query_row("SELECT path, size, mtime_ns, hash, failure FROM files WHERE path = ?1", [path], row_to_file)
+            .query_row(
+                "SELECT path, size, mtime_ns, hash, failure FROM files WHERE path = ?1",
+                [path],
+                row_to_file,
+            )
             .optional()
             .map_err(self.err())
     }
@@ -164,8 +183,13 @@ impl CatalogStore {
 
     /// Content hashes that already have a vector in `space`.
     pub fn hashes_in(&self, space: &str) -> Result<HashSet<ContentHash>, IndexError> {
-        let mut stmt = self.conn.prepare("SELECT hash FROM vectors WHERE space = ?1").map_err(self.err())?;
-        let rows = stmt.query_map([space], |r| r.get::<_, [u8; 32]>(0)).map_err(self.err())?;
+        let mut stmt = self
+            .conn
+            .prepare("SELECT hash FROM vectors WHERE space = ?1")
+            .map_err(self.err())?;
+        let rows = stmt
+            .query_map([space], |r| r.get::<_, [u8; 32]>(0))
+            .map_err(self.err())?;
         rows.collect::<Result<_, _>>().map_err(self.err())
     }
 
@@ -179,14 +203,21 @@ impl CatalogStore {
         removed: &[String],
     ) -> Result<(), IndexError> {
         let path = self.path.clone();
-        let err = |e| IndexError::Db { path: path.clone(), source: e };
+        let err = |e| IndexError::Db {
+            path: path.clone(),
+            source: e,
+        };
         let tx = self.conn.transaction().map_err(err)?;
         {
             let mut put_vec = tx
-                .prepare_cached("INSERT OR REPLACE INTO vectors (space, hash, data) VALUES (?1, ?2, ?3)")
+                .prepare_cached(
+                    "INSERT OR REPLACE INTO vectors (space, hash, data) VALUES (?1, ?2, ?3)",
+                )
                 .map_err(err)?;
             for (hash, data) in vectors {
-                put_vec.execute(params![space, &hash[..], data]).map_err(err)?;
+                put_vec
+                    .execute(params![space, &hash[..], data])
+                    .map_err(err)?;
             }
             let mut put_file = tx
                 .prepare_cached(
@@ -198,9 +229,13 @@ impl CatalogStore {
                     Ok(h) => (Some(&h[..]), None),
                     Err(reason) => (None, Some(reason.as_str())),
                 };
-                put_file.execute(params![f.path, f.size as i64, f.mtime_ns, hash, failure]).map_err(err)?;
+                put_file
+                    .execute(params![f.path, f.size as i64, f.mtime_ns, hash, failure])
+                    .map_err(err)?;
             }
-            let mut del = tx.prepare_cached("DELETE FROM files WHERE path = ?1").map_err(err)?;
+            let mut del = tx
+                .prepare_cached("DELETE FROM files WHERE path = ?1")
+                .map_err(err)?;
             for p in removed {
                 del.execute([p]).map_err(err)?;
             }
@@ -234,9 +269,17 @@ impl CatalogStore {
         };
         let failed = self
             .conn
-            .query_row("SELECT COUNT(*) FROM files WHERE failure IS NOT NULL", [], |r| r.get::<_, i64>(0))
+            .query_row(
+                "SELECT COUNT(*) FROM files WHERE failure IS NOT NULL",
+                [],
+                |r| r.get::<_, i64>(0),
+            )
             .map_err(self.err())? as usize;
-        Ok(Status { images, failed, space })
+        Ok(Status {
+            images,
+            failed,
+            space,
+        })
     }
 
     /// `(path, reason)` of every file that could not be indexed.
@@ -245,7 +288,9 @@ impl CatalogStore {
             .conn
             .prepare("SELECT path, failure FROM files WHERE failure IS NOT NULL ORDER BY path")
             .map_err(self.err())?;
-        let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?))).map_err(self.err())?;
+        let rows = stmt
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .map_err(self.err())?;
         rows.collect::<Result<_, _>>().map_err(self.err())
     }
 
@@ -253,15 +298,26 @@ impl CatalogStore {
     pub fn paths_of(&self, hash: &ContentHash) -> Result<Vec<String>, IndexError> {
         let mut stmt = self
             .conn
-            .prepare_cached("SELECT path FROM files WHERE hash = ?1 AND failure IS NULL ORDER BY path")
+            .prepare_cached(
+                "SELECT path FROM files WHERE hash = ?1 AND failure IS NULL ORDER BY path",
+            )
             .map_err(self.err())?;
-        let rows = stmt.query_map([&hash[..]], |r| r.get(0)).map_err(self.err())?;
+        let rows = stmt
+            .query_map([&hash[..]], |r| r.get(0))
+            .map_err(self.err())?;
         rows.collect::<Result<_, _>>().map_err(self.err())
     }
 
     /// Every vector of `space` in one contiguous matrix, with the content hash of each row.
-    pub fn load_matrix(&self, space: &Space, ty: VectorType) -> Result<(Vec<ContentHash>, Matrix), IndexError> {
-        let mut stmt = self.conn.prepare("SELECT hash, data FROM vectors WHERE space = ?1").map_err(self.err())?;
+    pub fn load_matrix(
+        &self,
+        space: &Space,
+        ty: VectorType,
+    ) -> Result<(Vec<ContentHash>, Matrix), IndexError> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT hash, data FROM vectors WHERE space = ?1")
+            .map_err(self.err())?;
         let mut rows = stmt.query([&space.id]).map_err(self.err())?;
         let mut ids = Vec::new();
         let mut matrix = Matrix::new(space.dim, ty);
@@ -309,11 +365,21 @@ mod tests {
     use super::*;
 
     fn space(id: &str, dim: usize) -> Space {
-        Space { id: id.into(), model: "m.safetensors".into(), model_path: "/models/m.safetensors".into(), dim }
+        Space {
+            id: id.into(),
+            model: "m.safetensors".into(),
+            model_path: "/models/m.safetensors".into(),
+            dim,
+        }
     }
 
     fn row(path: &str, content: Result<ContentHash, String>) -> FileRow {
-        FileRow { path: path.into(), size: 10, mtime_ns: 5, content }
+        FileRow {
+            path: path.into(),
+            size: 10,
+            mtime_ns: 5,
+            content,
+        }
     }
 
     fn open() -> (tempfile::TempDir, CatalogStore) {
@@ -328,13 +394,22 @@ mod tests {
         let s = space("a", 2);
         store.use_space(&s).unwrap();
         let blob = crate::VectorType::F32.encode(&[1.0, 0.0]);
-        let files =
-            [row("/p/x.png", Ok([1; 32])), row("/p/copy.png", Ok([1; 32])), row("/p/bad.png", Err("truncated".into()))];
+        let files = [
+            row("/p/x.png", Ok([1; 32])),
+            row("/p/copy.png", Ok([1; 32])),
+            row("/p/bad.png", Err("truncated".into())),
+        ];
         store.commit("a", &[([1; 32], blob)], &files, &[]).unwrap();
         let st = store.status(None).unwrap();
         assert_eq!((st.images, st.failed, st.space), (2, 1, Some(s)));
-        assert_eq!(store.paths_of(&[1; 32]).unwrap(), vec!["/p/copy.png", "/p/x.png"]);
-        assert_eq!(store.failures().unwrap(), vec![("/p/bad.png".to_string(), "truncated".to_string())]);
+        assert_eq!(
+            store.paths_of(&[1; 32]).unwrap(),
+            vec!["/p/copy.png", "/p/x.png"]
+        );
+        assert_eq!(
+            store.failures().unwrap(),
+            vec![("/p/bad.png".to_string(), "truncated".to_string())]
+        );
         assert_eq!(store.file("/p/x.png").unwrap(), Some(files[0].clone()));
     }
 
@@ -342,7 +417,14 @@ mod tests {
     fn garbage_collection_keeps_shared_vectors_until_the_last_file_goes() {
         let (_dir, mut store) = open();
         let blob = crate::VectorType::F32.encode(&[1.0, 0.0]);
-        store.commit("a", &[([1; 32], blob)], &[row("/x", Ok([1; 32])), row("/y", Ok([1; 32]))], &[]).unwrap();
+        store
+            .commit(
+                "a",
+                &[([1; 32], blob)],
+                &[row("/x", Ok([1; 32])), row("/y", Ok([1; 32]))],
+                &[],
+            )
+            .unwrap();
         store.commit("a", &[], &[], &["/x".into()]).unwrap();
         assert_eq!(store.collect_garbage().unwrap(), 0);
         store.commit("a", &[], &[], &["/y".into()]).unwrap();
@@ -356,11 +438,20 @@ mod tests {
         store.use_space(&space("a", 2)).unwrap();
         store.use_space(&space("b", 3)).unwrap();
         let blob = crate::VectorType::F32.encode(&[1.0, 0.0]);
-        store.commit("a", &[([1; 32], blob)], &[row("/x", Ok([1; 32]))], &[]).unwrap();
-        assert_eq!(store.status(None).unwrap().images, 0, "current space b has no vectors");
+        store
+            .commit("a", &[([1; 32], blob)], &[row("/x", Ok([1; 32]))], &[])
+            .unwrap();
+        assert_eq!(
+            store.status(None).unwrap().images,
+            0,
+            "current space b has no vectors"
+        );
         assert_eq!(store.status(Some(&space("a", 2))).unwrap().images, 1);
         let err = store.use_space(&space("a", 4)).unwrap_err().to_string();
-        assert!(err.contains("index.db") && err.contains("2-dimensional"), "{err}");
+        assert!(
+            err.contains("index.db") && err.contains("2-dimensional"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -368,9 +459,13 @@ mod tests {
         let (dir, mut writer) = open();
         writer.use_space(&space("a", 2)).unwrap();
         let blob = crate::VectorType::F16.encode(&[0.0, 1.0]);
-        writer.commit("a", &[([7; 32], blob)], &[row("/z", Ok([7; 32]))], &[]).unwrap();
+        writer
+            .commit("a", &[([7; 32], blob)], &[row("/z", Ok([7; 32]))], &[])
+            .unwrap();
         let reader = CatalogStore::open(&dir.path().join("sub/index.db")).unwrap();
-        let (ids, m) = reader.load_matrix(&space("a", 2), crate::VectorType::F32).unwrap();
+        let (ids, m) = reader
+            .load_matrix(&space("a", 2), crate::VectorType::F32)
+            .unwrap();
         assert_eq!((ids, m.len()), (vec![[7; 32]], 1));
     }
 

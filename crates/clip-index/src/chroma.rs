@@ -37,16 +37,30 @@ impl ChromaStore {
     /// Connects to `chroma://host:port/collection`, creating the collection (cosine space) if
     /// needed; refuses a collection that holds another space's vectors.
     pub fn connect(url: &str, space: &Space) -> Result<Self, IndexError> {
-        let fail = |reason: String| IndexError::Chroma { url: url.to_owned(), reason };
-        let rest =
-            url.strip_prefix("chroma://").ok_or_else(|| fail("expected chroma://host:port/collection".into()))?;
-        let (host, name) = rest.split_once('/').ok_or_else(|| fail("no collection name after host:port".into()))?;
+        let fail = |reason: String| IndexError::Chroma {
+            url: url.to_owned(),
+            reason,
+        };
+        let rest = url
+            .strip_prefix("chroma://")
+            .ok_or_else(|| fail("expected chroma://host:port/collection".into()))?;
+        let (host, name) = rest
+            .split_once('/')
+            .ok_or_else(|| fail("no collection name after host:port".into()))?;
         if host.is_empty() || name.is_empty() {
             return Err(fail("expected chroma://host:port/collection".into()));
         }
-        let agent = ureq::AgentBuilder::new().timeout(Duration::from_secs(60)).build();
-        let base = format!("http://{host}/api/v2/tenants/default_tenant/databases/default_database/collections");
-        let mut store = Self { url: url.to_owned(), collection: String::new(), agent };
+        let agent = ureq::AgentBuilder::new()
+            .timeout(Duration::from_secs(60))
+            .build();
+        let base = format!(
+            "http://{host}/api/v2/tenants/default_tenant/databases/default_database/collections"
+        );
+        let mut store = Self {
+            url: url.to_owned(),
+            collection: String::new(),
+            agent,
+        };
         let body = json!({
             "name": name,
             "get_or_create": true,
@@ -54,21 +68,29 @@ impl ChromaStore {
             "configuration": {"hnsw": {"space": "cosine"}},
         });
         let created = store.call("POST", &base, Some(body))?;
-        let found = created["metadata"]["clip_space"].as_str().unwrap_or_default();
+        let found = created["metadata"]["clip_space"]
+            .as_str()
+            .unwrap_or_default();
         if found != space.id {
             return Err(fail(format!(
                 "collection {name} holds vectors of model space {found:?}, not {} ({}): use another collection",
                 space.id, space.model
             )));
         }
-        let id = created["id"].as_str().ok_or_else(|| fail("the server returned no collection id".into()))?;
+        let id = created["id"]
+            .as_str()
+            .ok_or_else(|| fail("the server returned no collection id".into()))?;
         store.collection = format!("{base}/{id}");
         Ok(store)
     }
 
     /// Makes the collection hold exactly the vectors of `space` in `catalog`, with current paths:
     /// upserts what is missing or whose paths changed, deletes what the catalog no longer has.
-    pub fn sync(&mut self, catalog: &CatalogStore, space: &Space) -> Result<SyncReport, IndexError> {
+    pub fn sync(
+        &mut self,
+        catalog: &CatalogStore,
+        space: &Space,
+    ) -> Result<SyncReport, IndexError> {
         let remote = self.list()?;
         let (ids, matrix) = catalog.load_matrix(space, VectorType::F32)?;
         let mut report = SyncReport::default();
@@ -78,7 +100,11 @@ impl ChromaStore {
             let paths = catalog.paths_of(hash)?;
             local.insert(hex(hash));
             if remote.get(&hex(hash)) != Some(&paths.join("\n")) {
-                batch.push(Record { hash: *hash, vector: matrix.row(row), paths });
+                batch.push(Record {
+                    hash: *hash,
+                    vector: matrix.row(row),
+                    paths,
+                });
             }
             if batch.len() == CHUNK {
                 report.upserted += batch.len();
@@ -87,9 +113,16 @@ impl ChromaStore {
         }
         report.upserted += batch.len();
         self.upsert(&batch)?;
-        let stale: Vec<String> = remote.into_keys().filter(|id| !local.contains(id)).collect();
+        let stale: Vec<String> = remote
+            .into_keys()
+            .filter(|id| !local.contains(id))
+            .collect();
         for chunk in stale.chunks(CHUNK) {
-            self.call("POST", &format!("{}/delete", self.collection), Some(json!({ "ids": chunk })))?;
+            self.call(
+                "POST",
+                &format!("{}/delete", self.collection),
+                Some(json!({ "ids": chunk })),
+            )?;
         }
         report.deleted = stale.len();
         Ok(report)
@@ -104,7 +137,10 @@ impl ChromaStore {
             let ids = page["ids"].as_array().cloned().unwrap_or_default();
             let metas = page["metadatas"].as_array().cloned().unwrap_or_default();
             for (i, id) in ids.iter().enumerate() {
-                let paths = metas.get(i).and_then(|m| m["paths"].as_str()).unwrap_or_default();
+                let paths = metas
+                    .get(i)
+                    .and_then(|m| m["paths"].as_str())
+                    .unwrap_or_default();
                 all.insert(id.as_str().unwrap_or_default().to_owned(), paths.to_owned());
             }
             if ids.len() < CHUNK {
@@ -120,12 +156,18 @@ impl ChromaStore {
             Some(b) => request.send_json(b),
             None => request.call(),
         };
-        let fail = |reason: String| IndexError::Chroma { url: self.url.clone(), reason };
+        let fail = |reason: String| IndexError::Chroma {
+            url: self.url.clone(),
+            reason,
+        };
         match response {
-            Ok(r) => r.into_json().map_err(|e| fail(format!("unreadable response: {e}"))),
-            Err(ureq::Error::Status(code, r)) => {
-                Err(fail(format!("server answered {code}: {}", r.into_string().unwrap_or_default())))
-            }
+            Ok(r) => r
+                .into_json()
+                .map_err(|e| fail(format!("unreadable response: {e}"))),
+            Err(ureq::Error::Status(code, r)) => Err(fail(format!(
+                "server answered {code}: {}",
+                r.into_string().unwrap_or_default()
+            ))),
             Err(e) => Err(fail(format!("cannot reach the server: {e}"))),
         }
     }
@@ -147,7 +189,10 @@ impl VectorStore for ChromaStore {
         for chunk in records.chunks(CHUNK) {
             let ids: Vec<String> = chunk.iter().map(|r| hex(&r.hash)).collect();
             let embeddings: Vec<&[f32]> = chunk.iter().map(|r| r.vector.as_slice()).collect();
-            let metadatas: Vec<Value> = chunk.iter().map(|r| json!({"paths": r.paths.join("\n")})).collect();
+            let metadatas: Vec<Value> = chunk
+                .iter()
+                .map(|r| json!({"paths": r.paths.join("\n")}))
+                .collect();
             let body = json!({"ids": ids, "embeddings": embeddings, "metadatas": metadatas});
             self.call("POST", &format!("{}/upsert", self.collection), Some(body))?;
         }
@@ -157,7 +202,11 @@ impl VectorStore for ChromaStore {
     fn delete(&mut self, ids: &[ContentHash]) -> Result<(), IndexError> {
         for chunk in ids.chunks(CHUNK) {
             let ids: Vec<String> = chunk.iter().map(hex).collect();
-            self.call("POST", &format!("{}/delete", self.collection), Some(json!({ "ids": ids })))?;
+            self.call(
+                "POST",
+                &format!("{}/delete", self.collection),
+                Some(json!({ "ids": ids })),
+            )?;
         }
         Ok(())
     }
@@ -173,14 +222,21 @@ impl VectorStore for ChromaStore {
         let ids = r["ids"][0].as_array().cloned().unwrap_or_default();
         let mut hits = Vec::new();
         for (i, id) in ids.iter().enumerate() {
-            let hash = id.as_str().and_then(parse_hash).ok_or_else(|| IndexError::Chroma {
-                url: self.url.clone(),
-                reason: format!("unexpected id {id} in the collection"),
-            })?;
+            let hash = id
+                .as_str()
+                .and_then(parse_hash)
+                .ok_or_else(|| IndexError::Chroma {
+                    url: self.url.clone(),
+                    reason: format!("unexpected id {id} in the collection"),
+                })?;
             let score = 1.0 - r["distances"][0][i].as_f64().unwrap_or(2.0) as f32;
             let paths = r["metadatas"][0][i]["paths"].as_str().unwrap_or_default();
             if score >= threshold {
-                hits.push(Hit { hash, score, paths: paths.lines().map(str::to_owned).collect() });
+                hits.push(Hit {
+                    hash,
+                    score,
+                    paths: paths.lines().map(str::to_owned).collect(),
+                });
             }
         }
         Ok(hits)
@@ -201,7 +257,12 @@ mod tests {
         let h = [0xab; 32];
         assert_eq!(parse_hash(&hex(&h)), Some(h));
         assert_eq!(parse_hash("zz"), None);
-        let space = Space { id: "s".into(), model: "m".into(), model_path: "/m".into(), dim: 2 };
+        let space = Space {
+            id: "s".into(),
+            model: "m".into(),
+            model_path: "/m".into(),
+            dim: 2,
+        };
         for bad in ["http://x/y", "chroma://hostonly", "chroma:///c"] {
             let err = ChromaStore::connect(bad, &space).err().unwrap().to_string();
             assert!(err.starts_with(bad), "{err}");

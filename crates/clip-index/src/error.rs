@@ -19,9 +19,19 @@ pub enum IndexError {
     #[error(
         "{path}: the index holds {found}-dimensional vectors for model space {space}, but the model gives {expected}"
     )]
-    DimMismatch { path: PathBuf, space: String, found: usize, expected: usize },
+    DimMismatch {
+        path: PathBuf,
+        space: String,
+        found: usize,
+        expected: usize,
+    },
     #[error("{path}: corrupt vector for content {hash} ({len} bytes is neither {dim} f32 nor {dim} f16 values)")]
-    CorruptVector { path: PathBuf, hash: String, len: usize, dim: usize },
+    CorruptVector {
+        path: PathBuf,
+        hash: String,
+        len: usize,
+        dim: usize,
+    },
     #[error("{url}: {reason}")]
     Chroma { url: String, reason: String },
     #[error(transparent)]
@@ -30,9 +40,15 @@ pub enum IndexError {
 
 impl IndexError {
     pub(crate) fn db(path: &std::path::Path) -> impl FnOnce(rusqlite::Error) -> IndexError + '_ {
-        move |source| IndexError::Db { path: path.to_path_buf(), source }
+        move |source| IndexError::Db {
+            path: path.to_path_buf(),
+            source,
+        }
     }
     pub(crate) fn io(path: &std::path::Path) -> impl FnOnce(std::io::Error) -> IndexError + '_ {
-        move |source| IndexError::Io { path: path.to_path_buf(), source }
+        move |source| IndexError::Io {
+            path: path.to_path_buf(),
+            source,
+        }
     }
 }

@@ -93,14 +93,24 @@ pub fn index(
 ) -> Result<IndexReport, IndexError> {
     let walk = find_images(roots)?;
     store.use_space(space)?;
-    let mut report = IndexReport { found: walk.files.len(), failed: walk.problems.clone(), ..Default::default() };
+    let mut report = IndexReport {
+        found: walk.files.len(),
+        failed: walk.problems.clone(),
+        ..Default::default()
+    };
     progress(ProgressEvent::Total(walk.files.len() as u64));
 
-    let catalog: HashMap<String, FileRow> = store.files()?.into_iter().map(|r| (r.path.clone(), r)).collect();
+    let catalog: HashMap<String, FileRow> = store
+        .files()?
+        .into_iter()
+        .map(|r| (r.path.clone(), r))
+        .collect();
     let present: HashSet<&str> = walk.files.iter().map(|c| c.key.as_str()).collect();
     let removed: Vec<String> = catalog
         .keys()
-        .filter(|p| !present.contains(p.as_str()) && walk.roots.iter().any(|r| Path::new(p).starts_with(r)))
+        .filter(|p| {
+            !present.contains(p.as_str()) && walk.roots.iter().any(|r| Path::new(p).starts_with(r))
+        })
         .cloned()
         .collect();
     report.removed = removed.len();
@@ -123,7 +133,16 @@ pub fn index(
     }
     progress(ProgressEvent::Done(report.unchanged as u64));
 
-    run_pipeline(model, store, space, &todo, &known, opts, &mut report, progress)?;
+    run_pipeline(
+        model,
+        store,
+        space,
+        &todo,
+        &known,
+        opts,
+        &mut report,
+        progress,
+    )?;
     store.collect_garbage()?;
     Ok(report)
 }
@@ -148,7 +167,10 @@ fn run_pipeline(
             let (tx, next) = (tx.clone(), &next);
             s.spawn(move || {
                 while let Some(c) = todo.get(next.fetch_add(1, Ordering::Relaxed)) {
-                    if tx.send(prepare(c, known, resolution, &opts.decode)).is_err() {
+                    if tx
+                        .send(prepare(c, known, resolution, &opts.decode))
+                        .is_err()
+                    {
                         break; // the consumer stopped on an error
                     }
                 }
@@ -164,7 +186,10 @@ fn run_pipeline(
                     batch.rows.push(row);
                 }
                 Prepared::Failed(row) => {
-                    report.failed.push((row.path.clone(), row.content.clone().err().unwrap_or_default()));
+                    report.failed.push((
+                        row.path.clone(),
+                        row.content.clone().err().unwrap_or_default(),
+                    ));
                     batch.rows.push(row);
                 }
                 Prepared::Pixels(row, hash, pixels) => {
@@ -211,7 +236,11 @@ impl Batch {
             Vec::new()
         } else {
             let emb = model.encode_pixels(&self.pixels)?.normalized();
-            self.hashes.iter().zip(emb.rows()).map(|(h, v)| (*h, ty.encode(v))).collect()
+            self.hashes
+                .iter()
+                .zip(emb.rows())
+                .map(|(h, v)| (*h, ty.encode(v)))
+                .collect()
         };
         store.commit(&space.id, &vectors, &self.rows, &[])?;
         progress(ProgressEvent::Done(self.rows.len() as u64));
@@ -222,8 +251,18 @@ impl Batch {
 
 /// Reads, hashes and (for new content) decodes and preprocesses one file. Never panics: a decoder
 /// panic on a hostile file becomes that file's failure.
-fn prepare(c: &Candidate, known: &HashSet<ContentHash>, resolution: u32, decode: &DecodeOptions) -> Prepared {
-    let row = |content| FileRow { path: c.key.clone(), size: c.size, mtime_ns: c.mtime_ns, content };
+fn prepare(
+    c: &Candidate,
+    known: &HashSet<ContentHash>,
+    resolution: u32,
+    decode: &DecodeOptions,
+) -> Prepared {
+    let row = |content| FileRow {
+        path: c.key.clone(),
+        size: c.size,
+        mtime_ns: c.mtime_ns,
+        content,
+    };
     let bytes = match std::fs::read(&c.key) {
         Ok(b) => b,
         Err(e) => return Prepared::Failed(row(Err(format!("cannot read: {e}")))),
@@ -232,7 +271,8 @@ fn prepare(c: &Candidate, known: &HashSet<ContentHash>, resolution: u32, decode:
     if known.contains(&hash) {
         return Prepared::Known(row(Ok(hash)));
     }
-    let decoded = std::panic::catch_unwind(AssertUnwindSafe(|| decode_bytes(&bytes, &c.key, decode)));
+    let decoded =
+        std::panic::catch_unwind(AssertUnwindSafe(|| decode_bytes(&bytes, &c.key, decode)));
     match decoded {
         Ok(Ok(image)) => {
             let pixels = preprocess(&image, resolution, &Normalization::default());
@@ -241,7 +281,9 @@ fn prepare(c: &Candidate, known: &HashSet<ContentHash>, resolution: u32, decode:
         // The decoder's message starts with the name it was given; the row already has the path.
         Ok(Err(e)) => {
             let msg = e.to_string();
-            let reason = msg.strip_prefix(&format!("{}: ", c.key)).map_or(msg.clone(), str::to_owned);
+            let reason = msg
+                .strip_prefix(&format!("{}: ", c.key))
+                .map_or(msg.clone(), str::to_owned);
             Prepared::Failed(row(Err(reason)))
         }
         Err(_) => Prepared::Failed(row(Err("the decoder crashed on this file".into()))),

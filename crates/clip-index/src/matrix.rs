@@ -17,7 +17,10 @@ impl VectorType {
     pub fn encode(self, v: &[f32]) -> Vec<u8> {
         match self {
             VectorType::F32 => v.iter().flat_map(|x| x.to_le_bytes()).collect(),
-            VectorType::F16 => v.iter().flat_map(|x| f16::from_f32(*x).to_le_bytes()).collect(),
+            VectorType::F16 => v
+                .iter()
+                .flat_map(|x| f16::from_f32(*x).to_le_bytes())
+                .collect(),
         }
     }
 }
@@ -25,9 +28,19 @@ impl VectorType {
 /// Decodes a blob of `dim` f32 or f16 values (told apart by length); `None` if it is neither.
 pub(crate) fn decode_vector(bytes: &[u8], dim: usize) -> Option<Vec<f32>> {
     if bytes.len() == dim * 4 {
-        Some(bytes.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect())
+        Some(
+            bytes
+                .chunks_exact(4)
+                .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                .collect(),
+        )
     } else if bytes.len() == dim * 2 {
-        Some(bytes.chunks_exact(2).map(|c| f16::from_le_bytes([c[0], c[1]]).to_f32()).collect())
+        Some(
+            bytes
+                .chunks_exact(2)
+                .map(|c| f16::from_le_bytes([c[0], c[1]]).to_f32())
+                .collect(),
+        )
     } else {
         None
     }
@@ -87,7 +100,10 @@ impl Matrix {
     /// Dot product of `query` with every row.
     pub fn scores(&self, query: &[f32]) -> Vec<f32> {
         match &self.data {
-            Data::F32(d) => d.chunks_exact(self.dim).map(|row| dot_f32(row, query)).collect(),
+            Data::F32(d) => d
+                .chunks_exact(self.dim)
+                .map(|row| dot_f32(row, query))
+                .collect(),
             Data::F16(d) => {
                 // Widen each row with the slice conversion (F16C when the CPU has it), then the f32
                 // kernel: about five times faster than converting element by element.
@@ -104,8 +120,12 @@ impl Matrix {
 
     /// The `k` best rows as `(row, score)`, best first, keeping only scores `>= threshold`.
     pub fn top_k(&self, query: &[f32], k: usize, threshold: f32) -> Vec<(usize, f32)> {
-        let mut hits: Vec<(usize, f32)> =
-            self.scores(query).into_iter().enumerate().filter(|(_, s)| *s >= threshold).collect();
+        let mut hits: Vec<(usize, f32)> = self
+            .scores(query)
+            .into_iter()
+            .enumerate()
+            .filter(|(_, s)| *s >= threshold)
+            .collect();
         let by_score = |a: &(usize, f32), b: &(usize, f32)| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0));
         if hits.len() > k && k > 0 {
             hits.select_nth_unstable_by(k - 1, by_score);
@@ -136,7 +156,9 @@ mod tests {
     fn matrix(ty: VectorType) -> Matrix {
         let mut m = Matrix::new(9, ty);
         for i in 0..20 {
-            let v: Vec<f32> = (0..9).map(|j| ((i * 7 + j * 3) % 11) as f32 / 11.0 - 0.4).collect();
+            let v: Vec<f32> = (0..9)
+                .map(|j| ((i * 7 + j * 3) % 11) as f32 / 11.0 - 0.4)
+                .collect();
             m.push(&v);
         }
         m
@@ -205,7 +227,10 @@ mod tests {
     #[test]
     fn blobs_round_trip_in_both_types() {
         let v = vec![0.5f32, -1.25, 3.0];
-        assert_eq!(decode_vector(&VectorType::F32.encode(&v), 3), Some(v.clone()));
+        assert_eq!(
+            decode_vector(&VectorType::F32.encode(&v), 3),
+            Some(v.clone())
+        );
         assert_eq!(decode_vector(&VectorType::F16.encode(&v), 3), Some(v));
         assert_eq!(decode_vector(&[0u8; 5], 3), None);
     }

@@ -44,7 +44,12 @@ pub struct SqliteVectors<'a> {
 impl<'a> SqliteVectors<'a> {
     /// `ty` is both how new vectors are stored and how the search matrix is held in memory.
     pub fn new(store: &'a mut CatalogStore, space: Space, ty: VectorType) -> Self {
-        Self { store, space, ty, cache: None }
+        Self {
+            store,
+            space,
+            ty,
+            cache: None,
+        }
     }
 
     /// Loads the matrix now (searching needs `&mut` for nothing else).
@@ -59,7 +64,10 @@ impl<'a> SqliteVectors<'a> {
 impl VectorStore for SqliteVectors<'_> {
     /// Paths are ignored: here they live in the catalog, written by the indexer.
     fn upsert(&mut self, records: &[Record]) -> Result<(), IndexError> {
-        let blobs: Vec<(ContentHash, Vec<u8>)> = records.iter().map(|r| (r.hash, self.ty.encode(&r.vector))).collect();
+        let blobs: Vec<(ContentHash, Vec<u8>)> = records
+            .iter()
+            .map(|r| (r.hash, self.ty.encode(&r.vector)))
+            .collect();
         self.cache = None;
         self.store.commit(&self.space.id, &blobs, &[], &[])
     }
@@ -68,10 +76,12 @@ impl VectorStore for SqliteVectors<'_> {
         self.cache = None;
         let conn = self.store.connection();
         let path = self.store.path().to_path_buf();
-        let mut stmt =
-            conn.prepare_cached("DELETE FROM vectors WHERE space = ?1 AND hash = ?2").map_err(IndexError::db(&path))?;
+        let mut stmt = conn
+            .prepare_cached("DELETE FROM vectors WHERE space = ?1 AND hash = ?2")
+            .map_err(IndexError::db(&path))?;
         for id in ids {
-            stmt.execute(rusqlite::params![self.space.id, &id[..]]).map_err(IndexError::db(&path))?;
+            stmt.execute(rusqlite::params![self.space.id, &id[..]])
+                .map_err(IndexError::db(&path))?;
         }
         Ok(())
     }
@@ -86,7 +96,14 @@ impl VectorStore for SqliteVectors<'_> {
             }
         };
         let hits = matrix.top_k(query, k, threshold).into_iter();
-        hits.map(|(row, score)| Ok(Hit { hash: ids[row], score, paths: self.store.paths_of(&ids[row])? })).collect()
+        hits.map(|(row, score)| {
+            Ok(Hit {
+                hash: ids[row],
+                score,
+                paths: self.store.paths_of(&ids[row])?,
+            })
+        })
+        .collect()
     }
 
     fn count(&self) -> Result<usize, IndexError> {
@@ -94,7 +111,11 @@ impl VectorStore for SqliteVectors<'_> {
         let n: i64 = self
             .store
             .connection()
-            .query_row("SELECT COUNT(*) FROM vectors WHERE space = ?1", [&self.space.id], |r| r.get(0))
+            .query_row(
+                "SELECT COUNT(*) FROM vectors WHERE space = ?1",
+                [&self.space.id],
+                |r| r.get(0),
+            )
             .map_err(IndexError::db(path))?;
         Ok(n as usize)
     }
@@ -105,11 +126,20 @@ mod tests {
     use super::*;
 
     fn rec(id: u8, v: &[f32]) -> Record {
-        Record { hash: [id; 32], vector: v.to_vec(), paths: Vec::new() }
+        Record {
+            hash: [id; 32],
+            vector: v.to_vec(),
+            paths: Vec::new(),
+        }
     }
 
     fn space() -> Space {
-        Space { id: "s1".into(), model: "m".into(), model_path: "/m".into(), dim: 2 }
+        Space {
+            id: "s1".into(),
+            model: "m".into(),
+            model_path: "/m".into(),
+            dim: 2,
+        }
     }
 
     #[test]
@@ -117,10 +147,18 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut store = CatalogStore::open(&dir.path().join("i.db")).unwrap();
         let mut v = SqliteVectors::new(&mut store, space(), VectorType::F32);
-        v.upsert(&[rec(1, &[1.0, 0.0]), rec(2, &[0.0, 1.0]), rec(3, &[0.6, 0.8])]).unwrap();
+        v.upsert(&[
+            rec(1, &[1.0, 0.0]),
+            rec(2, &[0.0, 1.0]),
+            rec(3, &[0.6, 0.8]),
+        ])
+        .unwrap();
         assert_eq!(v.count().unwrap(), 3);
         let hits = v.search(&[1.0, 0.0], 2, -1.0).unwrap();
-        assert_eq!(hits.iter().map(|h| h.hash).collect::<Vec<_>>(), vec![[1; 32], [3; 32]]);
+        assert_eq!(
+            hits.iter().map(|h| h.hash).collect::<Vec<_>>(),
+            vec![[1; 32], [3; 32]]
+        );
         assert_eq!(v.search(&[1.0, 0.0], 10, 0.5).unwrap().len(), 2);
         v.delete(&[[1; 32]]).unwrap();
         v.load().unwrap();
@@ -133,7 +171,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut store = CatalogStore::open(&dir.path().join("i.db")).unwrap();
         let mut v = SqliteVectors::new(&mut store, space(), VectorType::F16);
-        v.upsert(&[rec(1, &[1.0, 0.0]), rec(2, &[0.6, 0.8])]).unwrap();
+        v.upsert(&[rec(1, &[1.0, 0.0]), rec(2, &[0.6, 0.8])])
+            .unwrap();
         let hits = v.search(&[0.0, 1.0], 2, -1.0).unwrap();
         assert_eq!(hits[0].hash, [2; 32]);
         assert!((hits[0].score - 0.8).abs() < 1e-3);

@@ -43,8 +43,10 @@ pub fn find_images(roots: &[PathBuf]) -> Result<Walk, IndexError> {
                 source: std::io::Error::new(std::io::ErrorKind::InvalidInput, "not a folder"),
             });
         }
-        let entries =
-            WalkDir::new(&abs).follow_links(true).into_iter().filter_entry(|e| e.depth() == 0 || !is_hidden(e));
+        let entries = WalkDir::new(&abs)
+            .follow_links(true)
+            .into_iter()
+            .filter_entry(|e| e.depth() == 0 || !is_hidden(e));
         for entry in entries {
             match entry {
                 Ok(e) if e.file_type().is_file() => match candidate(e.path()) {
@@ -56,7 +58,9 @@ pub fn find_images(roots: &[PathBuf]) -> Result<Walk, IndexError> {
                 },
                 Ok(_) => {}
                 Err(err) => {
-                    let path = err.path().map_or_else(|| abs.display().to_string(), |p| p.display().to_string());
+                    let path = err
+                        .path()
+                        .map_or_else(|| abs.display().to_string(), |p| p.display().to_string());
                     walk.problems.push((path, err.to_string()));
                 }
             }
@@ -76,11 +80,21 @@ fn candidate(path: &Path) -> Result<Option<Candidate>, String> {
     if !looks_like_image(path) {
         return Ok(None);
     }
-    let key = path.to_str().ok_or("the path is not valid UTF-8")?.to_owned();
+    let key = path
+        .to_str()
+        .ok_or("the path is not valid UTF-8")?
+        .to_owned();
     let meta = std::fs::metadata(path).map_err(|e| e.to_string())?;
-    let mtime_ns =
-        meta.modified().ok().and_then(|t| t.duration_since(UNIX_EPOCH).ok()).map_or(0, |d| d.as_nanos() as i64);
-    Ok(Some(Candidate { key, size: meta.len(), mtime_ns }))
+    let mtime_ns = meta
+        .modified()
+        .ok()
+        .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+        .map_or(0, |d| d.as_nanos() as i64);
+    Ok(Some(Candidate {
+        key,
+        size: meta.len(),
+        mtime_ns,
+    }))
 }
 
 #[cfg(test)]
@@ -100,10 +114,18 @@ mod tests {
         #[cfg(unix)]
         std::os::unix::fs::symlink(root, root.join("sub/loop")).unwrap();
         let walk = find_images(&[root.to_path_buf()]).unwrap();
-        let names: Vec<&str> = walk.files.iter().map(|c| c.key.rsplit('/').next().unwrap()).collect();
+        let names: Vec<&str> = walk
+            .files
+            .iter()
+            .map(|c| c.key.rsplit('/').next().unwrap())
+            .collect();
         assert_eq!(names, vec!["a.JPG", "noext"]);
         #[cfg(unix)]
-        assert!(walk.problems.iter().any(|(p, _)| p.ends_with("loop")), "{:?}", walk.problems);
+        assert!(
+            walk.problems.iter().any(|(p, _)| p.ends_with("loop")),
+            "{:?}",
+            walk.problems
+        );
     }
 
     #[test]

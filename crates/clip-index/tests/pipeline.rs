@@ -2,7 +2,9 @@
 //! recorded with their reason, and switching the space re-embeds without touching the other's vectors.
 
 use clip_fixtures::committed;
-use clip_index::{index, CatalogStore, IndexOptions, ProgressEvent, Space, SqliteVectors, VectorStore, VectorType};
+use clip_index::{
+    index, CatalogStore, IndexOptions, ProgressEvent, Space, SqliteVectors, VectorStore, VectorType,
+};
 
 #[test]
 fn duplicates_share_a_vector_and_spaces_stay_apart() {
@@ -16,27 +18,66 @@ fn duplicates_share_a_vector_and_spaces_stay_apart() {
     std::fs::copy(&cat, photos.join("b.bmp")).unwrap();
     std::fs::write(photos.join("broken.png"), b"\x89PNG\r\n\x1a\n").unwrap();
     let mut store = CatalogStore::open(&dir.path().join("i.db")).unwrap();
-    let space = Space::of_checkpoint(&model_path, model.embed_dim(), false).unwrap();
-    let opts = IndexOptions { batch_size: 1, workers: 2, ..Default::default() };
+    let space =
+        Space::of_checkpoint(&model_path, model.embed_dim(), false, clip::Precision::F32).unwrap();
+    let opts = IndexOptions {
+        batch_size: 1,
+        workers: 2,
+        ..Default::default()
+    };
     let mut events = Vec::new();
-    let report =
-        index(&model, &mut store, &space, std::slice::from_ref(&photos), &opts, &mut |e| events.push(e)).unwrap();
-    assert_eq!((report.found, report.embedded, report.reused), (3, 1, 1), "{report:?}");
+    let report = index(
+        &model,
+        &mut store,
+        &space,
+        std::slice::from_ref(&photos),
+        &opts,
+        &mut |e| events.push(e),
+    )
+    .unwrap();
+    assert_eq!(
+        (report.found, report.embedded, report.reused),
+        (3, 1, 1),
+        "{report:?}"
+    );
     assert_eq!(report.failed.len(), 1);
     assert_eq!(events.first(), Some(&ProgressEvent::Total(3)));
-    let done: u64 = events.iter().map(|e| if let ProgressEvent::Done(n) = e { *n } else { 0 }).sum();
+    let done: u64 = events
+        .iter()
+        .map(|e| {
+            if let ProgressEvent::Done(n) = e {
+                *n
+            } else {
+                0
+            }
+        })
+        .sum();
     assert_eq!(done, 3, "every file is reported done once");
-    assert!(report.failed[0].0.ends_with("broken.png") && !report.failed[0].1.contains("broken.png"), "{report:?}");
+    assert!(
+        report.failed[0].0.ends_with("broken.png") && !report.failed[0].1.contains("broken.png"),
+        "{report:?}"
+    );
     assert_eq!(store.status(Some(&space)).unwrap().images, 2);
-    assert_eq!(SqliteVectors::new(&mut store, space.clone(), VectorType::F32).count().unwrap(), 1);
+    assert_eq!(
+        SqliteVectors::new(&mut store, space.clone(), VectorType::F32)
+            .count()
+            .unwrap(),
+        1
+    );
 
     // EXIF rotation is another preprocessing, so another space: embedded again, the first kept.
-    let exif = Space::of_checkpoint(&model_path, model.embed_dim(), true).unwrap();
+    let exif =
+        Space::of_checkpoint(&model_path, model.embed_dim(), true, clip::Precision::F32).unwrap();
     assert_ne!(exif.id, space.id);
     let mut rotating = opts.clone();
     rotating.decode.apply_exif_orientation = true;
     let again = index(&model, &mut store, &exif, &[photos], &rotating, &mut |_| {}).unwrap();
     assert_eq!(again.embedded, 1);
-    assert_eq!(SqliteVectors::new(&mut store, space, VectorType::F32).count().unwrap(), 1);
+    assert_eq!(
+        SqliteVectors::new(&mut store, space, VectorType::F32)
+            .count()
+            .unwrap(),
+        1
+    );
     assert_eq!(store.status(None).unwrap().space, Some(exif));
 }

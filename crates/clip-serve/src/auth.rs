@@ -15,8 +15,14 @@ fn is_public(path: &str) -> bool {
     matches!(path, "/healthz" | "/" | "/app.js" | "/style.css")
 }
 
-pub async fn require_token(State(state): State<Arc<AppState>>, request: Request, next: Next) -> Response {
-    let Some(expected) = state.token.as_deref() else { return next.run(request).await };
+pub async fn require_token(
+    State(state): State<Arc<AppState>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let Some(expected) = state.token.as_deref() else {
+        return next.run(request).await;
+    };
     if is_public(request.uri().path()) {
         return next.run(request).await;
     }
@@ -26,7 +32,9 @@ pub async fn require_token(State(state): State<Arc<AppState>>, request: Request,
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "));
     match given {
-        Some(token) if constant_time_eq(token.as_bytes(), expected.as_bytes()) => next.run(request).await,
+        Some(token) if constant_time_eq(token.as_bytes(), expected.as_bytes()) => {
+            next.run(request).await
+        }
         _ => ApiError::Unauthorized.into_response(),
     }
 }

@@ -46,7 +46,10 @@ pub struct BatchConfig {
 
 impl Default for BatchConfig {
     fn default() -> Self {
-        Self { max_batch: 32, max_wait: Duration::from_millis(5) }
+        Self {
+            max_batch: 32,
+            max_wait: Duration::from_millis(5),
+        }
     }
 }
 
@@ -60,7 +63,12 @@ pub struct Batcher {
 
 impl Batcher {
     /// Starts the model thread. The queue holds at most `capacity` inputs.
-    pub fn start(clip: Arc<Clip>, config: BatchConfig, capacity: usize, metrics: Arc<Metrics>) -> (Self, JoinHandle<()>) {
+    pub fn start(
+        clip: Arc<Clip>,
+        config: BatchConfig,
+        capacity: usize,
+        metrics: Arc<Metrics>,
+    ) -> (Self, JoinHandle<()>) {
         let (queue, jobs) = sync_channel(capacity.max(1));
         let depth = Arc::new(AtomicUsize::new(0));
         let worker_depth = depth.clone();
@@ -68,7 +76,14 @@ impl Batcher {
             .name("clip-model".into())
             .spawn(move || run_model(&clip, config, &jobs, &worker_depth, &metrics))
             .expect("spawning the model thread");
-        (Self { queue, depth, capacity }, handle)
+        (
+            Self {
+                queue,
+                depth,
+                capacity,
+            },
+            handle,
+        )
     }
 
     /// Inputs waiting for the model now.
@@ -78,7 +93,11 @@ impl Batcher {
 
     /// Queues every input and waits for all their raw embeddings (in order), at most `timeout`.
     /// A full queue is refused at once (429) rather than making the client wait behind it.
-    pub async fn embed(&self, inputs: Vec<Input>, timeout: Duration) -> Result<Vec<Vec<f32>>, ApiError> {
+    pub async fn embed(
+        &self,
+        inputs: Vec<Input>,
+        timeout: Duration,
+    ) -> Result<Vec<Vec<f32>>, ApiError> {
         if self.depth() + inputs.len() > self.capacity {
             return Err(ApiError::QueueFull(self.depth()));
         }
@@ -92,7 +111,9 @@ impl Batcher {
                     self.depth.fetch_sub(1, Ordering::Relaxed);
                     return Err(match e {
                         TrySendError::Full(_) => ApiError::QueueFull(self.depth()),
-                        TrySendError::Disconnected(_) => ApiError::Internal("the model thread has stopped".into()),
+                        TrySendError::Disconnected(_) => {
+                            ApiError::Internal("the model thread has stopped".into())
+                        }
                     });
                 }
             }
@@ -103,17 +124,27 @@ impl Batcher {
                 match answer.await {
                     Ok(Ok(v)) => out.push(v),
                     Ok(Err(message)) => return Err(ApiError::Internal(message)),
-                    Err(_) => return Err(ApiError::Internal("the model thread has stopped".into())),
+                    Err(_) => {
+                        return Err(ApiError::Internal("the model thread has stopped".into()))
+                    }
                 }
             }
             Ok(out)
         };
-        tokio::time::timeout(timeout, all).await.map_err(|_| ApiError::Timeout(timeout.as_millis()))?
+        tokio::time::timeout(timeout, all)
+            .await
+            .map_err(|_| ApiError::Timeout(timeout.as_millis()))?
     }
 }
 
 /// The model thread: gather a batch, run it, answer each job; ends when every sender is gone.
-fn run_model(clip: &Clip, config: BatchConfig, jobs: &Receiver<Job>, depth: &AtomicUsize, metrics: &Metrics) {
+fn run_model(
+    clip: &Clip,
+    config: BatchConfig,
+    jobs: &Receiver<Job>,
+    depth: &AtomicUsize,
+    metrics: &Metrics,
+) {
     let max_batch = config.max_batch.max(1);
     while let Ok(first) = jobs.recv() {
         let mut batch = vec![first];

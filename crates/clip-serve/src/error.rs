@@ -50,7 +50,9 @@ impl ApiError {
     /// The `type` field, in OpenAI's vocabulary where one exists.
     fn kind(&self) -> &'static str {
         match self {
-            ApiError::BadRequest(_) | ApiError::TooLarge(_) | ApiError::MethodNotAllowed => "invalid_request_error",
+            ApiError::BadRequest(_) | ApiError::TooLarge(_) | ApiError::MethodNotAllowed => {
+                "invalid_request_error"
+            }
             ApiError::Unauthorized => "authentication_error",
             ApiError::NotFound(_) => "not_found_error",
             ApiError::QueueFull(_) => "rate_limit_error",
@@ -62,10 +64,16 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let mut response =
-            (self.status(), Json(json!({"error": {"message": self.to_string(), "type": self.kind()}}))).into_response();
+        let mut response = (
+            self.status(),
+            Json(json!({"error": {"message": self.to_string(), "type": self.kind()}})),
+        )
+            .into_response();
         if let ApiError::Unauthorized = self {
-            response.headers_mut().insert("www-authenticate", axum::http::HeaderValue::from_static("Bearer"));
+            response.headers_mut().insert(
+                "www-authenticate",
+                axum::http::HeaderValue::from_static("Bearer"),
+            );
         }
         response
     }

@@ -53,9 +53,13 @@ impl Item {
             Value::String(s) => Ok(Item::Image(s.clone())),
             Value::Object(map) => match map.get("image") {
                 Some(Value::String(s)) => Ok(Item::Image(s.clone())),
-                _ => Err(ApiError::BadRequest(format!("{name}: expected {{\"image\": \"<base64 or data URL>\"}}"))),
+                _ => Err(ApiError::BadRequest(format!(
+                    "{name}: expected {{\"image\": \"<base64 or data URL>\"}}"
+                ))),
             },
-            _ => Err(ApiError::BadRequest(format!("{name}: expected a base64 string or data URL"))),
+            _ => Err(ApiError::BadRequest(format!(
+                "{name}: expected a base64 string or data URL"
+            ))),
         }
     }
 }
@@ -66,7 +70,10 @@ pub fn check_count(state: &AppState, n: usize, what: &str) -> Result<(), ApiErro
         return Err(ApiError::BadRequest(format!("no {what} given")));
     }
     if n > state.limits.max_inputs {
-        return Err(ApiError::BadRequest(format!("too many {what}: {n} (at most {})", state.limits.max_inputs)));
+        return Err(ApiError::BadRequest(format!(
+            "too many {what}: {n} (at most {})",
+            state.limits.max_inputs
+        )));
     }
     Ok(())
 }
@@ -80,18 +87,30 @@ pub fn check_text(state: &AppState, text: &str, name: &str) -> Result<(), ApiErr
             state.limits.max_text_chars
         )));
     }
-    state.clip.tokenize(text, Overflow::Error).map_err(|e| ApiError::BadRequest(format!("{name}: {e}")))?;
+    state
+        .clip
+        .tokenize(text, Overflow::Error)
+        .map_err(|e| ApiError::BadRequest(format!("{name}: {e}")))?;
     Ok(())
 }
 
 /// Starts decoding and preprocessing one base64 image on a blocking thread (images of one request
 /// decode in parallel); await the result with [`pixels_of`].
-pub fn spawn_pixels(state: &AppState, data: String, name: String) -> JoinHandle<Result<Vec<f32>, ApiError>> {
+pub fn spawn_pixels(
+    state: &AppState,
+    data: String,
+    name: String,
+) -> JoinHandle<Result<Vec<f32>, ApiError>> {
     let clip = state.clip.clone();
-    let opts = DecodeOptions { max_pixels: state.limits.max_pixels, ..DecodeOptions::default() };
+    let opts = DecodeOptions {
+        max_pixels: state.limits.max_pixels,
+        ..DecodeOptions::default()
+    };
     tokio::task::spawn_blocking(move || {
-        let bytes = decode_base64(&data).map_err(|e| ApiError::BadRequest(format!("{name}: {e}")))?;
-        let image = decode_bytes(&bytes, &name, &opts).map_err(|e| ApiError::BadRequest(e.to_string()))?;
+        let bytes =
+            decode_base64(&data).map_err(|e| ApiError::BadRequest(format!("{name}: {e}")))?;
+        let image =
+            decode_bytes(&bytes, &name, &opts).map_err(|e| ApiError::BadRequest(e.to_string()))?;
         Ok(clip.preprocess(&image))
     })
 }
@@ -99,7 +118,8 @@ pub fn spawn_pixels(state: &AppState, data: String, name: String) -> JoinHandle<
 /// The pixels of a [`spawn_pixels`] task. A decoder panic on hostile bytes ends only that task:
 /// it is reported as a bad image.
 pub async fn pixels_of(task: JoinHandle<Result<Vec<f32>, ApiError>>) -> Result<Vec<f32>, ApiError> {
-    task.await.unwrap_or_else(|_| Err(ApiError::BadRequest("image could not be decoded".into())))
+    task.await
+        .unwrap_or_else(|_| Err(ApiError::BadRequest("image could not be decoded".into())))
 }
 
 fn decode_base64(data: &str) -> Result<Vec<u8>, String> {
@@ -113,13 +133,22 @@ fn decode_base64(data: &str) -> Result<Vec<u8>, String> {
         }
         None => data,
     };
-    let compact: String = payload.chars().filter(|c| !c.is_ascii_whitespace()).collect();
-    BASE64.decode(compact).map_err(|e| format!("invalid base64: {e}"))
+    let compact: String = payload
+        .chars()
+        .filter(|c| !c.is_ascii_whitespace())
+        .collect();
+    BASE64
+        .decode(compact)
+        .map_err(|e| format!("invalid base64: {e}"))
 }
 
 /// L2-normalised embeddings of `items`, in order, through the batcher. Texts are validated and
 /// images decoded before anything is queued, so a bad input costs no model time.
-pub async fn embed(state: &AppState, items: Vec<Item>, what: &str) -> Result<Vec<Vec<f32>>, ApiError> {
+pub async fn embed(
+    state: &AppState,
+    items: Vec<Item>,
+    what: &str,
+) -> Result<Vec<Vec<f32>>, ApiError> {
     let mut inputs = Vec::with_capacity(items.len());
     let mut pending = Vec::new();
     for (i, item) in items.into_iter().enumerate() {
@@ -139,7 +168,10 @@ pub async fn embed(state: &AppState, items: Vec<Item>, what: &str) -> Result<Vec
         inputs[i] = Some(Input::Pixels(pixels_of(task).await?));
     }
     let inputs = inputs.into_iter().flatten().collect();
-    let mut rows = state.batcher.embed(inputs, state.limits.request_timeout).await?;
+    let mut rows = state
+        .batcher
+        .embed(inputs, state.limits.request_timeout)
+        .await?;
     rows.iter_mut().for_each(|r| normalize(r));
     Ok(rows)
 }

@@ -76,32 +76,73 @@ impl Server {
     pub fn new(clip: Clip, options: ServeOptions) -> Result<Self, ServeError> {
         let clip = Arc::new(clip.with_batch_size(options.batch.max_batch));
         let index = match &options.db {
-            Some(db) => Some(SearchIndex::open(db, clip.source(), clip.embed_dim())?),
+            Some(db) => Some(SearchIndex::open(
+                db,
+                clip.source(),
+                clip.embed_dim(),
+                clip.precision(),
+            )?),
             None => None,
         };
         let indexed = index.as_ref().map(SearchIndex::len);
         let metrics = Arc::new(Metrics::default());
-        let (batcher, model_thread) =
-            Batcher::start(clip.clone(), options.batch, options.limits.queue_capacity, metrics.clone());
-        let model_name = options.model_name.unwrap_or_else(|| clip.source().display().to_string());
-        let state = AppState::new(clip, model_name, batcher, metrics, options.limits, options.token, index);
-        Ok(Self { router: routes::router(Arc::new(state)), model_thread, indexed })
+        let (batcher, model_thread) = Batcher::start(
+            clip.clone(),
+            options.batch,
+            options.limits.queue_capacity,
+            metrics.clone(),
+        );
+        let model_name = options
+            .model_name
+            .unwrap_or_else(|| clip.source().display().to_string());
+        let state = AppState::new(
+            clip,
+            model_name,
+            batcher,
+            metrics,
+            options.limits,
+            options.token,
+            index,
+        );
+        Ok(Self {
+            router: routes::router(Arc::new(state)),
+            model_thread,
+            indexed,
+        })
     }
 
     /// Serves until `shutdown` resolves, then stops accepting, lets in-flight requests finish and
     /// waits for the model thread to drain its queue.
-    pub async fn run(self, listener: tokio::net::TcpListener, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<(), ServeError> {
-        let Server { router, model_thread, .. } = self;
-        axum::serve(listener, router).with_graceful_shutdown(shutdown).await?;
+    pub async fn run(
+        self,
+        listener: tokio::net::TcpListener,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<(), ServeError> {
+        let Server {
+            router,
+            model_thread,
+            ..
+        } = self;
+        axum::serve(listener, router)
+            .with_graceful_shutdown(shutdown)
+            .await?;
         // The last handle on the batcher went with the router: the model thread now ends.
-        tokio::task::spawn_blocking(move || model_thread.join()).await.ok();
+        tokio::task::spawn_blocking(move || model_thread.join())
+            .await
+            .ok();
         Ok(())
     }
 
     /// Binds `addr`, calls `on_ready` with the bound address, and serves on a new multi-threaded
     /// runtime until SIGINT or SIGTERM: the entry point for a synchronous `main`.
-    pub fn run_blocking(self, addr: std::net::SocketAddr, on_ready: impl FnOnce(std::net::SocketAddr)) -> Result<(), ServeError> {
-        let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    pub fn run_blocking(
+        self,
+        addr: std::net::SocketAddr,
+        on_ready: impl FnOnce(std::net::SocketAddr),
+    ) -> Result<(), ServeError> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()?;
         runtime.block_on(async {
             let listener = tokio::net::TcpListener::bind(addr).await?;
             on_ready(listener.local_addr()?);

@@ -8,7 +8,9 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 /// Latency bucket bounds in seconds.
-const LATENCY_BUCKETS: &[f64] = &[0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0];
+const LATENCY_BUCKETS: &[f64] = &[
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+];
 /// Batch size bucket bounds (inputs per forward pass).
 const BATCH_BUCKETS: &[f64] = &[1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0];
 
@@ -38,7 +40,11 @@ impl Histogram {
         for (count, bound) in self.counts.iter().zip(bounds) {
             let _ = writeln!(out, "{name}_bucket{{{labels}{sep}le=\"{bound}\"}} {count}");
         }
-        let _ = writeln!(out, "{name}_bucket{{{labels}{sep}le=\"+Inf\"}} {}", self.count);
+        let _ = writeln!(
+            out,
+            "{name}_bucket{{{labels}{sep}le=\"+Inf\"}} {}",
+            self.count
+        );
         let _ = writeln!(out, "{name}_sum{{{labels}}} {}", self.sum);
         let _ = writeln!(out, "{name}_count{{{labels}}} {}", self.count);
     }
@@ -63,13 +69,21 @@ pub struct Metrics {
 impl Metrics {
     pub fn observe_request(&self, route: &str, method: &str, status: u16, elapsed: Duration) {
         let mut m = self.inner.lock().unwrap_or_else(|e| e.into_inner());
-        *m.requests.entry((route.to_string(), method.to_string(), status)).or_default() += 1;
-        m.latency.entry(route.to_string()).or_default().observe(LATENCY_BUCKETS, elapsed.as_secs_f64());
+        *m.requests
+            .entry((route.to_string(), method.to_string(), status))
+            .or_default() += 1;
+        m.latency
+            .entry(route.to_string())
+            .or_default()
+            .observe(LATENCY_BUCKETS, elapsed.as_secs_f64());
     }
 
     pub fn observe_batch(&self, kind: &'static str, size: usize) {
         let mut m = self.inner.lock().unwrap_or_else(|e| e.into_inner());
-        m.batches.entry(kind).or_default().observe(BATCH_BUCKETS, size as f64);
+        m.batches
+            .entry(kind)
+            .or_default()
+            .observe(BATCH_BUCKETS, size as f64);
     }
 
     /// The exposition text; the queue depth is read by the caller at scrape time.
@@ -84,12 +98,22 @@ impl Metrics {
         out.push_str("# HELP clip_request_duration_seconds Request latency by route.\n");
         out.push_str("# TYPE clip_request_duration_seconds histogram\n");
         for (route, h) in &m.latency {
-            h.write(&mut out, "clip_request_duration_seconds", &format!("route=\"{route}\""), LATENCY_BUCKETS);
+            h.write(
+                &mut out,
+                "clip_request_duration_seconds",
+                &format!("route=\"{route}\""),
+                LATENCY_BUCKETS,
+            );
         }
         out.push_str("# HELP clip_batch_size Inputs per model forward pass, by modality.\n");
         out.push_str("# TYPE clip_batch_size histogram\n");
         for (kind, h) in &m.batches {
-            h.write(&mut out, "clip_batch_size", &format!("kind=\"{kind}\""), BATCH_BUCKETS);
+            h.write(
+                &mut out,
+                "clip_batch_size",
+                &format!("kind=\"{kind}\""),
+                BATCH_BUCKETS,
+            );
         }
         out.push_str("# HELP clip_queue_depth Inputs waiting for the model.\n");
         out.push_str("# TYPE clip_queue_depth gauge\n");

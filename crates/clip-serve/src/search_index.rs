@@ -23,17 +23,32 @@ pub struct SearchIndex {
 
 impl SearchIndex {
     /// Opens the index at `db` and loads the vectors of the model at `model_path` (embedding size
-    /// `dim`, no EXIF rotation, as `clip index` defaults to).
-    pub fn open(db: &Path, model_path: &Path, dim: usize) -> Result<Self, IndexError> {
+    /// `dim`, linear layers in `precision`, no EXIF rotation, as `clip index` defaults to).
+    pub fn open(
+        db: &Path,
+        model_path: &Path,
+        dim: usize,
+        precision: clip::Precision,
+    ) -> Result<Self, IndexError> {
         if !db.exists() {
             // Opening would create an empty index: refuse a mistyped --db instead.
-            let source = std::io::Error::new(std::io::ErrorKind::NotFound, "no such index file (run `clip index` first)");
-            return Err(IndexError::Io { path: db.to_path_buf(), source });
+            let source = std::io::Error::new(
+                std::io::ErrorKind::NotFound,
+                "no such index file (run `clip index` first)",
+            );
+            return Err(IndexError::Io {
+                path: db.to_path_buf(),
+                source,
+            });
         }
         let store = CatalogStore::open(db)?;
-        let space = Space::of_checkpoint(model_path, dim, false)?;
+        let space = Space::of_checkpoint(model_path, dim, false, precision)?;
         let (hashes, matrix) = store.load_matrix(&space, VectorType::F32)?;
-        Ok(Self { store: Mutex::new(store), hashes, matrix })
+        Ok(Self {
+            store: Mutex::new(store),
+            hashes,
+            matrix,
+        })
     }
 
     /// Images in the served model's space.
@@ -42,21 +57,32 @@ impl SearchIndex {
     }
 
     /// The `k` images nearest to the normalised `query`, best first, scores `>= threshold`.
-    pub fn search(&self, query: &[f32], k: usize, threshold: f32) -> Result<Vec<Found>, IndexError> {
+    pub fn search(
+        &self,
+        query: &[f32],
+        k: usize,
+        threshold: f32,
+    ) -> Result<Vec<Found>, IndexError> {
         let store = self.store.lock().unwrap_or_else(|e| e.into_inner());
         self.matrix
             .top_k(query, k, threshold)
             .into_iter()
             .map(|(row, score)| {
                 let hash = &self.hashes[row];
-                Ok(Found { id: hex(hash), score, paths: store.paths_of(hash)? })
+                Ok(Found {
+                    id: hex(hash),
+                    score,
+                    paths: store.paths_of(hash)?,
+                })
             })
             .collect()
     }
 
     /// A file holding the image with content id `id` (64 hex digits), if the index has one.
     pub fn path_of(&self, id: &str) -> Result<Option<String>, IndexError> {
-        let Some(hash) = parse_hex(id) else { return Ok(None) };
+        let Some(hash) = parse_hex(id) else {
+            return Ok(None);
+        };
         let store = self.store.lock().unwrap_or_else(|e| e.into_inner());
         Ok(store.paths_of(&hash)?.into_iter().next())
     }

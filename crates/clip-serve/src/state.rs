@@ -36,7 +36,16 @@ impl AppState {
         token: Option<String>,
         index: Option<SearchIndex>,
     ) -> Self {
-        Self { clip, model_name, batcher, metrics, limits, token, index, moderator: OnceCell::new() }
+        Self {
+            clip,
+            model_name,
+            batcher,
+            metrics,
+            limits,
+            token,
+            index,
+            moderator: OnceCell::new(),
+        }
     }
 
     /// The built-in moderation policy, embedded for this model on first use.
@@ -44,10 +53,12 @@ impl AppState {
         let clip = self.clip.clone();
         self.moderator
             .get_or_try_init(|| async move {
-                tokio::task::spawn_blocking(move || Moderator::new(&clip, Policy::builtin(), None).map(Arc::new))
-                    .await
-                    .map_err(|e| ApiError::Internal(format!("moderation setup failed: {e}")))?
-                    .map_err(|e| ApiError::Internal(format!("moderation setup failed: {e}")))
+                tokio::task::spawn_blocking(move || {
+                    Moderator::new(&clip, Policy::builtin(), None).map(Arc::new)
+                })
+                .await
+                .map_err(|e| ApiError::Internal(format!("moderation setup failed: {e}")))?
+                .map_err(|e| ApiError::Internal(format!("moderation setup failed: {e}")))
             })
             .await
             .cloned()
@@ -55,6 +66,8 @@ impl AppState {
 
     /// The index, or the 404 that says how to get one.
     pub fn index(&self) -> Result<&SearchIndex, ApiError> {
-        self.index.as_ref().ok_or_else(|| ApiError::NotFound("no --db given: start `clip serve --db <INDEX>` to search".into()))
+        self.index.as_ref().ok_or_else(|| {
+            ApiError::NotFound("no --db given: start `clip serve --db <INDEX>` to search".into())
+        })
     }
 }

@@ -21,7 +21,10 @@ use common::{image_b64, TestServer};
 use serde_json::json;
 
 fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
 }
 
 fn rss_mb() -> f64 {
@@ -48,7 +51,10 @@ struct Run {
 }
 
 fn run(batch: BatchConfig, clients: usize, seconds: u64, image: bool) -> Run {
-    let server = TestServer::start(ServeOptions { batch, ..ServeOptions::default() });
+    let server = TestServer::start(ServeOptions {
+        batch,
+        ..ServeOptions::default()
+    });
     let url = format!("{}/v1/embeddings", server.url);
     let body = if image {
         json!({"input": [{"image": image_b64("chelsea_small.bmp")}]})
@@ -66,7 +72,9 @@ fn run(batch: BatchConfig, clients: usize, seconds: u64, image: bool) -> Run {
         .map(|_| {
             let (url, body, stop) = (url.clone(), body.clone(), stop.clone());
             std::thread::spawn(move || {
-                let agent = ureq::AgentBuilder::new().timeout(Duration::from_secs(60)).build();
+                let agent = ureq::AgentBuilder::new()
+                    .timeout(Duration::from_secs(60))
+                    .build();
                 let (mut latencies, mut server_errors, mut other_errors) = (Vec::new(), 0, 0);
                 while !stop.load(Ordering::Relaxed) {
                     let t = Instant::now();
@@ -108,12 +116,21 @@ fn run(batch: BatchConfig, clients: usize, seconds: u64, image: bool) -> Run {
     out.seconds = start.elapsed().as_secs_f64();
     out.requests = out.latencies_ms.len();
     out.rss_end = rss_mb();
-    let metrics = ureq::get(&format!("{}/metrics", server.url)).call().unwrap().into_string().unwrap();
+    let metrics = ureq::get(&format!("{}/metrics", server.url))
+        .call()
+        .unwrap()
+        .into_string()
+        .unwrap();
     let kind = if image { "image" } else { "text" };
     let value = |name: String| -> f64 {
-        metrics.lines().find(|l| l.starts_with(&name)).and_then(|l| l.rsplit(' ').next()?.parse().ok()).unwrap_or(0.0)
+        metrics
+            .lines()
+            .find(|l| l.starts_with(&name))
+            .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+            .unwrap_or(0.0)
     };
-    out.mean_batch = value(format!("clip_batch_size_sum{{kind=\"{kind}\"}}")) / value(format!("clip_batch_size_count{{kind=\"{kind}\"}}"));
+    out.mean_batch = value(format!("clip_batch_size_sum{{kind=\"{kind}\"}}"))
+        / value(format!("clip_batch_size_count{{kind=\"{kind}\"}}"));
     out
 }
 
@@ -130,8 +147,20 @@ fn load_batching_on_vs_off() {
     println!("|---|---|---|---|---|---|---|---|---|---|---|");
     for image in [false, true] {
         for (label, batch) in [
-            ("on (max 32, 5 ms)", BatchConfig { max_batch: 32, max_wait: Duration::from_millis(5) }),
-            ("off (max 1)", BatchConfig { max_batch: 1, max_wait: Duration::ZERO }),
+            (
+                "on (max 32, 5 ms)",
+                BatchConfig {
+                    max_batch: 32,
+                    max_wait: Duration::from_millis(5),
+                },
+            ),
+            (
+                "off (max 1)",
+                BatchConfig {
+                    max_batch: 1,
+                    max_wait: Duration::ZERO,
+                },
+            ),
         ] {
             let mut r = run(batch, clients, seconds, image);
             r.latencies_ms.sort_by(f64::total_cmp);
@@ -151,7 +180,12 @@ fn load_batching_on_vs_off() {
             );
             assert_eq!(r.server_errors, 0, "5xx under load");
             assert_eq!(r.other_errors, 0, "transport errors or 4xx under load");
-            assert!(r.rss_end - r.rss_mid < 64.0, "memory grew from {} to {} MB in the second half", r.rss_mid, r.rss_end);
+            assert!(
+                r.rss_end - r.rss_mid < 64.0,
+                "memory grew from {} to {} MB in the second half",
+                r.rss_mid,
+                r.rss_end
+            );
         }
     }
 }

@@ -10,6 +10,8 @@
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
+
+use rustc_hash::FxHashMap;
 use std::sync::Mutex;
 
 use crate::vocab::Vocab;
@@ -22,7 +24,8 @@ const NONE: usize = usize::MAX;
 
 pub(crate) struct Bpe {
     /// (left id, right id) -> (rank, id of the merged token).
-    merges: HashMap<(u32, u32), (u32, u32)>,
+    /// Static table: a fast non-keyed hash (it is built at every start-up).
+    merges: FxHashMap<(u32, u32), (u32, u32)>,
     /// Id of each byte's character, inside a word and at its end (with `</w>`).
     byte_id: [u32; 256],
     byte_end_id: [u32; 256],
@@ -39,7 +42,8 @@ impl Bpe {
             byte_id[b] = vocab.id(&c.to_string()).unwrap_or_default();
             byte_end_id[b] = vocab.id(&format!("{c}</w>")).unwrap_or_default();
         }
-        let mut merges = HashMap::with_capacity(vocab.merges().len());
+        let mut merges =
+            FxHashMap::with_capacity_and_hasher(vocab.merges().len(), Default::default());
         for (rank, (a, b)) in vocab.merges().iter().enumerate() {
             // A merge whose halves are not tokens can never apply; its product is always a token.
             if let (Some(ia), Some(ib), Some(merged)) =

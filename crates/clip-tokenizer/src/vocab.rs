@@ -5,6 +5,8 @@
 //! `<|endoftext|>`. Ids are positions in that list.
 
 use std::collections::HashMap;
+
+use rustc_hash::FxHashMap;
 use std::io::Read;
 
 /// `bpe_simple_vocab_16e6.txt.gz` as shipped with the reference `clip` package.
@@ -47,7 +49,7 @@ pub(crate) struct Vocab {
     /// decoding is concatenation followed by the `</w>` -> space replacement of the reference).
     token_bytes: Vec<Vec<u8>>,
     /// Token string -> id. Later duplicates win, as in the reference's `dict(zip(vocab, ids))`.
-    encoder: HashMap<String, u32>,
+    encoder: FxHashMap<String, u32>,
     /// Merge pairs (as token strings) in rank order.
     merges: Vec<(String, String)>,
     /// The character standing for each byte.
@@ -97,7 +99,7 @@ impl Vocab {
         strings.push("<|startoftext|>".to_owned());
         strings.push("<|endoftext|>".to_owned());
 
-        let mut encoder = HashMap::with_capacity(strings.len());
+        let mut encoder = FxHashMap::with_capacity_and_hasher(strings.len(), Default::default());
         for (id, s) in strings.iter().enumerate() {
             encoder.insert(s.clone(), id as u32);
         }

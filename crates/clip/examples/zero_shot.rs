@@ -8,11 +8,19 @@ use clip::{tokenizer::Overflow, Clip};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);
-    let model = args.next().unwrap_or_else(|| "fixtures/models/tiny-vit.safetensors".into());
-    let image = args.next().unwrap_or_else(|| "fixtures/images/good/chelsea_small.bmp".into());
+    let model = args
+        .next()
+        .unwrap_or_else(|| "fixtures/models/tiny-vit.safetensors".into());
+    let image = args
+        .next()
+        .unwrap_or_else(|| "fixtures/images/good/chelsea_small.bmp".into());
     let mut labels: Vec<String> = args.collect();
     if labels.is_empty() {
-        labels = vec!["a photo of a cat".into(), "a photo of a dog".into(), "a photo of a rocket".into()];
+        labels = vec![
+            "a photo of a cat".into(),
+            "a photo of a dog".into(),
+            "a photo of a rocket".into(),
+        ];
     }
 
     let clip = Clip::load(&model)?;

@@ -15,14 +15,17 @@ use crate::{Clip, ClipError};
 
 /// File extensions taken as images without opening them (lower case). Other files are opened and
 /// kept when their first bytes are an image signature ([`sniff`]).
-pub const IMAGE_EXTENSIONS: &[&str] = &["jpg", "jpeg", "jpe", "jfif", "png", "gif", "webp", "bmp", "dib", "tif", "tiff"];
+pub const IMAGE_EXTENSIONS: &[&str] = &[
+    "jpg", "jpeg", "jpe", "jfif", "png", "gif", "webp", "bmp", "dib", "tif", "tiff",
+];
 
 /// Every image file under `dir`, recursively, in sorted path order (so that ids and shards are
 /// the same on every machine). Hidden entries (`.name`) are skipped; symbolic links to files are
 /// followed, links to folders are not (no cycles).
 pub fn find_images(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
     let mut out = Vec::new();
-    walk(dir, &mut out).map_err(|e| std::io::Error::new(e.kind(), format!("{}: {e}", dir.display())))?;
+    walk(dir, &mut out)
+        .map_err(|e| std::io::Error::new(e.kind(), format!("{}: {e}", dir.display())))?;
     out.sort();
     Ok(out)
 }
@@ -80,7 +83,10 @@ impl FromStr for Shard {
     fn from_str(s: &str) -> Result<Self, String> {
         let bad = || format!("invalid shard {s:?}: expected i/N with 0 <= i < N, e.g. 0/4");
         let (i, n) = s.split_once('/').ok_or_else(bad)?;
-        let (index, count) = (i.trim().parse().map_err(|_| bad())?, n.trim().parse().map_err(|_| bad())?);
+        let (index, count) = (
+            i.trim().parse().map_err(|_| bad())?,
+            n.trim().parse().map_err(|_| bad())?,
+        );
         if count == 0 || index >= count {
             return Err(bad());
         }
@@ -115,8 +121,10 @@ pub fn embed_image_files<E: From<ClipError>>(
 ) -> Result<(), E> {
     let batch_size = clip.batch_size();
     for (b, chunk) in paths.chunks(batch_size).enumerate() {
-        let decoded: Vec<Result<Vec<f32>, ImageError>> =
-            chunk.par_iter().map(|p| decode_file(p, opts).map(|img| clip.preprocess(&img))).collect();
+        let decoded: Vec<Result<Vec<f32>, ImageError>> = chunk
+            .par_iter()
+            .map(|p| decode_file(p, opts).map(|img| clip.preprocess(&img)))
+            .collect();
         let (mut embedded, mut pixels, mut failed) = (Vec::new(), Vec::new(), Vec::new());
         for (k, d) in decoded.into_iter().enumerate() {
             match d {
@@ -128,7 +136,11 @@ pub fn embed_image_files<E: From<ClipError>>(
             }
         }
         let embeddings = clip.encode_pixels(&pixels)?;
-        on_batch(ImageBatch { embedded, embeddings, failed })?;
+        on_batch(ImageBatch {
+            embedded,
+            embeddings,
+            failed,
+        })?;
     }
     Ok(())
 }
@@ -139,7 +151,10 @@ mod tests {
 
     #[test]
     fn shards_parse_and_partition() {
-        let shards: Vec<Shard> = ["0/3", "1/3", "2/3"].iter().map(|s| s.parse().unwrap()).collect();
+        let shards: Vec<Shard> = ["0/3", "1/3", "2/3"]
+            .iter()
+            .map(|s| s.parse().unwrap())
+            .collect();
         for item in 0..10 {
             assert_eq!(shards.iter().filter(|s| s.contains(item)).count(), 1);
         }

@@ -25,9 +25,10 @@ pub struct EmbeddingCache {
 
 impl EmbeddingCache {
     pub fn new(root: impl AsRef<Path>) -> Self {
-        Self { dir: root.as_ref().join("class-embeddings") }
+        Self {
+            dir: root.as_ref().join("class-embeddings"),
+        }
     }
-
 
     /// Where the entry for this model and these prompt groups lives.
     pub fn entry_path(&self, clip: &Clip, groups: &[Vec<String>]) -> PathBuf {
@@ -73,18 +74,26 @@ fn key(clip: &Clip, groups: &[Vec<String>]) -> String {
 /// inside a checkpoint folder: cheap to compute (no hashing of gigabytes) yet changed by any
 /// replacement of the weights.
 fn model_identity(source: &Path, h: &mut Sha256) {
-    let path = source.canonicalize().unwrap_or_else(|_| source.to_path_buf());
+    let path = source
+        .canonicalize()
+        .unwrap_or_else(|_| source.to_path_buf());
     h.update(path.to_string_lossy().as_bytes());
     let mut files = vec![path.clone()];
     if path.is_dir() {
-        files = fs::read_dir(&path).map(|rd| rd.filter_map(|e| e.ok().map(|e| e.path())).collect()).unwrap_or_default();
+        files = fs::read_dir(&path)
+            .map(|rd| rd.filter_map(|e| e.ok().map(|e| e.path())).collect())
+            .unwrap_or_default();
         files.sort();
     }
     for file in files {
         h.update(file.to_string_lossy().as_bytes());
         if let Ok(meta) = fs::metadata(&file) {
             h.update(meta.len().to_le_bytes());
-            let mtime = meta.modified().ok().and_then(|t| t.duration_since(UNIX_EPOCH).ok()).unwrap_or_default();
+            let mtime = meta
+                .modified()
+                .ok()
+                .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+                .unwrap_or_default();
             h.update(mtime.as_nanos().to_le_bytes());
         }
     }
@@ -100,7 +109,10 @@ fn read_entry(path: &Path, rows: usize, dim: usize) -> Option<Embeddings> {
     if as_usize(r) != rows || as_usize(d) != dim || data.len() != rows * dim * 4 {
         return None;
     }
-    let values = data.chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().unwrap())).collect();
+    let values = data
+        .chunks_exact(4)
+        .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
+        .collect();
     Some(Embeddings::new(dim, values))
 }
 
@@ -112,7 +124,9 @@ fn write_entry(path: &Path, e: &Embeddings) -> std::io::Result<()> {
     out.extend_from_slice(FORMAT);
     out.extend_from_slice(&(e.len() as u64).to_le_bytes());
     out.extend_from_slice(&(e.dim() as u64).to_le_bytes());
-    e.as_slice().iter().for_each(|v| out.extend_from_slice(&v.to_le_bytes()));
+    e.as_slice()
+        .iter()
+        .for_each(|v| out.extend_from_slice(&v.to_le_bytes()));
     fs::File::create(&tmp)?.write_all(&out)?;
     fs::rename(&tmp, path)
 }

@@ -9,7 +9,7 @@ use clip_checkpoint::load_checkpoint;
 use clip_image::{preprocess, DecodedImage, Normalization};
 use clip_tokenizer::{Overflow, Tokenizer};
 
-use crate::model::ClipModel;
+use crate::model::{ClipModel, LoadOptions};
 use crate::similarity::{logits_per_image, softmax, Embeddings};
 use crate::ClipError;
 
@@ -30,10 +30,17 @@ impl Clip {
     /// Loads a checkpoint of any supported format (file or folder, detected from its content)
     /// on the CPU.
     pub fn load(path: impl AsRef<Path>) -> Result<Self, ClipError> {
+        Self::load_with(path, LoadOptions::default())
+    }
+
+    /// As [`Clip::load`], with a precision and a choice of towers ([`LoadOptions`]).
+    pub fn load_with(path: impl AsRef<Path>, options: LoadOptions) -> Result<Self, ClipError> {
         let path = path.as_ref();
+        // The tokenizer's tables take ~50 ms to build: build them while the weights convert.
+        std::thread::spawn(Tokenizer::global);
         let device = Device::Cpu;
         let checkpoint = load_checkpoint(path)?;
-        let model = ClipModel::new(&checkpoint, &device)?;
+        let model = ClipModel::with_options(&checkpoint, &device, options)?;
         Ok(Self {
             model,
             source: path.to_path_buf(),
@@ -47,6 +54,11 @@ impl Clip {
     pub fn with_batch_size(mut self, batch_size: usize) -> Self {
         self.batch_size = batch_size.max(1);
         self
+    }
+
+    /// Precision of the linear layers it was loaded with.
+    pub fn precision(&self) -> crate::Precision {
+        self.model.options().precision
     }
 
     /// Inputs per forward pass.
@@ -97,7 +109,10 @@ impl Clip {
             let mut flat = Vec::with_capacity(batch.len() * 3 * n * n);
             for p in batch {
                 if p.len() != 3 * n * n {
-                    return Err(ClipError::PixelShape { got: p.len(), resolution: n });
+                    return Err(ClipError::PixelShape {
+                        got: p.len(),
+                        resolution: n,
+                    });
                 }
                 flat.extend_from_slice(p);
             }
@@ -115,7 +130,11 @@ impl Clip {
     /// Raw `encode_text` outputs (not normalised), in batches. With [`Overflow::Error`] a text longer
     /// than the context is an error naming it; with [`Overflow::Truncate`] it is cut as the
     /// reference's `truncate=True` does.
-    pub fn encode_texts<S: AsRef<str>>(&self, texts: &[S], overflow: Overflow) -> Result<Embeddings, ClipError> {
+    pub fn encode_texts<S: AsRef<str>>(
+        &self,
+        texts: &[S],
+        overflow: Overflow,
+    ) -> Result<Embeddings, ClipError> {
         let ctx = self.context_length();
         let mut out = Embeddings::new(self.embed_dim(), Vec::new());
         for batch in texts.chunks(self.batch_size) {
@@ -136,11 +155,17 @@ impl Clip {
 
     /// Zero-shot probabilities: for every image, the softmax over the labels of its logits.
     pub fn zero_shot(&self, images: &Embeddings, labels: &Embeddings) -> Vec<Vec<f32>> {
-        self.logits_per_image(images, labels).iter().map(|row| softmax(row)).collect()
+        self.logits_per_image(images, labels)
+            .iter()
+            .map(|row| softmax(row))
+            .collect()
     }
 
     fn to_embeddings(&self, t: Tensor) -> Result<Embeddings, ClipError> {
         let t = t.to_dtype(candle_core::DType::F32)?;
-        Ok(Embeddings::new(self.embed_dim(), t.flatten_all()?.to_vec1::<f32>()?))
+        Ok(Embeddings::new(
+            self.embed_dim(),
+            t.flatten_all()?.to_vec1::<f32>()?,
+        ))
     }
 }

@@ -52,11 +52,20 @@ impl NpyWriter {
     pub fn create(path: &Path, dim: usize, dtype: Dtype) -> std::io::Result<Self> {
         let mut file = BufWriter::new(File::create(path)?);
         file.write_all(&header(dtype, 0, dim))?;
-        Ok(Self { file, dtype, dim, rows: 0 })
+        Ok(Self {
+            file,
+            dtype,
+            dim,
+            rows: 0,
+        })
     }
 
     pub fn append(&mut self, e: &Embeddings) -> std::io::Result<()> {
-        assert_eq!(e.dim(), self.dim, "embedding dimension changed within one export");
+        assert_eq!(
+            e.dim(),
+            self.dim,
+            "embedding dimension changed within one export"
+        );
         for &v in e.as_slice() {
             match self.dtype {
                 Dtype::F32 => self.file.write_all(&v.to_le_bytes())?,
@@ -70,7 +79,8 @@ impl NpyWriter {
     /// Writes the final shape into the header and flushes; returns the row count.
     pub fn finish(mut self) -> std::io::Result<usize> {
         self.file.seek(SeekFrom::Start(0))?;
-        self.file.write_all(&header(self.dtype, self.rows, self.dim))?;
+        self.file
+            .write_all(&header(self.dtype, self.rows, self.dim))?;
         self.file.flush()?;
         Ok(self.rows)
     }
@@ -78,7 +88,10 @@ impl NpyWriter {
 
 /// npy v1.0 preamble padded to [`PREAMBLE`] bytes (a multiple of 64, as numpy aligns data).
 fn header(dtype: Dtype, rows: usize, dim: usize) -> Vec<u8> {
-    let mut dict = format!("{{'descr': '{}', 'fortran_order': False, 'shape': ({rows}, {dim}), }}", dtype.descr());
+    let mut dict = format!(
+        "{{'descr': '{}', 'fortran_order': False, 'shape': ({rows}, {dim}), }}",
+        dtype.descr()
+    );
     dict.push_str(&" ".repeat(PREAMBLE - 10 - dict.len() - 1));
     dict.push('\n');
     let mut out = Vec::with_capacity(PREAMBLE);
@@ -113,24 +126,39 @@ pub struct EmbeddingSink {
 
 impl EmbeddingSink {
     /// Creates `OUT/<emb>/<emb>_<shard>.npy` and its metadata file (folders included).
-    pub fn create(out: &Path, modality: Modality, shard: usize, dim: usize, dtype: Dtype) -> std::io::Result<Self> {
+    pub fn create(
+        out: &Path,
+        modality: Modality,
+        shard: usize,
+        dim: usize,
+        dtype: Dtype,
+    ) -> std::io::Result<Self> {
         let (emb_dir, emb_name, meta_dir) = modality.folders();
         let npy_path = out.join(emb_dir).join(format!("{emb_name}_{shard}.npy"));
         let meta_path = out.join(meta_dir).join(format!("metadata_{shard}.jsonl"));
         for p in [&npy_path, &meta_path] {
-            std::fs::create_dir_all(p.parent().expect("has a parent")).map_err(|e| annotate(p, e))?;
+            std::fs::create_dir_all(p.parent().expect("has a parent"))
+                .map_err(|e| annotate(p, e))?;
         }
         Ok(Self {
             npy: NpyWriter::create(&npy_path, dim, dtype).map_err(|e| annotate(&npy_path, e))?,
-            metadata: BufWriter::new(File::create(&meta_path).map_err(|e| annotate(&meta_path, e))?),
+            metadata: BufWriter::new(
+                File::create(&meta_path).map_err(|e| annotate(&meta_path, e))?,
+            ),
             npy_path,
         })
     }
 
     /// Appends rows and their metadata lines (one JSON object per row, same order).
     pub fn push(&mut self, embeddings: &Embeddings, metadata: &[Value]) -> std::io::Result<()> {
-        assert_eq!(embeddings.len(), metadata.len(), "one metadata line per embedding");
-        self.npy.append(embeddings).map_err(|e| annotate(&self.npy_path, e))?;
+        assert_eq!(
+            embeddings.len(),
+            metadata.len(),
+            "one metadata line per embedding"
+        );
+        self.npy
+            .append(embeddings)
+            .map_err(|e| annotate(&self.npy_path, e))?;
         for m in metadata {
             serde_json::to_writer(&mut self.metadata, m)?;
             self.metadata.write_all(b"\n")?;
@@ -165,7 +193,8 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("x.npy");
         let mut w = NpyWriter::create(&path, 2, Dtype::F32).unwrap();
-        w.append(&Embeddings::new(2, vec![1.0, 2.0, 3.0, 4.0])).unwrap();
+        w.append(&Embeddings::new(2, vec![1.0, 2.0, 3.0, 4.0]))
+            .unwrap();
         w.append(&Embeddings::new(2, vec![5.0, 6.0])).unwrap();
         assert_eq!(w.finish().unwrap(), 3);
         let arr = clip_fixtures::read_npy(&path);
@@ -179,7 +208,10 @@ mod tests {
         w.finish().unwrap();
         let bytes = std::fs::read(&path).unwrap();
         assert!(String::from_utf8_lossy(&bytes[..PREAMBLE]).contains("'<f2'"));
-        assert_eq!(half::f16::from_le_bytes([bytes[PREAMBLE], bytes[PREAMBLE + 1]]).to_f32(), 0.5);
+        assert_eq!(
+            half::f16::from_le_bytes([bytes[PREAMBLE], bytes[PREAMBLE + 1]]).to_f32(),
+            0.5
+        );
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -27,12 +27,16 @@ pub mod embedding_cache;
 mod encoder;
 mod error;
 pub mod export;
-pub mod moderation;
+pub mod kernels;
 pub mod model;
+pub mod moderation;
 pub mod similarity;
 pub mod zero_shot;
 
 pub use encoder::{Clip, DEFAULT_BATCH_SIZE};
 pub use error::ClipError;
-pub use model::{ClipModel, ModelConfig, ModelError, TextConfig, VisionConfig};
+pub use kernels::Precision;
+pub use model::{
+    ClipModel, LoadOptions, ModelConfig, ModelError, TextConfig, Towers, VisionConfig,
+};
 pub use similarity::Embeddings;

@@ -68,20 +68,29 @@ pub struct Policy {
 impl Policy {
     /// The policy shipped with clip-rs ([`DEFAULT_POLICY_TOML`]).
     pub fn builtin() -> Policy {
-        Policy::from_toml_str(DEFAULT_POLICY_TOML, "built-in policy").expect("the built-in policy is valid")
+        Policy::from_toml_str(DEFAULT_POLICY_TOML, "built-in policy")
+            .expect("the built-in policy is valid")
     }
 
     pub fn from_file(path: &Path) -> Result<Policy, PolicyError> {
         let origin = path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|source| PolicyError::Io { origin: origin.clone(), source })?;
+        let text = std::fs::read_to_string(path).map_err(|source| PolicyError::Io {
+            origin: origin.clone(),
+            source,
+        })?;
         Policy::from_toml_str(&text, &origin)
     }
 
     /// Parses and validates a policy; `origin` names it in errors.
     pub fn from_toml_str(text: &str, origin: &str) -> Result<Policy, PolicyError> {
-        let policy: Policy = toml::from_str(text)
-            .map_err(|source| PolicyError::Parse { origin: origin.to_string(), source: Box::new(source) })?;
-        policy.validate().map_err(|reason| PolicyError::Invalid { origin: origin.to_string(), reason })?;
+        let policy: Policy = toml::from_str(text).map_err(|source| PolicyError::Parse {
+            origin: origin.to_string(),
+            source: Box::new(source),
+        })?;
+        policy.validate().map_err(|reason| PolicyError::Invalid {
+            origin: origin.to_string(),
+            reason,
+        })?;
         Ok(policy)
     }
 
@@ -103,19 +112,38 @@ impl Policy {
                 return Err(format!("category {:?} appears twice", c.name));
             }
             if c.prompts.is_empty() || c.prompts.iter().any(|p| p.trim().is_empty()) {
-                return Err(format!("category {:?} needs at least one non-empty prompt", c.name));
+                return Err(format!(
+                    "category {:?} needs at least one non-empty prompt",
+                    c.name
+                ));
             }
             match (c.safe, c.threshold) {
-                (true, Some(_)) => return Err(format!("safe category {:?} must not have a threshold", c.name)),
-                (false, None) => return Err(format!("category {:?} needs a threshold (or safe = true)", c.name)),
+                (true, Some(_)) => {
+                    return Err(format!(
+                        "safe category {:?} must not have a threshold",
+                        c.name
+                    ))
+                }
+                (false, None) => {
+                    return Err(format!(
+                        "category {:?} needs a threshold (or safe = true)",
+                        c.name
+                    ))
+                }
                 (false, Some(t)) if !(0.0..=1.0).contains(&t) => {
-                    return Err(format!("category {:?} has threshold {t}, expected a probability in [0, 1]", c.name))
+                    return Err(format!(
+                        "category {:?} has threshold {t}, expected a probability in [0, 1]",
+                        c.name
+                    ))
                 }
                 _ => {}
             }
         }
         if !self.categories.iter().any(|c| c.safe) {
-            return Err("no safe category (safe = true): every image would be forced into a flagged one".into());
+            return Err(
+                "no safe category (safe = true): every image would be forced into a flagged one"
+                    .into(),
+            );
         }
         if self.categories.iter().all(|c| c.safe) {
             return Err("no category to flag: add one with a threshold".into());
@@ -155,10 +183,22 @@ pub struct Moderator {
 }
 
 impl Moderator {
-    pub fn new(clip: &Clip, policy: Policy, cache: Option<&EmbeddingCache>) -> Result<Self, ClipError> {
-        let groups: Vec<Vec<String>> = policy.categories.iter().map(|c| c.prompts.clone()).collect();
+    pub fn new(
+        clip: &Clip,
+        policy: Policy,
+        cache: Option<&EmbeddingCache>,
+    ) -> Result<Self, ClipError> {
+        let groups: Vec<Vec<String>> = policy
+            .categories
+            .iter()
+            .map(|c| c.prompts.clone())
+            .collect();
         let categories = cached_ensemble_embeddings(clip, &groups, cache)?;
-        Ok(Self { policy, categories, logit_scale: clip.logit_scale() })
+        Ok(Self {
+            policy,
+            categories,
+            logit_scale: clip.logit_scale(),
+        })
     }
 
     pub fn policy(&self) -> &Policy {
@@ -173,10 +213,17 @@ impl Moderator {
                 let mut categories: Vec<CategoryScore> = softmax(logits)
                     .into_iter()
                     .zip(&self.policy.categories)
-                    .map(|(score, c)| CategoryScore { name: c.name.clone(), score, threshold: c.threshold })
+                    .map(|(score, c)| CategoryScore {
+                        name: c.name.clone(),
+                        score,
+                        threshold: c.threshold,
+                    })
                     .collect();
                 categories.sort_by(|a, b| b.score.total_cmp(&a.score));
-                Verdict { flagged: categories.iter().any(CategoryScore::flags), categories }
+                Verdict {
+                    flagged: categories.iter().any(CategoryScore::flags),
+                    categories,
+                }
             })
             .collect()
     }
@@ -191,13 +238,23 @@ mod tests {
         let p = Policy::builtin();
         assert_eq!(p.id(), "clip-rs-default@1");
         let names: Vec<&str> = p.categories.iter().map(|c| c.name.as_str()).collect();
-        for want in ["safe", "nudity-sexual", "violence-gore", "weapons", "drugs", "hate-symbols", "self-harm"] {
+        for want in [
+            "safe",
+            "nudity-sexual",
+            "violence-gore",
+            "weapons",
+            "drugs",
+            "hate-symbols",
+            "self-harm",
+        ] {
             assert!(names.contains(&want), "{want} missing");
         }
     }
 
     fn invalid(text: &str) -> String {
-        Policy::from_toml_str(text, "p.toml").unwrap_err().to_string()
+        Policy::from_toml_str(text, "p.toml")
+            .unwrap_err()
+            .to_string()
     }
 
     #[test]
@@ -210,15 +267,25 @@ mod tests {
         assert!(invalid(&format!("{head}{safe}{no_thr}")).contains("\"x\" needs a threshold"));
         let high = "[[category]]\nname = \"x\"\nthreshold = 1.5\nprompts = [\"x\"]\n";
         assert!(invalid(&format!("{head}{safe}{high}")).contains("threshold 1.5"));
-        assert!(invalid(&format!("{head}{high}")).contains("no safe category") || invalid(&format!("{head}{high}")).contains("1.5"));
+        assert!(
+            invalid(&format!("{head}{high}")).contains("no safe category")
+                || invalid(&format!("{head}{high}")).contains("1.5")
+        );
         let dup = format!("{head}{safe}{safe}");
         assert!(invalid(&dup).contains("appears twice"));
-        assert!(invalid(&format!("{head}{safe}[[category]]\nname = \"x\"\nthreshold = 0.5\nprompts = []\n")).contains("prompt"));
+        assert!(invalid(&format!(
+            "{head}{safe}[[category]]\nname = \"x\"\nthreshold = 0.5\nprompts = []\n"
+        ))
+        .contains("prompt"));
     }
 
     #[test]
     fn flags_only_non_safe_categories_at_or_above_threshold() {
-        let s = |threshold| CategoryScore { name: "x".into(), score: 0.5, threshold };
+        let s = |threshold| CategoryScore {
+            name: "x".into(),
+            score: 0.5,
+            threshold,
+        };
         assert!(s(Some(0.5)).flags());
         assert!(!s(Some(0.6)).flags());
         assert!(!s(None).flags());

@@ -13,7 +13,11 @@ pub struct Embeddings {
 impl Embeddings {
     /// Panics if `data.len()` is not a multiple of `dim` (a programming error, never user input).
     pub fn new(dim: usize, data: Vec<f32>) -> Self {
-        assert!(dim > 0 && data.len() % dim == 0, "embedding data of length {} is not a multiple of {dim}", data.len());
+        assert!(
+            dim > 0 && data.len() % dim == 0,
+            "embedding data of length {} is not a multiple of {dim}",
+            data.len()
+        );
         Self { dim, data }
     }
     pub fn dim(&self) -> usize {
@@ -48,7 +52,10 @@ impl Embeddings {
         for row in data.chunks_exact_mut(self.dim) {
             normalize(row);
         }
-        Embeddings { dim: self.dim, data }
+        Embeddings {
+            dim: self.dim,
+            data,
+        }
     }
 }
 
@@ -68,19 +75,26 @@ pub fn dot(a: &[f32], b: &[f32]) -> f32 {
 /// `[a.len()][b.len()]` cosine similarities between every row of `a` and every row of `b`.
 pub fn cosine_matrix(a: &Embeddings, b: &Embeddings) -> Vec<Vec<f32>> {
     let (a, b) = (a.normalized(), b.normalized());
-    a.rows().map(|x| b.rows().map(|y| dot(x, y)).collect()).collect()
+    a.rows()
+        .map(|x| b.rows().map(|y| dot(x, y)).collect())
+        .collect()
 }
 
 /// CLIP's `logits_per_image`: `scale * cos(image_i, text_j)`, where `scale` is `logit_scale.exp()`.
 /// `logits_per_text` is its transpose.
 pub fn logits_per_image(images: &Embeddings, texts: &Embeddings, scale: f32) -> Vec<Vec<f32>> {
-    cosine_matrix(images, texts).into_iter().map(|row| row.into_iter().map(|c| scale * c).collect()).collect()
+    cosine_matrix(images, texts)
+        .into_iter()
+        .map(|row| row.into_iter().map(|c| scale * c).collect())
+        .collect()
 }
 
 /// The transpose of a rectangular matrix (`logits_per_text` from `logits_per_image`).
 pub fn transpose(m: &[Vec<f32>]) -> Vec<Vec<f32>> {
     let cols = m.first().map_or(0, Vec::len);
-    (0..cols).map(|j| m.iter().map(|row| row[j]).collect()).collect()
+    (0..cols)
+        .map(|j| m.iter().map(|row| row[j]).collect())
+        .collect()
 }
 
 /// Numerically stable softmax of one row (what `logits.softmax(dim=-1)` gives).

@@ -152,7 +152,10 @@ impl Prompts {
                 if self.templates.is_empty() {
                     vec![label.clone()]
                 } else {
-                    self.templates.iter().map(|t| t.replace("{}", label)).collect()
+                    self.templates
+                        .iter()
+                        .map(|t| t.replace("{}", label))
+                        .collect()
                 }
             })
             .collect()
@@ -175,7 +178,8 @@ pub fn ensemble_embeddings(clip: &Clip, groups: &[Vec<String>]) -> Result<Embedd
             mean.iter_mut().zip(all.row(row)).for_each(|(m, x)| *m += x);
             row += 1;
         }
-        mean.iter_mut().for_each(|m| *m /= group.len().max(1) as f32);
+        mean.iter_mut()
+            .for_each(|m| *m /= group.len().max(1) as f32);
         normalize(&mut mean);
         out.extend(mean);
     }
@@ -202,7 +206,11 @@ pub struct Classifier {
 }
 
 impl Classifier {
-    pub fn new(clip: &Clip, prompts: &Prompts, cache: Option<&EmbeddingCache>) -> Result<Self, ClipError> {
+    pub fn new(
+        clip: &Clip,
+        prompts: &Prompts,
+        cache: Option<&EmbeddingCache>,
+    ) -> Result<Self, ClipError> {
         Ok(Self {
             labels: prompts.labels().to_vec(),
             classes: cached_ensemble_embeddings(clip, &prompts.groups(), cache)?,
@@ -227,7 +235,10 @@ impl Classifier {
     /// `[image][label]` probabilities: softmax over the labels of `logit_scale * cosine`, one row
     /// per image summing to 1 (the labels compete: exactly one is assumed true).
     pub fn probabilities(&self, images: &Embeddings) -> Vec<Vec<f32>> {
-        self.cosines(images).iter().map(|row| softmax(&row.iter().map(|c| c * self.logit_scale).collect::<Vec<_>>())).collect()
+        self.cosines(images)
+            .iter()
+            .map(|row| softmax(&row.iter().map(|c| c * self.logit_scale).collect::<Vec<_>>()))
+            .collect()
     }
 }
 
@@ -256,20 +267,31 @@ mod tests {
         assert_eq!(IMAGENET_TEMPLATES.len(), 80);
         let unique: std::collections::HashSet<_> = IMAGENET_TEMPLATES.iter().collect();
         assert_eq!(unique.len(), 80);
-        assert!(IMAGENET_TEMPLATES.iter().all(|t| t.matches("{}").count() == 1));
+        assert!(IMAGENET_TEMPLATES
+            .iter()
+            .all(|t| t.matches("{}").count() == 1));
     }
 
     #[test]
     fn prompts_apply_templates_or_keep_labels_verbatim() {
         let p = Prompts::new(vec!["cat".into(), "dog".into()], vec![]).unwrap();
-        assert_eq!(p.groups(), vec![vec!["cat".to_string()], vec!["dog".to_string()]]);
+        assert_eq!(
+            p.groups(),
+            vec![vec!["cat".to_string()], vec!["dog".to_string()]]
+        );
         let p = Prompts::new(vec!["cat".into()], vec!["a {}.".into(), "the {}!".into()]).unwrap();
-        assert_eq!(p.groups(), vec![vec!["a cat.".to_string(), "the cat!".to_string()]]);
+        assert_eq!(
+            p.groups(),
+            vec![vec!["a cat.".to_string(), "the cat!".to_string()]]
+        );
     }
 
     #[test]
     fn prompts_reject_empty_labels_and_templates_without_placeholder() {
-        assert!(matches!(Prompts::new(vec![], vec![]), Err(PromptError::EmptyLabels)));
+        assert!(matches!(
+            Prompts::new(vec![], vec![]),
+            Err(PromptError::EmptyLabels)
+        ));
         let err = Prompts::new(vec!["cat".into()], vec!["a photo".into()]).unwrap_err();
         assert!(err.to_string().contains("\"a photo\""), "{err}");
     }

@@ -9,8 +9,8 @@ use clip::candle::{Device, Tensor};
 use clip::checkpoint::{load_checkpoint, Activation, Checkpoint};
 use clip::{ClipModel, ModelError};
 use clip_fixtures::{
-    committed, image_abs_tolerance, parity, read_goldens, read_npy, reference, ModelGoldens, MAX_ABS, MAX_LOGIT,
-    MIN_COSINE,
+    committed, image_abs_tolerance, parity, read_goldens, read_npy, reference, ModelGoldens,
+    MAX_ABS, MAX_LOGIT, MIN_COSINE,
 };
 
 #[derive(Debug, Default)]
@@ -430,10 +430,17 @@ fn fullsize_checkpoints_match_goldens() {
 fn text_rows_keep_their_input_order() {
     let clip = clip::Clip::load(committed("models/tiny-vit.safetensors")).unwrap();
     let texts = ["a photo of a cat sitting on the mat.", "x", "a dog"];
-    let batch = clip.encode_texts(&texts, clip::tokenizer::Overflow::Error).unwrap();
+    let batch = clip
+        .encode_texts(&texts, clip::tokenizer::Overflow::Error)
+        .unwrap();
     for (i, t) in texts.iter().enumerate() {
-        let alone = clip.encode_texts(&[t], clip::tokenizer::Overflow::Error).unwrap();
+        let alone = clip
+            .encode_texts(&[t], clip::tokenizer::Overflow::Error)
+            .unwrap();
         let (c, a) = parity(batch.row(i), alone.row(0));
-        assert!(c >= MIN_COSINE && a <= MAX_ABS, "{t:?}: cosine {c}, max abs {a}");
+        assert!(
+            c >= MIN_COSINE && a <= MAX_ABS,
+            "{t:?}: cosine {c}, max abs {a}"
+        );
     }
 }

@@ -72,7 +72,10 @@ impl<'a> Reader<'a> {
     }
 
     fn array<const N: usize>(&mut self) -> Result<[u8; N], String> {
-        Ok(self.take(N as u64)?.try_into().expect("take returned N bytes"))
+        Ok(self
+            .take(N as u64)?
+            .try_into()
+            .expect("take returned N bytes"))
     }
 
     fn u8(&mut self) -> Result<u8, String> {
@@ -82,7 +85,11 @@ impl<'a> Reader<'a> {
     /// A `\n`-terminated text argument (protocol 0 forms and `GLOBAL`), at most 4 KiB.
     fn line(&mut self) -> Result<&'a str, String> {
         let rest = &self.data[self.pos..];
-        let end = rest.iter().take(4096).position(|&b| b == b'\n').ok_or("unterminated text argument")?;
+        let end = rest
+            .iter()
+            .take(4096)
+            .position(|&b| b == b'\n')
+            .ok_or("unterminated text argument")?;
         let text = std::str::from_utf8(&rest[..end]).map_err(|_| "text argument is not UTF-8")?;
         self.pos += end + 1;
         Ok(text)
@@ -94,7 +101,9 @@ impl<'a> Reader<'a> {
 
     fn decimal(&mut self) -> Result<i64, String> {
         let line = self.line()?;
-        line.trim_end_matches('L').parse().map_err(|_| format!("bad or too large integer {line:?}"))
+        line.trim_end_matches('L')
+            .parse()
+            .map_err(|_| format!("bad or too large integer {line:?}"))
     }
 
     /// `LONG1`/`LONG4` payload: little-endian two's complement of any width.
@@ -103,7 +112,11 @@ impl<'a> Reader<'a> {
         if b.len() > 8 {
             return Ok(Op::BigInt(b));
         }
-        let fill = if b.last().is_some_and(|&x| x & 0x80 != 0) { 0xff } else { 0 };
+        let fill = if b.last().is_some_and(|&x| x & 0x80 != 0) {
+            0xff
+        } else {
+            0
+        };
         let mut full = [fill; 8];
         full[..b.len()].copy_from_slice(b);
         Ok(Op::Int(i64::from_le_bytes(full)))
@@ -111,7 +124,9 @@ impl<'a> Reader<'a> {
 
     /// Decodes the next opcode.
     pub fn op(&mut self) -> Result<Op<'a>, String> {
-        let code = self.u8().map_err(|_| "truncated pickle: no STOP opcode".to_string())?;
+        let code = self
+            .u8()
+            .map_err(|_| "truncated pickle: no STOP opcode".to_string())?;
         Ok(match code {
             0x80 => Op::Proto(self.u8()?),
             0x95 => {
@@ -190,11 +205,19 @@ impl<'a> Reader<'a> {
             b'd' => Op::Dict,
             b's' => Op::SetItem,
             b'u' => Op::SetItems,
-            b'p' => Op::Put(self.decimal()?.try_into().map_err(|_| "negative memo index")?),
+            b'p' => Op::Put(
+                self.decimal()?
+                    .try_into()
+                    .map_err(|_| "negative memo index")?,
+            ),
             b'q' => Op::Put(self.u8()? as u64),
             b'r' => Op::Put(u32::from_le_bytes(self.array()?) as u64),
             0x94 => Op::Memoize,
-            b'g' => Op::Get(self.decimal()?.try_into().map_err(|_| "negative memo index")?),
+            b'g' => Op::Get(
+                self.decimal()?
+                    .try_into()
+                    .map_err(|_| "negative memo index")?,
+            ),
             b'h' => Op::Get(self.u8()? as u64),
             b'j' => Op::Get(u32::from_le_bytes(self.array()?) as u64),
             b'c' => {
@@ -243,8 +266,13 @@ mod tests {
         assert_eq!(one(b"\x8c\x03abc"), Ok(Op::Str("abc")));
         assert_eq!(one(b"C\x01z"), Ok(Op::Bytes(b"z")));
         assert_eq!(one(b"G?\xf0\x00\x00\x00\x00\x00\x00"), Ok(Op::Float(1.0)));
-        assert_eq!(one(b"ctorch\nFloatStorage\n"), Ok(Op::Global("torch", "FloatStorage")));
-        assert!(one(b"X\x02\x00\x00\x00\xff\xfe").unwrap_err().contains("UTF-8"));
+        assert_eq!(
+            one(b"ctorch\nFloatStorage\n"),
+            Ok(Op::Global("torch", "FloatStorage"))
+        );
+        assert!(one(b"X\x02\x00\x00\x00\xff\xfe")
+            .unwrap_err()
+            .contains("UTF-8"));
     }
 
     #[test]
@@ -256,6 +284,8 @@ mod tests {
         assert!(one(b"\x8b\xff\xff\xff\x7f").is_err());
         assert!(one(b"cos\nsys").is_err());
         assert!(one(b"").unwrap_err().contains("no STOP"));
-        assert!(one(b"\xff").unwrap_err().contains("unsupported pickle opcode 0xff"));
+        assert!(one(b"\xff")
+            .unwrap_err()
+            .contains("unsupported pickle opcode 0xff"));
     }
 }

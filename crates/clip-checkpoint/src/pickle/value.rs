@@ -85,15 +85,27 @@ impl Global {
         match (module, name) {
             ("collections", "OrderedDict") => Some(Global::OrderedDict),
             ("torch._utils", "_rebuild_tensor_v2") => Some(Global::RebuildTensorV2),
-            ("torch._utils", "_rebuild_parameter") => Some(Global::FirstArg("torch._utils._rebuild_parameter")),
-            ("torch._utils", "_rebuild_parameter_with_state") => {
-                Some(Global::FirstArg("torch._utils._rebuild_parameter_with_state"))
+            ("torch._utils", "_rebuild_parameter") => {
+                Some(Global::FirstArg("torch._utils._rebuild_parameter"))
             }
-            ("torch.jit._pickle", "restore_type_tag") => Some(Global::FirstArg("torch.jit._pickle.restore_type_tag")),
-            ("torch.jit._pickle", "build_intlist") => Some(Global::FirstArg("torch.jit._pickle.build_intlist")),
-            ("torch.jit._pickle", "build_doublelist") => Some(Global::FirstArg("torch.jit._pickle.build_doublelist")),
-            ("torch.jit._pickle", "build_boollist") => Some(Global::FirstArg("torch.jit._pickle.build_boollist")),
-            ("torch.jit._pickle", "build_tensorlist") => Some(Global::FirstArg("torch.jit._pickle.build_tensorlist")),
+            ("torch._utils", "_rebuild_parameter_with_state") => Some(Global::FirstArg(
+                "torch._utils._rebuild_parameter_with_state",
+            )),
+            ("torch.jit._pickle", "restore_type_tag") => {
+                Some(Global::FirstArg("torch.jit._pickle.restore_type_tag"))
+            }
+            ("torch.jit._pickle", "build_intlist") => {
+                Some(Global::FirstArg("torch.jit._pickle.build_intlist"))
+            }
+            ("torch.jit._pickle", "build_doublelist") => {
+                Some(Global::FirstArg("torch.jit._pickle.build_doublelist"))
+            }
+            ("torch.jit._pickle", "build_boollist") => {
+                Some(Global::FirstArg("torch.jit._pickle.build_boollist"))
+            }
+            ("torch.jit._pickle", "build_tensorlist") => {
+                Some(Global::FirstArg("torch.jit._pickle.build_tensorlist"))
+            }
             ("torch", "HalfStorage") => storage(DType::F16),
             ("torch", "BFloat16Storage") => storage(DType::BF16),
             ("torch", "FloatStorage") => storage(DType::F32),
@@ -103,7 +115,11 @@ impl Global {
             ("torch", "ByteStorage") => storage(DType::U8),
             ("torch", "BoolStorage") => storage(DType::Bool),
             ("torch", "device") => Some(Global::Device),
-            (m, n) if allow.script_classes && (m == "__torch__" || m.starts_with("__torch__.")) && is_identifier(n) => {
+            (m, n)
+                if allow.script_classes
+                    && (m == "__torch__" || m.starts_with("__torch__."))
+                    && is_identifier(n) =>
+            {
                 Some(Global::ScriptClass(format!("{m}.{n}").into()))
             }
             _ => None,
@@ -178,7 +194,11 @@ impl Heap {
 
     /// The value under a string key of a dict (the last one, as Python keeps).
     pub fn dict_get<'a>(&'a self, v: &Value, key: &str) -> Option<&'a Value> {
-        self.dict(v)?.iter().rev().find(|(k, _)| k.as_str() == Some(key)).map(|(_, v)| v)
+        self.dict(v)?
+            .iter()
+            .rev()
+            .find(|(k, _)| k.as_str() == Some(key))
+            .map(|(_, v)| v)
     }
 }
 

@@ -26,7 +26,13 @@ pub struct Unpickled {
 
 /// Reads one pickle starting at `start`, up to and including its `STOP`.
 pub fn unpickle(data: &[u8], start: usize, allow: Allowlist) -> Result<Unpickled, PickleError> {
-    let mut vm = Vm { stack: Vec::new(), marks: Vec::new(), memo: HashMap::new(), heap: Heap::default(), allow };
+    let mut vm = Vm {
+        stack: Vec::new(),
+        marks: Vec::new(),
+        memo: HashMap::new(),
+        heap: Heap::default(),
+        allow,
+    };
     let mut reader = Reader::new(data, start);
     loop {
         let offset = reader.pos();
@@ -34,7 +40,11 @@ pub fn unpickle(data: &[u8], start: usize, allow: Allowlist) -> Result<Unpickled
         let op = reader.op().map_err(fail)?;
         if op == Op::Stop {
             let root = vm.pop().map_err(fail)?;
-            return Ok(Unpickled { heap: vm.heap, root, end: reader.pos() });
+            return Ok(Unpickled {
+                heap: vm.heap,
+                root,
+                end: reader.pos(),
+            });
         }
         vm.step(op).map_err(fail)?;
     }
@@ -134,7 +144,11 @@ impl Vm {
                 self.memoize(self.memo.len() as u64, top)?;
             }
             Op::Get(i) => {
-                let v = self.memo.get(&i).cloned().ok_or_else(|| format!("memo entry {i} was never stored"))?;
+                let v = self
+                    .memo
+                    .get(&i)
+                    .cloned()
+                    .ok_or_else(|| format!("memo entry {i} was never stored"))?;
                 self.push(v)?;
             }
             Op::Global(module, name) => self.push_global(module, name)?,
@@ -149,7 +163,11 @@ impl Vm {
             Op::Reduce => {
                 let args = self.pop()?;
                 let func = self.pop()?;
-                let args = self.heap.seq(&args).ok_or("REDUCE arguments are not a tuple")?.to_vec();
+                let args = self
+                    .heap
+                    .seq(&args)
+                    .ok_or("REDUCE arguments are not a tuple")?
+                    .to_vec();
                 self.reduce(func, args)?;
             }
             Op::NewObj => {
@@ -166,7 +184,9 @@ impl Vm {
             Op::Build => {
                 let state = self.pop()?;
                 let not_object = || "BUILD on something that is not an object".to_string();
-                let &Value::Ref(id) = self.top()? else { return Err(not_object()) };
+                let &Value::Ref(id) = self.top()? else {
+                    return Err(not_object());
+                };
                 match self.heap.node_mut(id) {
                     Node::Object { state: slot, .. } => *slot = Some(state),
                     // OrderedDict's instance __dict__ (torch's `_metadata`): not needed.
@@ -268,7 +288,10 @@ impl Vm {
                 let items = match args.as_slice() {
                     [] => Vec::new(),
                     [items] => {
-                        let items = self.heap.seq(items).ok_or("OrderedDict argument is not a list of pairs")?;
+                        let items = self
+                            .heap
+                            .seq(items)
+                            .ok_or("OrderedDict argument is not a list of pairs")?;
                         let pairs: Option<Vec<_>> = items
                             .iter()
                             .map(|p| match self.heap.seq(p) {
@@ -283,20 +306,28 @@ impl Vm {
                 self.push_node(Node::Dict(items))
             }
             Global::FirstArg(name) => {
-                let first = args.into_iter().next().ok_or_else(|| format!("{name} called without arguments"))?;
+                let first = args
+                    .into_iter()
+                    .next()
+                    .ok_or_else(|| format!("{name} called without arguments"))?;
                 self.push(first)
             }
-            Global::RebuildTensorV2 | Global::Device => self.push_node(Node::Call { func: global, args }),
-            Global::Storage(_) | Global::ScriptClass(_) => Err(format!("{} cannot be called", global.name())),
+            Global::RebuildTensorV2 | Global::Device => {
+                self.push_node(Node::Call { func: global, args })
+            }
+            Global::Storage(_) | Global::ScriptClass(_) => {
+                Err(format!("{} cannot be called", global.name()))
+            }
         }
     }
 
     /// `NEWOBJ`: only TorchScript classes, as inert objects awaiting `BUILD`.
     fn new_object(&mut self, class: Value) -> Result<(), String> {
         match class {
-            Value::Global(Global::ScriptClass(name)) => {
-                self.push_node(Node::Object { class: Rc::clone(&name), state: None })
-            }
+            Value::Global(Global::ScriptClass(name)) => self.push_node(Node::Object {
+                class: Rc::clone(&name),
+                state: None,
+            }),
             Value::Global(g) => Err(format!("{} cannot be instantiated", g.name())),
             _ => Err("NEWOBJ of something that is not a class".into()),
         }
@@ -319,8 +350,12 @@ fn pairs(items: Vec<Value>) -> Result<Vec<(Value, Value)>, String> {
 mod tests {
     use super::*;
 
-    const TORCH: Allowlist = Allowlist { script_classes: false };
-    const SCRIPT: Allowlist = Allowlist { script_classes: true };
+    const TORCH: Allowlist = Allowlist {
+        script_classes: false,
+    };
+    const SCRIPT: Allowlist = Allowlist {
+        script_classes: true,
+    };
 
     fn load(bytes: &[u8], allow: Allowlist) -> Result<Unpickled, PickleError> {
         unpickle(bytes, 0, allow)
@@ -343,7 +378,16 @@ mod tests {
         let items = u.heap.seq(&u.root).unwrap();
         assert_eq!(items.len(), 1);
         let t = u.heap.seq(&items[0]).unwrap();
-        assert_eq!(t[..5], [Value::Int(1), Value::Int(-2), Value::Float(3.5), Value::None, Value::Bool(true)]);
+        assert_eq!(
+            t[..5],
+            [
+                Value::Int(1),
+                Value::Int(-2),
+                Value::Float(3.5),
+                Value::None,
+                Value::Bool(true)
+            ]
+        );
         assert_eq!(t[5].as_str(), Some("a"));
         assert_eq!(t[6], Value::Bytes(b"b"[..].into()));
         assert_eq!(u.end, p.len());
@@ -359,7 +403,10 @@ mod tests {
         let items = u.heap.seq(&u.root).unwrap();
         assert_eq!(items[0], items[1]);
         let v = u.heap.dict_get(&items[0], "k").unwrap();
-        assert_eq!(u.heap.seq(v).unwrap(), [Value::Int(1), Value::Int(2), Value::Int(3)]);
+        assert_eq!(
+            u.heap.seq(v).unwrap(),
+            [Value::Int(1), Value::Int(2), Value::Int(3)]
+        );
     }
 
     #[test]
@@ -367,7 +414,10 @@ mod tests {
         let p = b"\x80\x04K\x07\x94j\x00\x00\x00\x00\x86.";
         let u = load(p, TORCH).unwrap();
         assert_eq!(u.heap.seq(&u.root).unwrap(), [Value::Int(7), Value::Int(7)]);
-        assert!(load(b"\x80\x02h\x05.", TORCH).unwrap_err().message.contains("memo entry 5"));
+        assert!(load(b"\x80\x02h\x05.", TORCH)
+            .unwrap_err()
+            .message
+            .contains("memo entry 5"));
     }
 
     #[test]
@@ -386,11 +436,17 @@ mod tests {
         p.extend(b"((\x8c\x07storage\x8c\x05torch\x8c\x0cFloatStorage\x93\x8c\x010\x8c\x03cpuK\x04t\x94Q");
         p.extend(b"K\x00K\x04\x85K\x01\x85\x89ccollections\nOrderedDict\n)Rt\x94R.");
         let u = load(&p, TORCH).unwrap();
-        let Some(Node::Call { func: Global::RebuildTensorV2, args }) = u.heap.node(&u.root) else {
+        let Some(Node::Call {
+            func: Global::RebuildTensorV2,
+            args,
+        }) = u.heap.node(&u.root)
+        else {
             panic!("{:?}", u.heap.node(&u.root))
         };
         assert_eq!(args.len(), 6);
-        let Some(Node::Persistent(pid)) = u.heap.node(&args[0]) else { panic!() };
+        let Some(Node::Persistent(pid)) = u.heap.node(&args[0]) else {
+            panic!()
+        };
         let pid = u.heap.seq(pid).unwrap();
         assert_eq!(pid[1], Value::Global(Global::Storage(crate::DType::F32)));
     }
@@ -403,16 +459,28 @@ mod tests {
         assert_eq!(err.message, "disallowed pickle global builtins.eval");
         // TorchScript classes only when asked for, and never callable
         let obj = b"\x80\x02c__torch__.clip.model\nCLIP\n)\x81}b.";
-        assert!(load(obj, TORCH).unwrap_err().message.contains("disallowed pickle global __torch__.clip.model.CLIP"));
+        assert!(load(obj, TORCH)
+            .unwrap_err()
+            .message
+            .contains("disallowed pickle global __torch__.clip.model.CLIP"));
         let u = load(obj, SCRIPT).unwrap();
-        assert!(matches!(u.heap.node(&u.root), Some(Node::Object { state: Some(_), .. })));
+        assert!(matches!(
+            u.heap.node(&u.root),
+            Some(Node::Object { state: Some(_), .. })
+        ));
         let call = b"\x80\x02c__torch__.m\nC\n)R.";
-        assert!(load(call, SCRIPT).unwrap_err().message.contains("cannot be called"));
+        assert!(load(call, SCRIPT)
+            .unwrap_err()
+            .message
+            .contains("cannot be called"));
         assert!(load(b"\x80\x02ctorch\nFloatStorage\n)\x81.", TORCH)
             .unwrap_err()
             .message
             .contains("cannot be instantiated"));
-        assert!(load(b"\x80\x02K\x01)R.", TORCH).unwrap_err().message.contains("not an allowlisted function"));
+        assert!(load(b"\x80\x02K\x01)R.", TORCH)
+            .unwrap_err()
+            .message
+            .contains("not an allowlisted function"));
     }
 
     #[test]
@@ -444,7 +512,8 @@ mod tests {
         }
         // xorshift garbage, biased towards opcode bytes
         let mut state = 0x9e3779b97f4a7c15u64;
-        let alphabet = b"().012NIJKMGXhqjr]}atsuedlRbQ\x80\x81\x85\x86\x87\x88\x89\x8a\x8c\x93\x94\x95cp";
+        let alphabet =
+            b"().012NIJKMGXhqjr]}atsuedlRbQ\x80\x81\x85\x86\x87\x88\x89\x8a\x8c\x93\x94\x95cp";
         for _ in 0..20_000 {
             let len = (state % 64) as usize;
             let bytes: Vec<u8> = (0..len)

@@ -11,7 +11,8 @@ pub struct Scratch(pub PathBuf);
 
 impl Scratch {
     pub fn new(name: &str) -> Self {
-        let dir = std::env::temp_dir().join(format!("clip-checkpoint-{}-{name}", std::process::id()));
+        let dir =
+            std::env::temp_dir().join(format!("clip-checkpoint-{}-{name}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
         Self(dir)
@@ -113,7 +114,11 @@ pub fn legacy_file(path: &Path, records: &[Record], storages: &[(&str, usize, Ve
 pub fn torch_zip(path: &Path, pickle: &[u8], storages: &[(&str, Vec<u8>)], deflate: bool) {
     use std::io::Write;
     use zip::write::SimpleFileOptions;
-    let method = if deflate { zip::CompressionMethod::Deflated } else { zip::CompressionMethod::Stored };
+    let method = if deflate {
+        zip::CompressionMethod::Deflated
+    } else {
+        zip::CompressionMethod::Stored
+    };
     let options = SimpleFileOptions::default().compression_method(method);
     let mut z = zip::ZipWriter::new(std::fs::File::create(path).unwrap());
     z.start_file("archive/data.pkl", options).unwrap();
@@ -121,7 +126,8 @@ pub fn torch_zip(path: &Path, pickle: &[u8], storages: &[(&str, Vec<u8>)], defla
     z.start_file("archive/byteorder", options).unwrap();
     z.write_all(b"little").unwrap();
     for (key, bytes) in storages {
-        z.start_file(format!("archive/data/{key}"), options).unwrap();
+        z.start_file(format!("archive/data/{key}"), options)
+            .unwrap();
         z.write_all(bytes).unwrap();
     }
     z.finish().unwrap();

@@ -13,9 +13,10 @@ use std::time::Instant;
 use anyhow::{bail, Context};
 use clap::Args;
 use clip::candle::{Device, Tensor};
+use clip::kernels::{Isa, Precision};
 use clip::model::random::{arch_config, random_checkpoint, ARCHITECTURES};
 use clip::tokenizer::{Overflow, Tokenizer};
-use clip::ClipModel;
+use clip::{ClipModel, LoadOptions, Towers};
 use serde_json::json;
 
 use crate::output::print_json;
@@ -71,9 +72,10 @@ pub struct BenchArgs {
     /// the environment's RAYON_NUM_THREADS, else one per available core.
     #[arg(long)]
     threads: Option<usize>,
-    /// Numeric precision of the weights and activations (only f32 exists so far).
+    /// Precision of the linear layers: f32 (the reference's numbers), bf16, f16 (half weights,
+    /// f32 arithmetic) or int8 (dynamic quantisation).
     #[arg(long, default_value = "f32")]
-    precision: String,
+    precision: Precision,
     /// Timed rounds; the median is reported.
     #[arg(long, default_value_t = 3)]
     rounds: usize,
@@ -130,7 +132,10 @@ fn round3(x: f64) -> f64 {
 }
 
 /// One warm-up call of `f`, then `rounds` timed ones; the times in seconds.
-fn time_calls(rounds: usize, mut f: impl FnMut() -> anyhow::Result<()>) -> anyhow::Result<Vec<f64>> {
+fn time_calls(
+    rounds: usize,
+    mut f: impl FnMut() -> anyhow::Result<()>,
+) -> anyhow::Result<Vec<f64>> {
     f()?;
     let mut t = Vec::with_capacity(rounds);
     for _ in 0..rounds {
@@ -152,18 +157,30 @@ pub fn run(args: BenchArgs) -> anyhow::Result<i32> {
         std::env::set_var("RAYON_NUM_THREADS", n.to_string());
         std::env::set_var("CANDLE_NUM_THREADS", n.to_string());
     }
-    if args.precision != "f32" {
-        bail!("--precision {}: only f32 is implemented so far", args.precision);
-    }
     if args.batch == 0 || args.rounds == 0 {
         bail!("--batch and --rounds must be at least 1");
     }
     let config = arch_config(&args.arch).with_context(|| {
-        format!("unknown architecture {:?}; one of {}", args.arch, ARCHITECTURES.join(", "))
+        format!(
+            "unknown architecture {:?}; one of {}",
+            args.arch,
+            ARCHITECTURES.join(", ")
+        )
     })?;
     let device = Device::Cpu;
     let ckpt = random_checkpoint(&args.arch, args.seed).expect("known architecture");
-    let model = ClipModel::new(&ckpt, &device)?;
+    // Only the measured tower is built, as the text-only and image-only commands do.
+    let towers = if args.text {
+        Towers::Text
+    } else {
+        Towers::Image
+    };
+    let options = LoadOptions {
+        precision: args.precision,
+        towers,
+        kernels: None,
+    };
+    let model = ClipModel::with_options(&ckpt, &device, options)?;
     drop(ckpt);
     let load_s = t_start.elapsed().as_secs_f64();
     let build_peak = peak_rss_mb();
@@ -177,7 +194,9 @@ pub fn run(args: BenchArgs) -> anyhow::Result<i32> {
     });
     let (tower, per_s_key, rounds_b, rounds_1) = if args.text {
         let ctx = config.text.context_length;
-        let captions: Vec<&str> = (0..args.batch).map(|i| CAPTIONS[i % CAPTIONS.len()]).collect();
+        let captions: Vec<&str> = (0..args.batch)
+            .map(|i| CAPTIONS[i % CAPTIONS.len()])
+            .collect();
         let encode = |texts: &[&str]| -> anyhow::Result<()> {
             let mut ids = Vec::with_capacity(texts.len() * ctx);
             for t in texts {
@@ -189,7 +208,11 @@ pub fn run(args: BenchArgs) -> anyhow::Result<i32> {
             Ok(())
         };
         let tb = time_calls(args.rounds, || encode(&captions))?;
-        let t1 = if args.no_b1 { Vec::new() } else { time_calls(args.rounds.max(3), || encode(&captions[..1]))? };
+        let t1 = if args.no_b1 {
+            Vec::new()
+        } else {
+            time_calls(args.rounds.max(3), || encode(&captions[..1]))?
+        };
         ("text", "texts_per_s", tb, t1)
     } else {
         let r = config.image_resolution();
@@ -211,18 +234,31 @@ pub fn run(args: BenchArgs) -> anyhow::Result<i32> {
             Ok(())
         };
         let tb = time_calls(args.rounds, || encode(&batch))?;
-        let t1 = if args.no_b1 { Vec::new() } else { time_calls(args.rounds.max(3), || encode(&one))? };
+        let t1 = if args.no_b1 {
+            Vec::new()
+        } else {
+            time_calls(args.rounds.max(3), || encode(&one))?
+        };
         ("image", "images_per_s", tb, t1)
     };
     let per_s = args.batch as f64 / median(&rounds_b);
-    let b1 = if rounds_1.is_empty() { serde_json::Value::Null } else { json!(round3(median(&rounds_1) * 1000.0)) };
+    let b1 = if rounds_1.is_empty() {
+        serde_json::Value::Null
+    } else {
+        json!(round3(median(&rounds_1) * 1000.0))
+    };
     let mut out = json!({
         "impl": "clip-rs",
         "arch": args.arch,
         "tower": tower,
         "batch": args.batch,
         "threads": threads,
-        "precision": args.precision,
+        "precision": args.precision.as_str(),
+        "kernels": match args.precision {
+            Precision::F32 => "candle-gemm".to_string(),
+            p => format!("{:?}", Isa::detect(p)).to_lowercase(),
+        },
+        "towers": "one",
         "b1_latency_ms": b1,
         "peak_rss_mb": round3(peak_rss_mb()),
         "build_peak_rss_mb": round3(build_peak),

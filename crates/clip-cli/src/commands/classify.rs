@@ -3,7 +3,9 @@ use std::path::PathBuf;
 
 use anyhow::bail;
 use clap::Args;
-use clip::zero_shot::{builtin_templates, label_applies, ranked, Classifier, Prompts, BUILTIN_TEMPLATE_SETS};
+use clip::zero_shot::{
+    builtin_templates, label_applies, ranked, Classifier, Prompts, BUILTIN_TEMPLATE_SETS,
+};
 use serde_json::json;
 
 use super::inputs::{embed_all_images, read_lines, CacheArgs};
@@ -63,7 +65,11 @@ impl ClassifyArgs {
             .map(String::from)
             .collect();
         if let Some(file) = &self.labels_file {
-            labels.extend(read_lines(file, "labels")?.iter().map(|l| l.trim().to_string()));
+            labels.extend(
+                read_lines(file, "labels")?
+                    .iter()
+                    .map(|l| l.trim().to_string()),
+            );
         }
         if labels.is_empty() {
             bail!("empty label list: give --labels \"a dog,a cat\" or a non-empty --labels-file");
@@ -71,7 +77,10 @@ impl ClassifyArgs {
         let mut templates = Vec::new();
         for name in &self.templates {
             let Some(set) = builtin_templates(name) else {
-                bail!("unknown template set {name:?} (built-in sets: {})", BUILTIN_TEMPLATE_SETS.join(", "));
+                bail!(
+                    "unknown template set {name:?} (built-in sets: {})",
+                    BUILTIN_TEMPLATE_SETS.join(", ")
+                );
             };
             templates.extend(set.iter().map(|t| t.to_string()));
         }
@@ -127,7 +136,13 @@ pub fn run(args: ClassifyArgs) -> anyhow::Result<i32> {
             writeln!(out, "{}", path.display())?;
             for j in ranked(row, top_k) {
                 match applies(row[j]) {
-                    Some(m) => writeln!(out, "  {:>8.4}  {}  {}", row[j], if m { "match" } else { "  -  " }, labels[j])?,
+                    Some(m) => writeln!(
+                        out,
+                        "  {:>8.4}  {}  {}",
+                        row[j],
+                        if m { "match" } else { "  -  " },
+                        labels[j]
+                    )?,
                     None => writeln!(out, "  {:>7.2}%  {}", row[j] * 100.0, labels[j])?,
                 }
             }

@@ -63,8 +63,20 @@ pub fn run(args: EmbedArgs) -> anyhow::Result<i32> {
     if args.output.is_none() && args.images.is_empty() && args.texts.is_empty() {
         bail!("nothing to embed: give at least one --image FILE or --text TEXT");
     }
-    let overflow = if args.no_truncate { Overflow::Error } else { Overflow::Truncate };
-    let clip = args.model.load()?;
+    let overflow = if args.no_truncate {
+        Overflow::Error
+    } else {
+        Overflow::Truncate
+    };
+    let any_images =
+        !args.images.is_empty() || !args.image_dir.is_empty() || args.paths_file.is_some();
+    let any_texts = !args.texts.is_empty() || args.texts_file.is_some();
+    let towers = match (any_images, any_texts) {
+        (false, true) => clip::Towers::Text,
+        (true, false) => clip::Towers::Image,
+        _ => clip::Towers::Both,
+    };
+    let clip = args.model.load_towers(towers)?;
     let clip = match args.batch_size {
         Some(b) => clip.with_batch_size(b as usize),
         None => clip,
@@ -96,10 +108,18 @@ pub fn run(args: EmbedArgs) -> anyhow::Result<i32> {
     let finish = |e: clip::Embeddings| if args.raw { e } else { e.normalized() };
     let image_emb = finish(embed_all_images(&clip, &args.images, &args.image_args)?);
     let text_emb = finish(clip.encode_texts(&args.texts, overflow)?);
-    let images_json: Vec<_> =
-        args.images.iter().zip(image_emb.rows()).map(|(p, e)| json!({"path": p, "embedding": e})).collect();
-    let texts_json: Vec<_> =
-        args.texts.iter().zip(text_emb.rows()).map(|(t, e)| json!({"text": t, "embedding": e})).collect();
+    let images_json: Vec<_> = args
+        .images
+        .iter()
+        .zip(image_emb.rows())
+        .map(|(p, e)| json!({"path": p, "embedding": e}))
+        .collect();
+    let texts_json: Vec<_> = args
+        .texts
+        .iter()
+        .zip(text_emb.rows())
+        .map(|(t, e)| json!({"text": t, "embedding": e}))
+        .collect();
     print_json(&json!({
         "model": args.model.path()?,
         "dim": clip.embed_dim(),

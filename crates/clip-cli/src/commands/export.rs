@@ -36,7 +36,10 @@ pub fn export(clip: &Clip, req: ExportRequest) -> anyhow::Result<i32> {
     // Ids are positions in the full ordered input list, identical on every shard.
     let mut images: Vec<PathBuf> = req.images.to_vec();
     for dir in req.image_dirs {
-        images.extend(find_images(dir).with_context(|| format!("{}: cannot list image folder", dir.display()))?);
+        images.extend(
+            find_images(dir)
+                .with_context(|| format!("{}: cannot list image folder", dir.display()))?,
+        );
     }
     if let Some(file) = req.paths_file {
         images.extend(read_lines(file, "paths")?.into_iter().map(PathBuf::from));
@@ -51,23 +54,37 @@ pub fn export(clip: &Clip, req: ExportRequest) -> anyhow::Result<i32> {
     );
     let finish = |e: Embeddings| if req.raw { e } else { e.normalized() };
     let shard = req.shard;
-    let mine = |n: usize| (0..n).filter(|&k| shard.contains(k)).collect::<Vec<usize>>();
+    let mine = |n: usize| {
+        (0..n)
+            .filter(|&k| shard.contains(k))
+            .collect::<Vec<usize>>()
+    };
 
     let (image_rows, failed) = if images.is_empty() {
         (0, 0)
     } else {
         let ids = mine(images.len());
         let paths: Vec<PathBuf> = ids.iter().map(|&k| images[k].clone()).collect();
-        let mut sink = EmbeddingSink::create(req.output, Modality::Image, shard.index, clip.embed_dim(), req.dtype)?;
+        let mut sink = EmbeddingSink::create(
+            req.output,
+            Modality::Image,
+            shard.index,
+            clip.embed_dim(),
+            req.dtype,
+        )?;
         let failed_file = failed_path(req.output, shard.index);
         let mut failures = std::io::BufWriter::new(
-            std::fs::File::create(&failed_file).with_context(|| format!("{}: cannot create", failed_file.display()))?,
+            std::fs::File::create(&failed_file)
+                .with_context(|| format!("{}: cannot create", failed_file.display()))?,
         );
         let mut failed = 0;
         let bar = progress_bar(paths.len(), "images");
         embed_image_files::<anyhow::Error>(clip, &paths, &req.image_args.options(), |batch| {
-            let meta: Vec<_> =
-                batch.embedded.iter().map(|&r| json!({"id": ids[r], "image_path": paths[r]})).collect();
+            let meta: Vec<_> = batch
+                .embedded
+                .iter()
+                .map(|&r| json!({"id": ids[r], "image_path": paths[r]}))
+                .collect();
             sink.push(&finish(batch.embeddings), &meta)?;
             for (r, err) in &batch.failed {
                 let line = json!({"id": ids[*r], "path": paths[*r], "error": err.to_string()});
@@ -91,10 +108,23 @@ pub fn export(clip: &Clip, req: ExportRequest) -> anyhow::Result<i32> {
         if req.overflow == Overflow::Truncate {
             warn_truncated(clip, &batch);
         }
-        let mut sink = EmbeddingSink::create(req.output, Modality::Text, shard.index, clip.embed_dim(), req.dtype)?;
+        let mut sink = EmbeddingSink::create(
+            req.output,
+            Modality::Text,
+            shard.index,
+            clip.embed_dim(),
+            req.dtype,
+        )?;
         let bar = progress_bar(batch.len(), "texts");
-        for (chunk_ids, chunk) in ids.chunks(clip.batch_size()).zip(batch.chunks(clip.batch_size())) {
-            let meta: Vec<_> = chunk_ids.iter().zip(chunk).map(|(id, t)| json!({"id": id, "caption": t})).collect();
+        for (chunk_ids, chunk) in ids
+            .chunks(clip.batch_size())
+            .zip(batch.chunks(clip.batch_size()))
+        {
+            let meta: Vec<_> = chunk_ids
+                .iter()
+                .zip(chunk)
+                .map(|(id, t)| json!({"id": id, "caption": t}))
+                .collect();
             sink.push(&finish(clip.encode_texts(chunk, req.overflow)?), &meta)?;
             bar.inc(chunk.len() as u64);
         }

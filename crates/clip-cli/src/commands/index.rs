@@ -6,7 +6,9 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::builder::TypedValueParser;
 use clap::Args;
-use clip_index::{default_db_path, CatalogStore, ChromaStore, IndexOptions, ProgressEvent, Space, VectorType};
+use clip_index::{
+    default_db_path, CatalogStore, ChromaStore, IndexOptions, ProgressEvent, Space, VectorType,
+};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde_json::json;
 
@@ -41,7 +43,11 @@ pub struct IndexArgs {
     #[arg(long)]
     f16: bool,
     /// Also keep a Chroma collection in sync with the index (ids: content hashes; metadata: paths).
-    #[arg(long, value_name = "chroma://HOST:PORT/COLLECTION", conflicts_with = "status")]
+    #[arg(
+        long,
+        value_name = "chroma://HOST:PORT/COLLECTION",
+        conflicts_with = "status"
+    )]
     store: Option<String>,
 }
 
@@ -57,7 +63,8 @@ impl DbArgs {
     pub fn open(&self) -> anyhow::Result<CatalogStore> {
         let path = match &self.db {
             Some(p) => p.clone(),
-            None => default_db_path().context("no --db given and neither XDG_DATA_HOME nor HOME is set")?,
+            None => default_db_path()
+                .context("no --db given and neither XDG_DATA_HOME nor HOME is set")?,
         };
         Ok(CatalogStore::open(&path)?)
     }
@@ -65,7 +72,12 @@ impl DbArgs {
 
 /// The embedding space of `model` with this image decoding (EXIF rotation changes the pixels).
 pub fn space_of(model: &ModelArgs, clip: &clip::Clip, image: &ImageArgs) -> anyhow::Result<Space> {
-    Ok(Space::of_checkpoint(&model.resolve()?, clip.embed_dim(), image.exif_orientation)?)
+    Ok(Space::of_checkpoint(
+        &model.resolve()?,
+        clip.embed_dim(),
+        image.exif_orientation,
+        model.precision,
+    )?)
 }
 
 pub fn run(args: IndexArgs) -> anyhow::Result<i32> {
@@ -79,7 +91,11 @@ pub fn run(args: IndexArgs) -> anyhow::Result<i32> {
         batch_size: args.batch_size,
         workers: args.workers.unwrap_or(IndexOptions::default().workers),
         decode: args.image.options(),
-        vector_type: if args.f16 { VectorType::F16 } else { VectorType::F32 },
+        vector_type: if args.f16 {
+            VectorType::F16
+        } else {
+            VectorType::F32
+        },
     };
     let bar = progress_bar();
     let mut on_progress = |e: ProgressEvent| match e {
@@ -87,12 +103,30 @@ pub fn run(args: IndexArgs) -> anyhow::Result<i32> {
         ProgressEvent::Done(n) => bar.inc(n),
     };
     // Connect first so a wrong URL fails before the work, not after.
-    let mut chroma = args.store.as_deref().map(|url| ChromaStore::connect(url, &space)).transpose()?;
-    let report = clip_index::index(&clip, &mut store, &space, &args.dirs, &opts, &mut on_progress)?;
+    let mut chroma = args
+        .store
+        .as_deref()
+        .map(|url| ChromaStore::connect(url, &space))
+        .transpose()?;
+    let report = clip_index::index(
+        &clip,
+        &mut store,
+        &space,
+        &args.dirs,
+        &opts,
+        &mut on_progress,
+    )?;
     bar.finish_and_clear();
-    let synced = chroma.as_mut().map(|c| c.sync(&store, &space)).transpose()?;
+    let synced = chroma
+        .as_mut()
+        .map(|c| c.sync(&store, &space))
+        .transpose()?;
     if args.json {
-        let failed: Vec<_> = report.failed.iter().map(|(p, r)| json!({"path": p, "reason": r})).collect();
+        let failed: Vec<_> = report
+            .failed
+            .iter()
+            .map(|(p, r)| json!({"path": p, "reason": r}))
+            .collect();
         print_json(&json!({
             "found": report.found,
             "embedded": report.embedded,
@@ -114,7 +148,10 @@ pub fn run(args: IndexArgs) -> anyhow::Result<i32> {
         report.failed.len()
     );
     if let (Some(url), Some(s)) = (&args.store, &synced) {
-        println!("{url}: {} vectors upserted, {} deleted", s.upserted, s.deleted);
+        println!(
+            "{url}: {} vectors upserted, {} deleted",
+            s.upserted, s.deleted
+        );
     }
     for (path, reason) in &report.failed {
         eprintln!("clip: skipped {path}: {reason}");
@@ -140,13 +177,19 @@ fn status(args: &IndexArgs, store: &CatalogStore) -> anyhow::Result<i32> {
         None => None,
     };
     let st = store.status(space.as_ref())?;
-    let (model, dim) = st.space.as_ref().map_or((None, 0), |s| (Some(s.model.clone()), s.dim));
+    let (model, dim) = st
+        .space
+        .as_ref()
+        .map_or((None, 0), |s| (Some(s.model.clone()), s.dim));
     if args.json {
         print_json(&json!({"images": st.images, "failed": st.failed, "model": model, "dim": dim}))?;
         return Ok(0);
     }
     println!("index: {}", store.path().display());
-    println!("model: {}", model.as_deref().unwrap_or("(none indexed yet)"));
+    println!(
+        "model: {}",
+        model.as_deref().unwrap_or("(none indexed yet)")
+    );
     println!("dim: {dim}\nimages: {}\nfailed: {}", st.images, st.failed);
     for (path, reason) in store.failures()? {
         println!("  failed: {path}: {reason}");

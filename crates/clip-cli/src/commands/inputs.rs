@@ -30,9 +30,17 @@ pub struct Embedded {
 }
 
 /// Decodes (in parallel) and embeds (in batches) every path, keeping going past unreadable files.
-pub fn embed_images(clip: &Clip, paths: &[PathBuf], image_args: &ImageArgs) -> anyhow::Result<Embedded> {
+pub fn embed_images(
+    clip: &Clip,
+    paths: &[PathBuf],
+    image_args: &ImageArgs,
+) -> anyhow::Result<Embedded> {
     let bar = progress_bar(paths.len(), "images");
-    let mut done = Embedded { ok: Vec::new(), embeddings: Embeddings::new(clip.embed_dim(), Vec::new()), failed: Vec::new() };
+    let mut done = Embedded {
+        ok: Vec::new(),
+        embeddings: Embeddings::new(clip.embed_dim(), Vec::new()),
+        failed: Vec::new(),
+    };
     clip::batch::embed_image_files::<anyhow::Error>(clip, paths, &image_args.options(), |batch| {
         bar.inc((batch.embedded.len() + batch.failed.len()) as u64);
         done.ok.extend(batch.embedded);
@@ -46,7 +54,11 @@ pub fn embed_images(clip: &Clip, paths: &[PathBuf], image_args: &ImageArgs) -> a
 
 /// [`embed_images`] for commands whose output needs every image: the first unreadable file is
 /// the error (its message names the file).
-pub fn embed_all_images(clip: &Clip, paths: &[PathBuf], image_args: &ImageArgs) -> anyhow::Result<Embeddings> {
+pub fn embed_all_images(
+    clip: &Clip,
+    paths: &[PathBuf],
+    image_args: &ImageArgs,
+) -> anyhow::Result<Embeddings> {
     let done = embed_images(clip, paths, image_args)?;
     match done.failed.into_iter().next() {
         Some((_, err)) => Err(err.into()),
@@ -57,15 +69,27 @@ pub fn embed_all_images(clip: &Clip, paths: &[PathBuf], image_args: &ImageArgs) 
 /// Non-empty lines of a UTF-8 text file (labels, templates, texts, paths), trimmed of the line end
 /// only so that leading spaces in prompts survive.
 pub fn read_lines(path: &Path, what: &str) -> anyhow::Result<Vec<String>> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("{}: cannot read {what} file", path.display()))?;
-    Ok(text.lines().map(|l| l.trim_end_matches('\r')).filter(|l| !l.trim().is_empty()).map(String::from).collect())
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("{}: cannot read {what} file", path.display()))?;
+    Ok(text
+        .lines()
+        .map(|l| l.trim_end_matches('\r'))
+        .filter(|l| !l.trim().is_empty())
+        .map(String::from)
+        .collect())
 }
 
 /// Warns on stderr about each text that will be cut to the context length.
 pub fn warn_truncated(clip: &Clip, texts: &[String]) {
     for text in texts {
-        if Tokenizer::global().tokenize(text, clip.context_length(), Overflow::Error).is_err() {
-            eprintln!("clip: warning: text truncated to {} tokens: {text:?}", clip.context_length());
+        if Tokenizer::global()
+            .tokenize(text, clip.context_length(), Overflow::Error)
+            .is_err()
+        {
+            eprintln!(
+                "clip: warning: text truncated to {} tokens: {text:?}",
+                clip.context_length()
+            );
         }
     }
 }
@@ -84,7 +108,9 @@ impl CacheArgs {
             None
         } else {
             // The same cache root as the model downloads (`$CLIP_CACHE`, else the XDG cache).
-            clip_hub::default_cache_dir().ok().map(clip::embedding_cache::EmbeddingCache::new)
+            clip_hub::default_cache_dir()
+                .ok()
+                .map(clip::embedding_cache::EmbeddingCache::new)
         }
     }
 }

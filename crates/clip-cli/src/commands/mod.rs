@@ -3,8 +3,8 @@
 mod bench;
 mod classify;
 mod embed;
-mod index;
 mod export;
+mod index;
 mod inputs;
 mod models;
 mod moderate;
@@ -73,12 +73,20 @@ pub struct ModelArgs {
     /// Extra model names: a TOML or JSON file of entries {name, url, sha256, format}.
     #[arg(long, env = "CLIP_REGISTRY")]
     pub registry: Option<PathBuf>,
+    /// Precision of the linear layers: f32 (the reference's numbers), bf16, f16 (half-size
+    /// weights, f32 arithmetic) or int8 (dynamic quantisation). See docs/BENCHMARKS.md for the
+    /// speed and accuracy of each.
+    #[arg(long, env = "CLIP_PRECISION", default_value = "f32")]
+    pub precision: clip::Precision,
 }
 
 impl ModelArgs {
     /// The model as given, a path or a name (printed back in JSON output); ViT-B/32 by default.
     pub fn path(&self) -> anyhow::Result<&Path> {
-        Ok(self.model.as_deref().unwrap_or(Path::new(clip_hub::DEFAULT_MODEL)))
+        Ok(self
+            .model
+            .as_deref()
+            .unwrap_or(Path::new(clip_hub::DEFAULT_MODEL)))
     }
 
     /// The checkpoint on disk: an existing path as is, else a model name fetched into the cache.
@@ -86,8 +94,19 @@ impl ModelArgs {
         models::resolve(self)
     }
 
+    /// Both towers.
     pub fn load(&self) -> anyhow::Result<clip::Clip> {
-        Ok(clip::Clip::load(self.resolve()?)?)
+        self.load_towers(clip::Towers::Both)
+    }
+
+    /// Only the towers a command needs (a text-only run never reads the image weights).
+    pub fn load_towers(&self, towers: clip::Towers) -> anyhow::Result<clip::Clip> {
+        let options = clip::LoadOptions {
+            precision: self.precision,
+            towers,
+            kernels: None,
+        };
+        Ok(clip::Clip::load_with(self.resolve()?, options)?)
     }
 }
 
@@ -101,7 +120,10 @@ pub struct ImageArgs {
 
 impl ImageArgs {
     pub fn options(&self) -> clip::image::DecodeOptions {
-        clip::image::DecodeOptions { apply_exif_orientation: self.exif_orientation, ..Default::default() }
+        clip::image::DecodeOptions {
+            apply_exif_orientation: self.exif_orientation,
+            ..Default::default()
+        }
     }
 
     pub fn decode(&self, path: &Path) -> anyhow::Result<clip::image::DecodedImage> {

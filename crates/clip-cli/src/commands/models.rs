@@ -25,7 +25,9 @@ pub fn run(args: ModelsArgs) -> anyhow::Result<i32> {
     let entries = hub.registry().entries();
     if args.json {
         let models: Vec<_> = entries.iter().map(|e| entry_json(&hub, e)).collect();
-        print_json(&json!({"cache_dir": hub.cache_dir(), "default": DEFAULT_MODEL, "models": models}))?;
+        print_json(
+            &json!({"cache_dir": hub.cache_dir(), "default": DEFAULT_MODEL, "models": models}),
+        )?;
         return Ok(0);
     }
     let width = entries.iter().map(|e| e.name.len()).max().unwrap_or(4);
@@ -46,12 +48,19 @@ pub fn run(args: ModelsArgs) -> anyhow::Result<i32> {
             if hub.is_cached(e) { "yes" } else { "no" },
         );
     }
-    println!("\ncache: {}  (default model: {DEFAULT_MODEL}; sizes are approximate)", hub.cache_dir().display());
+    println!(
+        "\ncache: {}  (default model: {DEFAULT_MODEL}; sizes are approximate)",
+        hub.cache_dir().display()
+    );
     Ok(0)
 }
 
 fn entry_json(hub: &Hub, e: &ModelEntry) -> serde_json::Value {
-    let files: Vec<_> = e.files.iter().map(|f| json!({"name": f.name, "url": f.url, "sha256": f.sha256})).collect();
+    let files: Vec<_> = e
+        .files
+        .iter()
+        .map(|f| json!({"name": f.name, "url": f.url, "sha256": f.sha256}))
+        .collect();
     json!({
         "name": e.name,
         "format": e.format.as_str(),
@@ -85,11 +94,14 @@ pub fn resolve(args: &ModelArgs) -> anyhow::Result<PathBuf> {
     if given.exists() {
         return Ok(given.to_path_buf());
     }
-    let name = given.to_str().with_context(|| format!("model {}: no such file or folder", given.display()))?;
+    let name = given
+        .to_str()
+        .with_context(|| format!("model {}: no such file or folder", given.display()))?;
     let resolved = Hub::from_env(args.registry.as_deref()).and_then(|hub| hub.resolve(name));
     match args.model {
         Some(_) => Ok(resolved?),
-        None => resolved.with_context(|| format!("no --model given, so the default {DEFAULT_MODEL} is used")),
+        None => resolved
+            .with_context(|| format!("no --model given, so the default {DEFAULT_MODEL} is used")),
     }
 }
 

@@ -52,8 +52,13 @@ pub fn run(args: ModerateArgs) -> anyhow::Result<i32> {
     let mut paths = Vec::new();
     for input in &args.inputs {
         if input.is_dir() {
-            let found = find_images(input).with_context(|| format!("{}: cannot list folder", input.display()))?;
-            anyhow::ensure!(!found.is_empty(), "{}: no image files in this folder", input.display());
+            let found = find_images(input)
+                .with_context(|| format!("{}: cannot list folder", input.display()))?;
+            anyhow::ensure!(
+                !found.is_empty(),
+                "{}: no image files in this folder",
+                input.display()
+            );
             paths.extend(found);
         } else {
             paths.push(input.clone());
@@ -92,7 +97,13 @@ pub fn run(args: ModerateArgs) -> anyhow::Result<i32> {
                     None => format!("{} {:.3}", c.name, c.score),
                 })
                 .collect();
-            writeln!(out, "{:<8} {}  {}", if v.flagged { "FLAGGED" } else { "clean" }, paths[i].display(), top.join(", "))?;
+            writeln!(
+                out,
+                "{:<8} {}  {}",
+                if v.flagged { "FLAGGED" } else { "clean" },
+                paths[i].display(),
+                top.join(", ")
+            )?;
         }
     }
     for (_, err) in &embedded.failed {

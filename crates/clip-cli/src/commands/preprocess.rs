@@ -24,6 +24,7 @@ pub fn run(args: PreprocessArgs) -> anyhow::Result<i32> {
     let img = args.image_args.decode(&args.image)?;
     let n = args.resolution as usize;
     let data = preprocess(&img, args.resolution, &Normalization::default());
-    write_npy_f32(&args.output, &[3, n, n], &data).with_context(|| format!("writing {}", args.output.display()))?;
+    write_npy_f32(&args.output, &[3, n, n], &data)
+        .with_context(|| format!("writing {}", args.output.display()))?;
     Ok(0)
 }

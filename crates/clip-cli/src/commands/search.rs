@@ -76,7 +76,13 @@ pub fn run(mut args: SearchArgs) -> anyhow::Result<i32> {
     if let Some(file) = &args.texts_file {
         return rank_captions(&args, file);
     }
-    let clip = args.model.load()?;
+    // A text query (the usual case) never needs the image tower.
+    let towers = if args.image.is_none() {
+        clip::Towers::Text
+    } else {
+        clip::Towers::Both
+    };
+    let clip = args.model.load_towers(towers)?;
     let query = query_vector(&args, &clip)?;
     let space = space_of(&args.model, &clip, &args.image_args)?;
     let hits = match &args.store {
@@ -97,14 +103,24 @@ pub fn run(mut args: SearchArgs) -> anyhow::Result<i32> {
                     space.model
                 );
             }
-            let ty = if args.f16 { VectorType::F16 } else { VectorType::F32 };
+            let ty = if args.f16 {
+                VectorType::F16
+            } else {
+                VectorType::F32
+            };
             SqliteVectors::new(&mut store, space, ty).search(&query, args.k, threshold(&args))?
         }
     };
-    let results: Vec<(String, f32)> =
-        hits.into_iter().flat_map(|h| h.paths.into_iter().map(move |p| (p, h.score))).take(args.k).collect();
+    let results: Vec<(String, f32)> = hits
+        .into_iter()
+        .flat_map(|h| h.paths.into_iter().map(move |p| (p, h.score)))
+        .take(args.k)
+        .collect();
     if args.json {
-        let rows: Vec<_> = results.iter().map(|(p, s)| json!({"path": p, "score": s})).collect();
+        let rows: Vec<_> = results
+            .iter()
+            .map(|(p, s)| json!({"path": p, "score": s}))
+            .collect();
         print_json(&json!({ "results": rows }))?;
     } else {
         for (path, score) in &results {
@@ -122,13 +138,19 @@ fn threshold(args: &SearchArgs) -> f32 {
 fn query_vector(args: &SearchArgs, clip: &clip::Clip) -> anyhow::Result<Vec<f32>> {
     let mut parts: Vec<(f32, Vec<f32>)> = Vec::new();
     if let Some(text) = &args.query {
-        parts.push((1.0, clip.encode_texts(&[text], Overflow::Truncate)?.into_vec()));
+        parts.push((
+            1.0,
+            clip.encode_texts(&[text], Overflow::Truncate)?.into_vec(),
+        ));
     }
     if let Some(path) = &args.image {
         let image = args.image_args.decode(path)?;
         parts.push((1.0, clip.encode_images(&[image])?.into_vec()));
     }
-    for (texts, weight) in [(&args.plus, args.plus_weight), (&args.minus, -args.minus_weight)] {
+    for (texts, weight) in [
+        (&args.plus, args.plus_weight),
+        (&args.minus, -args.minus_weight),
+    ] {
         if texts.is_empty() {
             continue;
         }
@@ -136,28 +158,45 @@ fn query_vector(args: &SearchArgs, clip: &clip::Clip) -> anyhow::Result<Vec<f32>
         parts.extend(emb.rows().map(|r| (weight, r.to_vec())));
     }
     let refs: Vec<(f32, &[f32])> = parts.iter().map(|(w, v)| (*w, v.as_slice())).collect();
-    combine(&refs).context("the query parts cancel out (zero vector): change --plus/--minus or their weights")
+    combine(&refs)
+        .context("the query parts cancel out (zero vector): change --plus/--minus or their weights")
 }
 
 /// `--texts-file`: captions ranked by cosine to the image, best first.
 fn rank_captions(args: &SearchArgs, file: &std::path::Path) -> anyhow::Result<i32> {
-    let text = std::fs::read_to_string(file).with_context(|| format!("{}: cannot read captions", file.display()))?;
-    let captions: Vec<&str> = text.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
+    let text = std::fs::read_to_string(file)
+        .with_context(|| format!("{}: cannot read captions", file.display()))?;
+    let captions: Vec<&str> = text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect();
     if captions.is_empty() {
         bail!("{}: no captions (one per line expected)", file.display());
     }
-    let image_path = args.image.as_deref().context("--texts-file needs --image")?;
+    let image_path = args
+        .image
+        .as_deref()
+        .context("--texts-file needs --image")?;
     let clip = args.model.load()?;
     let image = args.image_args.decode(image_path)?;
     let img = clip.encode_images(&[image])?.normalized();
-    let txt = clip.encode_texts(&captions, Overflow::Truncate)?.normalized();
-    let mut ranked: Vec<(&str, f32)> =
-        captions.iter().zip(txt.rows()).map(|(c, t)| (*c, clip::similarity::dot(img.row(0), t))).collect();
+    let txt = clip
+        .encode_texts(&captions, Overflow::Truncate)?
+        .normalized();
+    let mut ranked: Vec<(&str, f32)> = captions
+        .iter()
+        .zip(txt.rows())
+        .map(|(c, t)| (*c, clip::similarity::dot(img.row(0), t)))
+        .collect();
     ranked.sort_by(|a, b| b.1.total_cmp(&a.1));
     ranked.retain(|(_, s)| *s >= threshold(args));
     ranked.truncate(args.k);
     if args.json {
-        let rows: Vec<_> = ranked.iter().map(|(t, s)| json!({"text": t, "score": s})).collect();
+        let rows: Vec<_> = ranked
+            .iter()
+            .map(|(t, s)| json!({"text": t, "score": s}))
+            .collect();
         print_json(&json!({ "results": rows }))?;
     } else {
         for (text, score) in &ranked {

@@ -55,7 +55,10 @@ pub fn run(args: ServeArgs) -> anyhow::Result<i32> {
         model_name: Some(model_name.clone()),
         db: args.db.clone(),
         token: args.token.clone(),
-        batch: BatchConfig { max_batch: args.max_batch.max(1), max_wait: Duration::from_millis(args.max_wait_ms) },
+        batch: BatchConfig {
+            max_batch: args.max_batch.max(1),
+            max_wait: Duration::from_millis(args.max_wait_ms),
+        },
         limits: Limits {
             max_body_bytes: args.max_body_bytes,
             max_pixels: args.max_pixels,
@@ -71,7 +74,9 @@ pub fn run(args: ServeArgs) -> anyhow::Result<i32> {
     }
     let addr = SocketAddr::new(args.host, args.port);
     server
-        .run_blocking(addr, |bound| eprintln!("clip serve: {model_name} on http://{bound}/ (Ctrl-C to stop)"))
+        .run_blocking(addr, |bound| {
+            eprintln!("clip serve: {model_name} on http://{bound}/ (Ctrl-C to stop)")
+        })
         .with_context(|| format!("serving on {addr}"))?;
     eprintln!("clip serve: stopped");
     Ok(0)

@@ -47,7 +47,10 @@ pub fn run(args: SimilarityArgs) -> anyhow::Result<i32> {
     let texts = clip.encode_texts(&args.texts, Overflow::Truncate)?;
     let cosine = cosine_matrix(&images, &texts);
     let scale = clip.logit_scale();
-    let logits: Vec<Vec<f32>> = cosine.iter().map(|r| r.iter().map(|c| c * scale).collect()).collect();
+    let logits: Vec<Vec<f32>> = cosine
+        .iter()
+        .map(|r| r.iter().map(|c| c * scale).collect())
+        .collect();
     let mut matrices = vec![("cosine", cosine)];
     if args.logits {
         matrices.push(("logits", logits.clone()));
@@ -56,7 +59,11 @@ pub fn run(args: SimilarityArgs) -> anyhow::Result<i32> {
         matrices.push(("probs", logits.iter().map(|r| softmax(r)).collect()));
     }
     let mut out = std::io::stdout().lock();
-    let names: Vec<String> = args.images.iter().map(|p| p.display().to_string()).collect();
+    let names: Vec<String> = args
+        .images
+        .iter()
+        .map(|p| p.display().to_string())
+        .collect();
     match args.format {
         Format::Json => {
             let mut doc = json!({"images": names, "texts": args.texts});
@@ -71,8 +78,15 @@ pub fn run(args: SimilarityArgs) -> anyhow::Result<i32> {
             writeln!(out, "image,text,{}", header.join(","))?;
             for (i, image) in names.iter().enumerate() {
                 for (j, text) in args.texts.iter().enumerate() {
-                    let values: Vec<String> = matrices.iter().map(|(_, m)| m[i][j].to_string()).collect();
-                    writeln!(out, "{},{},{}", csv_field(image), csv_field(text), values.join(","))?;
+                    let values: Vec<String> =
+                        matrices.iter().map(|(_, m)| m[i][j].to_string()).collect();
+                    writeln!(
+                        out,
+                        "{},{},{}",
+                        csv_field(image),
+                        csv_field(text),
+                        values.join(",")
+                    )?;
                 }
             }
         }
@@ -85,7 +99,9 @@ pub fn run(args: SimilarityArgs) -> anyhow::Result<i32> {
                 for (j, text) in args.texts.iter().enumerate() {
                     writeln!(out, "  [{j}] {text}")?;
                 }
-                let header: Vec<String> = (0..args.texts.len()).map(|j| format!("{:>10}", format!("[{j}]"))).collect();
+                let header: Vec<String> = (0..args.texts.len())
+                    .map(|j| format!("{:>10}", format!("[{j}]")))
+                    .collect();
                 writeln!(out, "{}", header.join(" "))?;
                 for (image, row) in names.iter().zip(m) {
                     let cells: Vec<String> = row.iter().map(|v| format!("{v:>10.4}")).collect();

@@ -18,7 +18,11 @@ pub struct TokenizeArgs {
 }
 
 pub fn run(args: TokenizeArgs) -> anyhow::Result<i32> {
-    let overflow = if args.truncate { Overflow::Truncate } else { Overflow::Error };
+    let overflow = if args.truncate {
+        Overflow::Truncate
+    } else {
+        Overflow::Error
+    };
     let tokenizer = Tokenizer::global();
     let rows = args
         .texts

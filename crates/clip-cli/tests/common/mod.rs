@@ -39,7 +39,10 @@ pub fn clip_in(cache: &Path, args: &[&str]) -> Output {
 }
 
 pub fn clip(args: &[&str]) -> Output {
-    clip_in(&std::env::temp_dir().join(format!("clip-cli-cache-{}", std::process::id())), args)
+    clip_in(
+        &std::env::temp_dir().join(format!("clip-cli-cache-{}", std::process::id())),
+        args,
+    )
 }
 
 pub fn stderr(out: &Output) -> String {
@@ -48,8 +51,14 @@ pub fn stderr(out: &Output) -> String {
 
 /// Expects exit code `code`; returns stdout parsed as JSON.
 pub fn json_with_code(out: &Output, code: i32, args: &[&str]) -> Value {
-    assert_eq!(out.status.code(), Some(code), "clip {args:?}: stderr: {}", stderr(out));
-    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("clip {args:?}: stdout is not JSON ({e})"))
+    assert_eq!(
+        out.status.code(),
+        Some(code),
+        "clip {args:?}: stderr: {}",
+        stderr(out)
+    );
+    serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("clip {args:?}: stdout is not JSON ({e})"))
 }
 
 pub fn clip_json(args: &[&str]) -> Value {
@@ -60,7 +69,11 @@ pub fn clip_json(args: &[&str]) -> Value {
 pub fn clip_fails(args: &[&str], needles: &[&str]) {
     let out = clip(args);
     let err = stderr(&out);
-    assert_eq!(out.status.code(), Some(2), "clip {args:?}: expected exit 2, stderr: {err}");
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "clip {args:?}: expected exit 2, stderr: {err}"
+    );
     for n in needles {
         assert!(err.contains(n), "clip {args:?}: stderr lacks {n:?}: {err}");
     }
@@ -68,7 +81,11 @@ pub fn clip_fails(args: &[&str], needles: &[&str]) {
 }
 
 pub fn floats(v: &Value) -> Vec<f32> {
-    v.as_array().expect("array").iter().map(|x| x.as_f64().expect("number") as f32).collect()
+    v.as_array()
+        .expect("array")
+        .iter()
+        .map(|x| x.as_f64().expect("number") as f32)
+        .collect()
 }
 
 pub fn cosine(a: &[f32], b: &[f32]) -> f32 {
@@ -88,6 +105,13 @@ pub fn embed(images: &[&Path], texts: &[&str]) -> (Vec<Vec<f32>>, Vec<Vec<f32>>)
         args.extend(["--text", t]);
     }
     let out = clip_json(&args);
-    let rows = |k: &str| out[k].as_array().unwrap().iter().map(|e| floats(&e["embedding"])).collect();
+    let rows = |k: &str| {
+        out[k]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| floats(&e["embedding"]))
+            .collect()
+    };
     (rows("images"), rows("texts"))
 }

@@ -45,23 +45,37 @@ pub async fn classify(
         Some(Templates::List(list)) => list,
         Some(Templates::Named(name)) => builtin_templates(&name)
             .ok_or_else(|| {
-                ApiError::BadRequest(format!("unknown template set {name:?} (built-in: {})", BUILTIN_TEMPLATE_SETS.join(", ")))
+                ApiError::BadRequest(format!(
+                    "unknown template set {name:?} (built-in: {})",
+                    BUILTIN_TEMPLATE_SETS.join(", ")
+                ))
             })?
             .iter()
             .map(|t| t.to_string())
             .collect(),
     };
-    let prompts = Prompts::new(request.labels, templates).map_err(|e| ApiError::BadRequest(e.to_string()))?;
+    let prompts =
+        Prompts::new(request.labels, templates).map_err(|e| ApiError::BadRequest(e.to_string()))?;
     let groups = prompts.groups();
     let n_prompts: usize = groups.iter().map(Vec::len).sum();
     // Prompts are queued at once, so a request may not ask for more than the queue holds.
     let max_prompts = state.limits.queue_capacity;
     if n_prompts > max_prompts {
-        return Err(ApiError::BadRequest(format!("{n_prompts} prompts (labels x templates) exceed the limit of {max_prompts}")));
+        return Err(ApiError::BadRequest(format!(
+            "{n_prompts} prompts (labels x templates) exceed the limit of {max_prompts}"
+        )));
     }
-    let images = request.images.iter().enumerate().map(|(i, v)| Item::parse_image(v, &format!("images[{i}]")));
+    let images = request
+        .images
+        .iter()
+        .enumerate()
+        .map(|(i, v)| Item::parse_image(v, &format!("images[{i}]")));
     let images = embed(&state, images.collect::<Result<_, _>>()?, "images").await?;
-    let texts = groups.iter().flatten().map(|p| Item::Text(p.clone())).collect();
+    let texts = groups
+        .iter()
+        .flatten()
+        .map(|p| Item::Text(p.clone()))
+        .collect();
     let prompt_rows = embed(&state, texts, "prompts").await?;
     let classes = ensemble(&prompt_rows, &groups);
     let scale = state.clip.logit_scale();

@@ -27,18 +27,27 @@ pub async fn embeddings(
     ApiJson(request): ApiJson<EmbeddingsRequest>,
 ) -> Result<Json<Value>, ApiError> {
     if let Some(format) = request.encoding_format.as_deref().filter(|f| *f != "float") {
-        return Err(ApiError::BadRequest(format!("encoding_format {format:?} is not supported (use \"float\")")));
+        return Err(ApiError::BadRequest(format!(
+            "encoding_format {format:?} is not supported (use \"float\")"
+        )));
     }
     let values = match request.input {
         Value::Array(values) => values,
         single => vec![single],
     };
     check_count(&state, values.len(), "inputs")?;
-    let items = values.iter().enumerate().map(|(i, v)| Item::parse(v, &format!("input[{i}]"))).collect::<Result<Vec<_>, _>>()?;
+    let items = values
+        .iter()
+        .enumerate()
+        .map(|(i, v)| Item::parse(v, &format!("input[{i}]")))
+        .collect::<Result<Vec<_>, _>>()?;
     let tokens: usize = items
         .iter()
         .map(|item| match item {
-            Item::Text(t) => state.clip.tokenize(t, clip::tokenizer::Overflow::Truncate).map_or(0, |ids| ids.iter().filter(|&&id| id != 0).count()),
+            Item::Text(t) => state
+                .clip
+                .tokenize(t, clip::tokenizer::Overflow::Truncate)
+                .map_or(0, |ids| ids.iter().filter(|&&id| id != 0).count()),
             Item::Image(_) => 0,
         })
         .sum();

@@ -32,7 +32,10 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/classify", post(classify::classify))
         .route("/v1/similarity", post(similarity::similarity))
         .route("/v1/moderate", post(moderate::moderate))
-        .route("/v1/search", get(search::search_get).post(search::search_post))
+        .route(
+            "/v1/search",
+            get(search::search_get).post(search::search_post),
+        )
         .route("/v1/images/{id}", get(search::image))
         .fallback(system::not_found)
         .method_not_allowed_fallback(system::method_not_allowed)
@@ -44,10 +47,16 @@ pub fn router(state: Arc<AppState>) -> Router {
 
 /// Counts every request (refused ones included) by route and status, with its latency.
 async fn record(State(state): State<Arc<AppState>>, request: Request, next: Next) -> Response {
-    let route = request.extensions().get::<MatchedPath>().map_or("unmatched", |p| p.as_str()).to_string();
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or("unmatched", |p| p.as_str())
+        .to_string();
     let method = request.method().to_string();
     let start = Instant::now();
     let response = next.run(request).await;
-    state.metrics.observe_request(&route, &method, response.status().as_u16(), start.elapsed());
+    state
+        .metrics
+        .observe_request(&route, &method, response.status().as_u16(), start.elapsed());
     response
 }

@@ -23,7 +23,11 @@ pub async fn moderate(
     ApiJson(request): ApiJson<ModerateRequest>,
 ) -> Result<Json<Value>, ApiError> {
     check_count(&state, request.images.len(), "images")?;
-    let images = request.images.iter().enumerate().map(|(i, v)| Item::parse_image(v, &format!("images[{i}]")));
+    let images = request
+        .images
+        .iter()
+        .enumerate()
+        .map(|(i, v)| Item::parse_image(v, &format!("images[{i}]")));
     let rows = embed(&state, images.collect::<Result<_, _>>()?, "images").await?;
     let moderator = state.moderator().await?;
     let embeddings = Embeddings::new(state.clip.embed_dim(), rows.concat());
@@ -40,5 +44,7 @@ pub async fn moderate(
             json!({"index": index, "flagged": verdict.flagged, "categories": categories})
         })
         .collect();
-    Ok(Json(json!({"policy": moderator.policy().id(), "results": results})))
+    Ok(Json(
+        json!({"policy": moderator.policy().id(), "results": results}),
+    ))
 }

@@ -32,8 +32,12 @@ pub struct SearchRequest {
     threshold: Option<f32>,
 }
 
-pub async fn search_get(State(state): State<Arc<AppState>>, query: Result<Query<SearchRequest>, axum::extract::rejection::QueryRejection>) -> Result<Json<Value>, ApiError> {
-    let Query(request) = query.map_err(|e| ApiError::BadRequest(format!("invalid query string: {e}")))?;
+pub async fn search_get(
+    State(state): State<Arc<AppState>>,
+    query: Result<Query<SearchRequest>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let Query(request) =
+        query.map_err(|e| ApiError::BadRequest(format!("invalid query string: {e}")))?;
     search(state, request).await
 }
 
@@ -48,17 +52,30 @@ async fn search(state: Arc<AppState>, request: SearchRequest) -> Result<Json<Val
     let index = state.index()?;
     let k = request.k.unwrap_or(DEFAULT_K);
     if k == 0 || k > state.limits.max_inputs {
-        return Err(ApiError::BadRequest(format!("k must be between 1 and {}", state.limits.max_inputs)));
+        return Err(ApiError::BadRequest(format!(
+            "k must be between 1 and {}",
+            state.limits.max_inputs
+        )));
     }
-    let items: Vec<Item> = request.text.into_iter().map(Item::Text).chain(request.image.map(Item::Image)).collect();
+    let items: Vec<Item> = request
+        .text
+        .into_iter()
+        .map(Item::Text)
+        .chain(request.image.map(Item::Image))
+        .collect();
     if items.is_empty() {
-        return Err(ApiError::BadRequest("nothing to search for: give a text (q), an image, or both".into()));
+        return Err(ApiError::BadRequest(
+            "nothing to search for: give a text (q), an image, or both".into(),
+        ));
     }
     let rows = embed(&state, items, "query").await?;
     let parts: Vec<(f32, &[f32])> = rows.iter().map(|r| (1.0, r.as_slice())).collect();
-    let query = combine(&parts).ok_or_else(|| ApiError::BadRequest("the query parts cancel out".into()))?;
+    let query =
+        combine(&parts).ok_or_else(|| ApiError::BadRequest("the query parts cancel out".into()))?;
     let threshold = request.threshold.unwrap_or(f32::NEG_INFINITY);
-    let found = index.search(&query, k, threshold).map_err(|e| ApiError::Internal(e.to_string()))?;
+    let found = index
+        .search(&query, k, threshold)
+        .map_err(|e| ApiError::Internal(e.to_string()))?;
     let results: Vec<Value> = found
         .into_iter()
         .map(|f| {
@@ -76,16 +93,28 @@ async fn search(state: Arc<AppState>, request: SearchRequest) -> Result<Json<Val
 
 /// The thumbnail of an indexed image, by content id. Ids are content hashes, so the response
 /// never changes and may be cached for good.
-pub async fn image(State(state): State<Arc<AppState>>, Path(id): Path<String>) -> Result<impl IntoResponse, ApiError> {
+pub async fn image(
+    State(state): State<Arc<AppState>>,
+    Path(id): Path<String>,
+) -> Result<impl IntoResponse, ApiError> {
     let index = state.index()?;
     let path = index
         .path_of(&id)
         .map_err(|e| ApiError::Internal(e.to_string()))?
         .ok_or_else(|| ApiError::NotFound(format!("no indexed image with id {id:?}")))?;
-    let opts = DecodeOptions { max_pixels: state.limits.max_pixels, ..DecodeOptions::default() };
+    let opts = DecodeOptions {
+        max_pixels: state.limits.max_pixels,
+        ..DecodeOptions::default()
+    };
     let png = tokio::task::spawn_blocking(move || thumbnail_png(&path, &opts))
         .await
         .map_err(|_| ApiError::Internal("thumbnail failed".into()))?
         .map_err(|e| ApiError::NotFound(format!("the indexed file can no longer be read: {e}")))?;
-    Ok(([(header::CONTENT_TYPE, "image/png"), (header::CACHE_CONTROL, "public, max-age=31536000, immutable")], png))
+    Ok((
+        [
+            (header::CONTENT_TYPE, "image/png"),
+            (header::CACHE_CONTROL, "public, max-age=31536000, immutable"),
+        ],
+        png,
+    ))
 }

@@ -27,12 +27,29 @@ pub async fn similarity(
     check_count(&state, request.images.len() + request.texts.len(), "inputs")?;
     check_count(&state, request.images.len(), "images")?;
     check_count(&state, request.texts.len(), "texts")?;
-    let images = request.images.iter().enumerate().map(|(i, v)| Item::parse_image(v, &format!("images[{i}]")));
+    let images = request
+        .images
+        .iter()
+        .enumerate()
+        .map(|(i, v)| Item::parse_image(v, &format!("images[{i}]")));
     let images = embed(&state, images.collect::<Result<_, _>>()?, "images").await?;
-    let texts = embed(&state, request.texts.into_iter().map(Item::Text).collect(), "texts").await?;
+    let texts = embed(
+        &state,
+        request.texts.into_iter().map(Item::Text).collect(),
+        "texts",
+    )
+    .await?;
     let scale = state.clip.logit_scale();
-    let cosine: Vec<Vec<f32>> = images.iter().map(|i| texts.iter().map(|t| dot(i, t)).collect()).collect();
-    let logits: Vec<Vec<f32>> = cosine.iter().map(|row| row.iter().map(|c| c * scale).collect()).collect();
+    let cosine: Vec<Vec<f32>> = images
+        .iter()
+        .map(|i| texts.iter().map(|t| dot(i, t)).collect())
+        .collect();
+    let logits: Vec<Vec<f32>> = cosine
+        .iter()
+        .map(|row| row.iter().map(|c| c * scale).collect())
+        .collect();
     let probs: Vec<Vec<f32>> = logits.iter().map(|row| softmax(row)).collect();
-    Ok(Json(json!({"model": state.model_name, "cosine": cosine, "logits": logits, "probs": probs})))
+    Ok(Json(
+        json!({"model": state.model_name, "cosine": cosine, "logits": logits, "probs": probs}),
+    ))
 }

@@ -24,7 +24,10 @@ pub async fn healthz(State(state): State<Arc<AppState>>) -> Json<Value> {
 }
 
 pub async fn metrics(State(state): State<Arc<AppState>>) -> impl IntoResponse {
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], state.metrics.render(state.batcher.depth()))
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        state.metrics.render(state.batcher.depth()),
+    )
 }
 
 pub async fn openapi() -> impl IntoResponse {

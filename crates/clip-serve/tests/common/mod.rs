@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::thread::JoinHandle;
 
 use base64::Engine;
-use clip_serve::{Server, ServeOptions};
+use clip_serve::{ServeOptions, Server};
 use serde_json::Value;
 
 pub fn model_path() -> PathBuf {
@@ -32,14 +32,28 @@ impl TestServer {
     pub fn start(options: ServeOptions) -> TestServer {
         let clip = clip::Clip::load(model_path()).expect("fixture model loads");
         let server = Server::new(clip, options).expect("server starts");
-        let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
-        let listener = runtime.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).unwrap();
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        let listener = runtime
+            .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+            .unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let thread = std::thread::spawn(move || {
-            runtime.block_on(server.run(listener, async { let _ = rx.await; })).unwrap();
+            runtime
+                .block_on(server.run(listener, async {
+                    let _ = rx.await;
+                }))
+                .unwrap();
         });
-        TestServer { url, shutdown: Some(tx), thread: Some(thread) }
+        TestServer {
+            url,
+            shutdown: Some(tx),
+            thread: Some(thread),
+        }
     }
 
     /// Asks for a graceful shutdown and waits until the server (and its model thread) stopped.
@@ -61,7 +75,11 @@ impl TestServer {
     }
 
     pub fn post_raw(&self, path: &str, body: &[u8]) -> (u16, Value) {
-        into_json(ureq::post(&format!("{}{path}", self.url)).set("content-type", "application/json").send_bytes(body))
+        into_json(
+            ureq::post(&format!("{}{path}", self.url))
+                .set("content-type", "application/json")
+                .send_bytes(body),
+        )
     }
 }
 
@@ -80,7 +98,8 @@ pub fn into_json(result: Result<ureq::Response, ureq::Error>) -> (u16, Value) {
     };
     let status = response.status();
     let text = response.into_string().unwrap();
-    let json = serde_json::from_str(&text).unwrap_or_else(|_| panic!("status {status}: body is not JSON: {text:?}"));
+    let json = serde_json::from_str(&text)
+        .unwrap_or_else(|_| panic!("status {status}: body is not JSON: {text:?}"));
     (status, json)
 }
 
@@ -95,18 +114,39 @@ pub fn build_index(names: &[&str]) -> (tempfile::TempDir, PathBuf) {
     let db = dir.path().join("index.db");
     let clip = clip::Clip::load(model_path()).unwrap();
     let mut store = clip_index::CatalogStore::open(&db).unwrap();
-    let space = clip_index::Space::of_checkpoint(&model_path(), clip.embed_dim(), false).unwrap();
-    clip_index::index(&clip, &mut store, &space, &[photos], &Default::default(), &mut |_| {}).unwrap();
+    let space = clip_index::Space::of_checkpoint(
+        &model_path(),
+        clip.embed_dim(),
+        false,
+        clip::Precision::F32,
+    )
+    .unwrap();
+    clip_index::index(
+        &clip,
+        &mut store,
+        &space,
+        &[photos],
+        &Default::default(),
+        &mut |_| {},
+    )
+    .unwrap();
     (dir, db)
 }
 
 pub fn assert_close(a: &[f32], b: &[f32], what: &str) {
     assert_eq!(a.len(), b.len(), "{what}: length");
-    let worst = a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0f32, f32::max);
+    let worst = a
+        .iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0f32, f32::max);
     assert!(worst < 1e-4, "{what}: max abs difference {worst}");
 }
 
 pub fn floats(v: &Value) -> Vec<f32> {
-    v.as_array().unwrap().iter().map(|x| x.as_f64().unwrap() as f32).collect()
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_f64().unwrap() as f32)
+        .collect()
 }
-

@@ -10,19 +10,42 @@ use super::modified_resnet::ModifiedResNet;
 use super::text_transformer::TextTransformer;
 use super::vision_transformer::VisionTransformer;
 use super::weights::{validate, Weights};
+use crate::kernels::{Isa, Precision};
 
 enum Visual {
     Vit(VisionTransformer),
     ResNet(ModifiedResNet),
 }
 
-/// A CLIP model in f32 on one candle device.
+/// Which towers to build. A text-only command (embedding captions, zero-shot labels from the
+/// cache) never reads the image tower's weights, and the reverse: less start-up time and memory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Towers {
+    #[default]
+    Both,
+    Text,
+    Image,
+}
+
+/// How [`ClipModel::with_options`] builds the model.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct LoadOptions {
+    /// Precision of the linear layers (f32: the reference's numbers).
+    pub precision: Precision,
+    pub towers: Towers,
+    /// Kernel set for the reduced precisions; `None` picks the best this CPU runs
+    /// ([`Isa::detect`]). Tests force the fallbacks with it.
+    pub kernels: Option<Isa>,
+}
+
+/// A CLIP model on one candle device: f32 activations, linear layers in the chosen [`Precision`].
 pub struct ClipModel {
     config: ModelConfig,
-    visual: Visual,
-    text: TextTransformer,
+    visual: Option<Visual>,
+    text: Option<TextTransformer>,
     logit_scale: f32,
     device: Device,
+    options: LoadOptions,
 }
 
 impl std::fmt::Debug for ClipModel {
@@ -40,33 +63,39 @@ impl ClipModel {
     /// in f32 on `device`. Extra tensors (`*.num_batches_tracked`, `input_resolution`, ...) are
     /// ignored. Errors name the checkpoint file.
     pub fn new(ckpt: &Checkpoint, device: &Device) -> Result<ClipModel, ModelError> {
-        Self::build(ckpt, device).map_err(|e| e.with_path(&ckpt.path))
+        Self::with_options(ckpt, device, LoadOptions::default())
     }
 
-    fn build(ckpt: &Checkpoint, device: &Device) -> Result<ClipModel, ModelError> {
+    /// As [`ClipModel::new`], with a precision and a choice of towers (the shapes of every
+    /// tensor are still checked, only the built towers' values are read).
+    pub fn with_options(
+        ckpt: &Checkpoint,
+        device: &Device,
+        options: LoadOptions,
+    ) -> Result<ClipModel, ModelError> {
+        Self::build(ckpt, device, options).map_err(|e| e.with_path(&ckpt.path))
+    }
+
+    fn build(
+        ckpt: &Checkpoint,
+        device: &Device,
+        options: LoadOptions,
+    ) -> Result<ClipModel, ModelError> {
         let config = ModelConfig::infer(&ckpt.state, &ckpt.hints)?;
         let table = config.expected_tensors();
         validate(&ckpt.state, &table)?;
-        let w = Weights::new(&ckpt.state, &table, device);
-        let act = config.activation;
-        let visual = match config.vision {
-            VisionConfig::Vit {
-                width,
-                layers,
-                heads,
-                patch,
-                resolution,
-            } => Visual::Vit(VisionTransformer::load(
-                &w, width, layers, heads, patch, resolution, act,
-            )?),
-            VisionConfig::ResNet {
-                layers,
-                width,
-                heads,
-                resolution,
-            } => Visual::ResNet(ModifiedResNet::load(&w, layers, width, heads, resolution)?),
+        let isa = options
+            .kernels
+            .unwrap_or_else(|| Isa::detect(options.precision));
+        let w = Weights::new(&ckpt.state, &table, device, options.precision, isa);
+        let visual = match options.towers {
+            Towers::Text => None,
+            _ => Some(Self::build_visual(&w, &config)?),
         };
-        let text = TextTransformer::load(&w, &config.text, act)?;
+        let text = match options.towers {
+            Towers::Image => None,
+            _ => Some(TextTransformer::load(&w, &config.text, config.activation)?),
+        };
         let stored = w.values("logit_scale")?[0];
         let logit_scale = stored.exp(); // torch: logit_scale.exp() in float32
         if !logit_scale.is_finite() {
@@ -82,7 +111,34 @@ impl ClipModel {
             text,
             logit_scale,
             device: device.clone(),
+            options,
         })
+    }
+
+    fn build_visual(w: &Weights, config: &ModelConfig) -> Result<Visual, ModelError> {
+        let act = config.activation;
+        Ok(match config.vision {
+            VisionConfig::Vit {
+                width,
+                layers,
+                heads,
+                patch,
+                resolution,
+            } => Visual::Vit(VisionTransformer::load(
+                w, width, layers, heads, patch, resolution, act,
+            )?),
+            VisionConfig::ResNet {
+                layers,
+                width,
+                heads,
+                resolution,
+            } => Visual::ResNet(ModifiedResNet::load(w, layers, width, heads, resolution)?),
+        })
+    }
+
+    /// The precision and towers it was built with.
+    pub fn options(&self) -> LoadOptions {
+        self.options
     }
 
     pub fn config(&self) -> &ModelConfig {
@@ -122,8 +178,11 @@ impl ClipModel {
                 },
             );
         }
+        let visual = self.visual.as_ref().ok_or_else(|| {
+            ModelError::Input("the model was loaded without its image tower".into())
+        })?;
         let x = to_f32(pixels, &self.device, "encode_image")?;
-        let out = match &self.visual {
+        let out = match visual {
             Visual::Vit(v) => v.forward(&x),
             Visual::ResNet(v) => v.forward(&x),
         };
@@ -191,7 +250,10 @@ impl ClipModel {
                 },
             );
         }
-        self.text.forward(&ids, &self.device)
+        let text = self.text.as_ref().ok_or_else(|| {
+            ModelError::Input("the model was loaded without its text tower".into())
+        })?;
+        text.forward(&ids, &self.device)
     }
 
     /// The logit scale, `exp` of the stored `logit_scale` parameter.

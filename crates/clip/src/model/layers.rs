@@ -1,4 +1,4 @@
-//! Building blocks shared by the towers: LayerNorm, Linear (`x @ W^T + b` with W pre-transposed),
+//! Building blocks shared by the towers: LayerNorm, Linear (`x @ W^T + b` in the model's precision),
 //! the MLP activation, packed-projection multi-head attention and `ResidualAttentionBlock`.
 
 use candle_core::{DType, Device, Tensor, D};
@@ -6,6 +6,8 @@ use clip_checkpoint::Activation;
 
 use super::error::{Context, ModelError};
 use super::weights::Weights;
+use crate::kernels::{self, PackedMatrix, Precision};
+use rayon::prelude::*;
 
 type Result<T> = std::result::Result<T, ModelError>;
 
@@ -40,27 +42,94 @@ impl LayerNorm {
     }
 }
 
-/// `x @ w + b` with `w` stored as a contiguous `[in, out]` matrix; any leading dimensions.
-pub(crate) struct Linear {
-    w: Tensor,
-    b: Option<Tensor>,
+/// How a weight matrix is stored in the checkpoint.
+#[derive(Clone, Copy)]
+pub(crate) enum Layout {
+    /// `nn.Linear.weight`, `[out, in]` (also a conv kernel flattened to `[out, in]`).
+    OutIn,
+    /// A projection used as `x @ p`, `[in, out]`.
+    InOut,
+}
+
+/// `x @ W + b` over the last dimension (any leading dimensions), in the model's [`Precision`]:
+/// f32 runs candle's GEMM on `W` transposed once to a contiguous `[in, out]`; the other
+/// precisions run [`crate::kernels`] on `W` packed once.
+pub(crate) enum Linear {
+    F32 {
+        w: Tensor,
+        b: Option<Tensor>,
+    },
+    Packed {
+        w: PackedMatrix,
+        b: Option<Vec<f32>>,
+    },
 }
 
 impl Linear {
-    pub fn new(w: Tensor, b: Option<Tensor>) -> Self {
-        Self { w, b }
+    /// The `[k, n]` product matrix: checkpoint tensor `name` (any shape whose elements are
+    /// laid out as `[n, k]` for `OutIn`, `[k, n]` for `InOut`), and an optional bias `[n]`.
+    pub fn from_tensor(
+        w: &Weights,
+        name: &str,
+        layout: Layout,
+        (k, n): (usize, usize),
+        bias: Option<&str>,
+    ) -> Result<Self> {
+        match w.precision() {
+            Precision::F32 => {
+                // candle's GEMM wants a contiguous `[in, out]`; a transposed view runs slower.
+                let v = match layout {
+                    Layout::OutIn => w.values_transposed_as(name, (n, k))?,
+                    Layout::InOut => w.values(name)?,
+                };
+                let b = bias.map(|b| w.tensor(b)).transpose()?;
+                Ok(Linear::F32 {
+                    w: Tensor::from_vec(v, (k, n), w.device()).ctx(name)?,
+                    b,
+                })
+            }
+            p => {
+                let values = w.values(name)?;
+                let packed = match layout {
+                    Layout::OutIn => PackedMatrix::pack(k, n, p, w.isa(), |i, j| values[j * k + i]),
+                    Layout::InOut => PackedMatrix::pack(k, n, p, w.isa(), |i, j| values[i * n + j]),
+                };
+                let b = bias.map(|b| w.values(b)).transpose()?;
+                Ok(Linear::Packed { w: packed, b })
+            }
+        }
+    }
+
+    /// A checkpoint matrix `name` (`[out, in]` or `[in, out]` per `layout`) and optional bias.
+    pub fn load_matrix(
+        w: &Weights,
+        name: &str,
+        layout: Layout,
+        bias: Option<&str>,
+    ) -> Result<Self> {
+        let (k, n) = match (w.shape(name)?, layout) {
+            (&[o, i], Layout::OutIn) => (i, o),
+            (&[i, o], Layout::InOut) => (i, o),
+            (shape, _) => return Err(ModelError::shape(name, shape, "a matrix")),
+        };
+        Self::from_tensor(w, name, layout, (k, n), bias)
     }
 
     /// `nn.Linear` weights `{prefix}.weight` (`[out, in]`) and `{prefix}.bias`.
     pub fn load(w: &Weights, prefix: &str) -> Result<Self> {
-        Ok(Self {
-            w: w.transposed(&format!("{prefix}.weight"))?,
-            b: Some(w.tensor(&format!("{prefix}.bias"))?),
-        })
+        Self::load_matrix(
+            w,
+            &format!("{prefix}.weight"),
+            Layout::OutIn,
+            Some(&format!("{prefix}.bias")),
+        )
     }
 
     pub fn out_dim(&self) -> usize {
-        self.w.dims()[1]
+        match self {
+            Linear::F32 { w, .. } => w.dims()[1],
+            Linear::Packed { w, .. } => w.n(),
+        }
     }
 
     pub fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
@@ -81,22 +150,59 @@ impl Linear {
         let dims = x.dims().to_vec();
         let (lead, k) = dims.split_at(dims.len() - 1);
         let rows: usize = lead.iter().product();
-        let x2 = x.reshape((rows, k[0]))?;
-        let y = x2.matmul(&self.w)?;
         let mut out = lead.to_vec();
         out.push(self.out_dim());
-        if let Some(y) = fused::epilogue(&y, self.b.as_ref(), &epi)? {
-            return y.reshape(out);
-        }
-        let mut y = y;
-        if let Some(b) = &self.b {
-            y = y.broadcast_add(b)?;
-        }
-        let y = y.reshape(out)?;
-        match epi {
-            Epilogue::None => Ok(y),
-            Epilogue::Act(a) => activate(&y, a),
-            Epilogue::Residual(r) => r + y,
+        match self {
+            Linear::F32 { w, b } => {
+                let y = x.reshape((rows, k[0]))?.matmul(w)?;
+                if let Some(y) = fused::epilogue(&y, b.as_ref(), &epi)? {
+                    return y.reshape(out);
+                }
+                let mut y = y;
+                if let Some(b) = b {
+                    y = y.broadcast_add(b)?;
+                }
+                let y = y.reshape(out)?;
+                match epi {
+                    Epilogue::None => Ok(y),
+                    Epilogue::Act(a) => activate(&y, a),
+                    Epilogue::Residual(r) => r + y,
+                }
+            }
+            Linear::Packed { w, b } => {
+                let residual = match epi {
+                    Epilogue::Residual(r) => Some(r.to_dtype(DType::F32)?.contiguous()?),
+                    _ => None,
+                };
+                let base = kernels::Epilogue {
+                    bias: b.as_deref(),
+                    quick_gelu: matches!(epi, Epilogue::Act(Activation::QuickGelu)),
+                    residual: None,
+                };
+                let x = x.to_dtype(DType::F32)?;
+                let y = fused::with_f32(&x, |xs| match &residual {
+                    Some(r) => fused::with_f32(r, |rs| {
+                        let epi = kernels::Epilogue {
+                            residual: Some(rs),
+                            ..base
+                        };
+                        w.matmul(xs, rows, &epi)
+                    }),
+                    None => Ok(Some(w.matmul(xs, rows, &base))),
+                })?;
+                let y = match y {
+                    Some(y) => y?,
+                    None => None,
+                }
+                .ok_or_else(|| {
+                    candle_core::Error::Msg("packed linear layers run on the CPU".into())
+                })?;
+                let y = Tensor::from_vec(y, out, x.device())?;
+                match epi {
+                    Epilogue::Act(Activation::Gelu) => activate(&y, Activation::Gelu),
+                    _ => Ok(y),
+                }
+            }
         }
     }
 }
@@ -123,7 +229,10 @@ mod fused {
     const MIN_ELEMS_PER_TASK: usize = 1 << 15;
 
     /// Runs `f` on the contiguous f32 CPU data of `t` (made contiguous if needed).
-    fn with_f32<R>(t: &Tensor, f: impl FnOnce(&[f32]) -> R) -> candle_core::Result<Option<R>> {
+    pub(super) fn with_f32<R>(
+        t: &Tensor,
+        f: impl FnOnce(&[f32]) -> R,
+    ) -> candle_core::Result<Option<R>> {
         if t.dtype() != DType::F32 || !t.device().is_cpu() {
             return Ok(None);
         }
@@ -238,7 +347,8 @@ mod fused {
             Some(&n) if n > 0 => n,
             _ => return Ok(None),
         };
-        let (Some(wv), Some(bv)) = (with_f32(w, |s| s.to_vec())?, with_f32(b, |s| s.to_vec())?) else {
+        let (Some(wv), Some(bv)) = (with_f32(w, |s| s.to_vec())?, with_f32(b, |s| s.to_vec())?)
+        else {
             return Ok(None);
         };
         if wv.len() != n || bv.len() != n {
@@ -349,10 +459,12 @@ impl ResidualAttentionBlock {
         heads: usize,
         act: Activation,
     ) -> Result<Self> {
-        let in_proj = Linear::new(
-            w.transposed(&format!("{prefix}.attn.in_proj_weight"))?,
-            Some(w.tensor(&format!("{prefix}.attn.in_proj_bias"))?),
-        );
+        let in_proj = Linear::load_matrix(
+            w,
+            &format!("{prefix}.attn.in_proj_weight"),
+            Layout::OutIn,
+            Some(&format!("{prefix}.attn.in_proj_bias")),
+        )?;
         Ok(Self {
             ln_1: LayerNorm::load(w, &format!("{prefix}.ln_1"))?,
             in_proj,
@@ -410,7 +522,10 @@ impl Transformer {
         heads: usize,
         act: Activation,
     ) -> Result<Self> {
+        // Blocks are independent: converting (and packing) their weights in parallel halves
+        // the start-up on two cores.
         let blocks = (0..layers)
+            .into_par_iter()
             .map(|i| ResidualAttentionBlock::load(w, &format!("{prefix}.{i}"), width, heads, act))
             .collect::<Result<Vec<_>>>()?;
         Ok(Self { blocks })

@@ -1,4 +1,5 @@
-//! The CLIP model (OpenAI `clip/model.py`) on candle, in f32: architecture inferred from the
+//! The CLIP model (OpenAI `clip/model.py`) on candle, f32 activations, linear layers in f32 (the
+//! reference's numbers) or a reduced [`crate::kernels::Precision`]: architecture inferred from the
 //! checkpoint like `clip.model.build_model`, every tensor validated before use.
 
 mod clip;
@@ -11,7 +12,7 @@ mod text_transformer;
 mod vision_transformer;
 mod weights;
 
-pub use self::clip::ClipModel;
+pub use self::clip::{ClipModel, LoadOptions, Towers};
 pub use clip_checkpoint::Activation;
 pub use config::{ModelConfig, TextConfig, VisionConfig};
 pub use error::ModelError;

@@ -6,7 +6,7 @@ use clip_checkpoint::Activation;
 
 use super::config::TextConfig;
 use super::error::{Context, ModelError};
-use super::layers::{causal_mask, LayerNorm, Linear, Transformer};
+use super::layers::{causal_mask, LayerNorm, Layout, Linear, Transformer};
 use super::weights::Weights;
 
 pub(crate) struct TextTransformer {
@@ -32,7 +32,7 @@ impl TextTransformer {
                 act,
             )?,
             ln_final: LayerNorm::load(w, "ln_final")?,
-            text_projection: Linear::new(w.tensor("text_projection")?, None),
+            text_projection: Linear::load_matrix(w, "text_projection", Layout::InOut, None)?,
             cfg: cfg.clone(),
         })
     }

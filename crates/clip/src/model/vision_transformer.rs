@@ -5,8 +5,8 @@ use candle_core::Tensor;
 use clip_checkpoint::Activation;
 
 use super::error::ModelError;
-use super::layers::{LayerNorm, Linear, Transformer};
-use super::weights::{transpose, Weights};
+use super::layers::{LayerNorm, Layout, Linear, Transformer};
+use super::weights::Weights;
 
 pub(crate) struct VisionTransformer {
     patch_embed: Linear,          // [3*P*P, W]
@@ -32,17 +32,15 @@ impl VisionTransformer {
         act: Activation,
     ) -> Result<Self, ModelError> {
         let grid = resolution / patch;
-        // conv1.weight [W, 3, P, P] flattened to [W, 3*P*P] and transposed: patch vectors are
+        // conv1.weight [W, 3, P, P] read as the [out, in] matrix [W, 3*P*P]: patch vectors are
         // laid out (channel, row, column) like the kernel.
-        let conv = w.values("visual.conv1.weight")?;
         let k = 3 * patch * patch;
-        let wt = transpose(&conv, width, k);
-        let dev = w.device();
         let ctx = |e| ModelError::Candle {
             context: "visual weights".into(),
             source: e,
         };
-        let patch_embed = Linear::new(Tensor::from_vec(wt, (k, width), dev).map_err(ctx)?, None);
+        let patch_embed =
+            Linear::from_tensor(w, "visual.conv1.weight", Layout::OutIn, (k, width), None)?;
         let class_embedding = w
             .tensor("visual.class_embedding")?
             .reshape((1, 1, width))
@@ -65,7 +63,7 @@ impl VisionTransformer {
                 act,
             )?,
             ln_post: LayerNorm::load(w, "visual.ln_post")?,
-            proj: Linear::new(w.tensor("visual.proj")?, None),
+            proj: Linear::load_matrix(w, "visual.proj", Layout::InOut, None)?,
             width,
             patch,
             resolution,

@@ -6,6 +6,7 @@ use candle_core::{Device, Tensor};
 use clip_checkpoint::{StateDict, TensorData};
 
 use super::error::{Context, ModelError};
+use crate::kernels::{Isa, Precision};
 
 /// Checks that every `(name, shape)` of the table is present, floating point and of that shape
 /// (`logit_scale` may be `[]` or `[1]`). The first problem in table order is returned.
@@ -39,7 +40,10 @@ pub(crate) fn validate(
 
 /// Values of a tensor as f32, refusing NaN and infinities.
 pub(crate) fn finite_f32(name: &str, t: &TensorData) -> Result<Vec<f32>, ModelError> {
-    let v = t.to_f32_vec();
+    check_finite(name, t.to_f32_vec())
+}
+
+fn check_finite(name: &str, v: Vec<f32>) -> Result<Vec<f32>, ModelError> {
     if let Some(bad) = v.iter().find(|x| !x.is_finite()) {
         let what = if bad.is_nan() {
             "NaN"
@@ -55,16 +59,25 @@ pub(crate) fn finite_f32(name: &str, t: &TensorData) -> Result<Vec<f32>, ModelEr
     Ok(v)
 }
 
-/// Validated tensors by name, converted on demand to f32 on one device.
+/// Validated tensors by name, converted on demand to f32 on one device; the linear layers' matrices
+/// in the chosen [`Precision`] (see `layers::Linear`).
 pub(crate) struct Weights<'a> {
     state: &'a StateDict,
     shapes: HashMap<&'a str, &'a [usize]>,
     device: Device,
+    precision: Precision,
+    isa: Isa,
 }
 
 impl<'a> Weights<'a> {
     /// `table` must have been checked with [`validate`].
-    pub fn new(state: &'a StateDict, table: &'a [(String, Vec<usize>)], device: &Device) -> Self {
+    pub fn new(
+        state: &'a StateDict,
+        table: &'a [(String, Vec<usize>)],
+        device: &Device,
+        precision: Precision,
+        isa: Isa,
+    ) -> Self {
         let shapes = table
             .iter()
             .map(|(n, s)| (n.as_str(), s.as_slice()))
@@ -73,11 +86,29 @@ impl<'a> Weights<'a> {
             state,
             shapes,
             device: device.clone(),
+            precision,
+            isa,
         }
     }
 
     pub fn device(&self) -> &Device {
         &self.device
+    }
+
+    pub fn precision(&self) -> Precision {
+        self.precision
+    }
+
+    pub fn isa(&self) -> Isa {
+        self.isa
+    }
+
+    /// The table shape of a validated tensor.
+    pub fn shape(&self, name: &str) -> Result<&'a [usize], ModelError> {
+        self.shapes
+            .get(name)
+            .copied()
+            .ok_or_else(|| ModelError::missing(name))
     }
 
     /// Raw f32 values (finite) of a validated tensor.
@@ -86,63 +117,33 @@ impl<'a> Weights<'a> {
             .state
             .get(name)
             .ok_or_else(|| ModelError::missing(name))?;
-        finite_f32(name, t)
+        let v = finite_f32(name, t);
+        t.release_pages();
+        v
+    }
+
+    /// Raw f32 values (finite) of a validated tensor read as `[rows, cols]`, transposed to
+    /// `[cols, rows]`.
+    pub fn values_transposed_as(
+        &self,
+        name: &str,
+        (rows, cols): (usize, usize),
+    ) -> Result<Vec<f32>, ModelError> {
+        let t = self
+            .state
+            .get(name)
+            .ok_or_else(|| ModelError::missing(name))?;
+        let v = t.to_f32_transposed(rows, cols).ok_or_else(|| {
+            ModelError::shape(name, t.shape(), format!("{rows} x {cols} elements"))
+        })?;
+        t.release_pages();
+        check_finite(name, v)
     }
 
     /// The tensor with its table shape, as f32 on the device.
     pub fn tensor(&self, name: &str) -> Result<Tensor, ModelError> {
-        let shape = self
-            .shapes
-            .get(name)
-            .copied()
-            .ok_or_else(|| ModelError::missing(name))?;
+        let shape = self.shape(name)?;
         let v = self.values(name)?;
         Tensor::from_vec(v, shape, &self.device).ctx(name)
-    }
-
-    /// A `[out, in]` matrix stored transposed as a contiguous `[in, out]` tensor (for `x @ w`).
-    pub fn transposed(&self, name: &str) -> Result<Tensor, ModelError> {
-        let shape = self
-            .shapes
-            .get(name)
-            .copied()
-            .ok_or_else(|| ModelError::missing(name))?;
-        let (rows, cols) = match shape {
-            [r, c] => (*r, *c),
-            _ => return Err(ModelError::shape(name, shape, "a matrix")),
-        };
-        let v = self.values(name)?;
-        Tensor::from_vec(transpose(&v, rows, cols), (cols, rows), &self.device).ctx(name)
-    }
-}
-
-/// `[rows, cols]` -> `[cols, rows]`, in cache-sized tiles.
-pub(crate) fn transpose(v: &[f32], rows: usize, cols: usize) -> Vec<f32> {
-    const TILE: usize = 32;
-    let mut t = vec![0f32; v.len()];
-    for r0 in (0..rows).step_by(TILE) {
-        for c0 in (0..cols).step_by(TILE) {
-            for r in r0..(r0 + TILE).min(rows) {
-                for c in c0..(c0 + TILE).min(cols) {
-                    t[c * rows + r] = v[r * cols + c];
-                }
-            }
-        }
-    }
-    t
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn transpose_matches_definition() {
-        let (rows, cols) = (70, 45);
-        let v: Vec<f32> = (0..rows * cols).map(|i| i as f32).collect();
-        let t = super::transpose(&v, rows, cols);
-        for r in 0..rows {
-            for c in 0..cols {
-                assert_eq!(t[c * rows + r], v[r * cols + c]);
-            }
-        }
     }
 }

@@ -1,0 +1,235 @@
+//! bf16 weights and activations, f32 accumulation: `vdpbf16ps` multiplies the two bf16 halves of
+//! each 32-bit lane and adds both products to an f32 lane, so rows pair consecutive `k`.
+//!
+//! Weights: `[n / NR][k / 2][NR]` u32 (low half `W[2p, j]`, high half `W[2p + 1, j]`).
+//! Activations: `[panel][k / 2][MR]` u32, the same pairing; one u32 is broadcast to all lanes.
+
+use half::bf16;
+use rayon::prelude::*;
+
+use super::{Format, Isa, MR, NR};
+
+pub(super) struct Bf16Matrix {
+    k: usize,
+    n: usize,
+    /// `k` in pairs (odd `k` padded with a zero).
+    kp: usize,
+    data: Vec<u32>,
+}
+
+fn pair(lo: f32, hi: f32) -> u32 {
+    bf16::from_f32(lo).to_bits() as u32 | (bf16::from_f32(hi).to_bits() as u32) << 16
+}
+
+impl Bf16Matrix {
+    pub fn pack(k: usize, n: usize, w: &(impl Fn(usize, usize) -> f32 + Sync)) -> Self {
+        let kp = k.div_ceil(2);
+        let mut data = vec![0u32; n.div_ceil(NR) * kp * NR];
+        let at = |p: usize, j: usize| if p < k && j < n { w(p, j) } else { 0.0 };
+        data.par_chunks_mut(kp * NR)
+            .enumerate()
+            .for_each(|(nb, panel)| {
+                for (p, lanes) in panel.chunks_mut(NR).enumerate() {
+                    for (l, v) in lanes.iter_mut().enumerate() {
+                        let j = nb * NR + l;
+                        *v = pair(at(2 * p, j), at(2 * p + 1, j));
+                    }
+                }
+            });
+        Self { k, n, kp, data }
+    }
+
+    pub fn bytes(&self) -> usize {
+        self.data.len() * 4
+    }
+}
+
+impl Format for Bf16Matrix {
+    type Panels = Vec<u32>;
+
+    fn k(&self) -> usize {
+        self.k
+    }
+
+    fn n(&self) -> usize {
+        self.n
+    }
+
+    fn a_row_bytes(&self) -> usize {
+        self.kp * 4
+    }
+
+    fn pack_a(&self, isa: Isa, x: &[f32], rows: usize) -> Vec<u32> {
+        let (k, kp) = (self.k, self.kp);
+        let panels = rows.div_ceil(MR);
+        let mut a = vec![0u32; panels * kp * MR];
+        // One row as bf16 pairs, then strided into its panel.
+        let mut pairs = vec![0u32; kp];
+        for r in 0..rows {
+            let row = &x[r * k..][..k];
+            match isa {
+                // SAFETY: `Avx512` is only chosen where avx512bf16 is present.
+                #[cfg(target_arch = "x86_64")]
+                Isa::Avx512 => unsafe { avx512::to_pairs(row, &mut pairs) },
+                _ => {
+                    for (p, v) in pairs.iter_mut().enumerate() {
+                        let hi = if 2 * p + 1 < k { row[2 * p + 1] } else { 0.0 };
+                        *v = pair(row[2 * p], hi);
+                    }
+                }
+            }
+            let panel = &mut a[(r / MR) * kp * MR..][..kp * MR];
+            for (p, &v) in pairs.iter().enumerate() {
+                panel[p * MR + r % MR] = v;
+            }
+        }
+        a
+    }
+
+    unsafe fn tile(
+        &self,
+        isa: Isa,
+        a: &Vec<u32>,
+        panel: usize,
+        nb: usize,
+        c: *mut f32,
+        ldc: usize,
+        rows: usize,
+        cols: usize,
+    ) {
+        let kp = self.kp;
+        let a = &a[panel * kp * MR..][..kp * MR];
+        let b = &self.data[nb * kp * NR..][..kp * NR];
+        match isa {
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx512 => avx512::tile(a, b, kp, c, ldc, rows, cols),
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx2 => tile_avx2(a, b, kp, c, ldc, rows, cols),
+            _ => tile_portable(a, b, kp, c, ldc, rows, cols),
+        }
+    }
+}
+
+#[inline(always)]
+fn widen(h: u32) -> f32 {
+    f32::from_bits(h << 16)
+}
+
+/// The same sums in plain f32 arithmetic (auto-vectorised over the `NR` lanes).
+#[inline(always)]
+unsafe fn tile_body(
+    a: &[u32],
+    b: &[u32],
+    kp: usize,
+    c: *mut f32,
+    ldc: usize,
+    rows: usize,
+    cols: usize,
+) {
+    let mut acc = [[0f32; NR]; MR];
+    for p in 0..kp {
+        let bl: [f32; NR] = std::array::from_fn(|j| widen(b[p * NR + j] & 0xFFFF));
+        let bh: [f32; NR] = std::array::from_fn(|j| widen(b[p * NR + j] >> 16));
+        for (r, acc) in acc.iter_mut().enumerate() {
+            let v = a[p * MR + r];
+            let (lo, hi) = (widen(v & 0xFFFF), widen(v >> 16));
+            for j in 0..NR {
+                acc[j] += lo * bl[j] + hi * bh[j];
+            }
+        }
+    }
+    for (r, acc) in acc.iter().enumerate().take(rows) {
+        std::ptr::copy_nonoverlapping(acc.as_ptr(), c.add(r * ldc), cols);
+    }
+}
+
+unsafe fn tile_portable(
+    a: &[u32],
+    b: &[u32],
+    kp: usize,
+    c: *mut f32,
+    ldc: usize,
+    rows: usize,
+    cols: usize,
+) {
+    tile_body(a, b, kp, c, ldc, rows, cols)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn tile_avx2(
+    a: &[u32],
+    b: &[u32],
+    kp: usize,
+    c: *mut f32,
+    ldc: usize,
+    rows: usize,
+    cols: usize,
+) {
+    tile_body(a, b, kp, c, ldc, rows, cols)
+}
+
+#[cfg(target_arch = "x86_64")]
+mod avx512 {
+    use std::arch::x86_64::*;
+
+    use super::super::{lane_masks, MR, NR};
+
+    /// `row` rounded to bf16 (nearest even), as `(row[2p], row[2p + 1])` pairs; an odd tail is
+    /// paired with zero.
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512bf16")]
+    pub(super) unsafe fn to_pairs(row: &[f32], pairs: &mut [u32]) {
+        let out = pairs.as_mut_ptr() as *mut u16;
+        let mut i = 0;
+        while i + 16 <= row.len() {
+            let h = _mm512_cvtneps_pbh(_mm512_loadu_ps(row.as_ptr().add(i)));
+            _mm256_storeu_si256(
+                out.add(i) as *mut __m256i,
+                std::mem::transmute::<__m256bh, __m256i>(h),
+            );
+            i += 16;
+        }
+        let rest = row.len() - i;
+        if rest > 0 {
+            let mask = ((1u32 << rest) - 1) as u16;
+            let h = _mm512_cvtneps_pbh(_mm512_maskz_loadu_ps(mask, row.as_ptr().add(i)));
+            let h = std::mem::transmute::<__m256bh, __m256i>(h);
+            _mm256_mask_storeu_epi16(out.add(i) as *mut i16, mask, h);
+        }
+        if row.len() % 2 == 1 {
+            *out.add(row.len()) = 0;
+        }
+    }
+
+    #[target_feature(enable = "avx512f,avx512bf16")]
+    pub(super) unsafe fn tile(
+        a: &[u32],
+        b: &[u32],
+        kp: usize,
+        c: *mut f32,
+        ldc: usize,
+        rows: usize,
+        cols: usize,
+    ) {
+        let mut acc0 = [_mm512_setzero_ps(); MR];
+        let mut acc1 = [_mm512_setzero_ps(); MR];
+        let (mut ap, mut bp) = (a.as_ptr(), b.as_ptr());
+        for _ in 0..kp {
+            let b0: __m512bh = std::mem::transmute(_mm512_loadu_si512(bp as *const _));
+            let b1: __m512bh = std::mem::transmute(_mm512_loadu_si512(bp.add(16) as *const _));
+            for r in 0..MR {
+                let av: __m512bh = std::mem::transmute(_mm512_set1_epi32(*ap.add(r) as i32));
+                acc0[r] = _mm512_dpbf16_ps(acc0[r], av, b0);
+                acc1[r] = _mm512_dpbf16_ps(acc1[r], av, b1);
+            }
+            ap = ap.add(MR);
+            bp = bp.add(NR);
+        }
+        let (m0, m1) = lane_masks(cols);
+        for r in 0..rows {
+            let row = c.add(r * ldc);
+            _mm512_mask_storeu_ps(row, m0, acc0[r]);
+            _mm512_mask_storeu_ps(row.add(16), m1, acc1[r]);
+        }
+    }
+}

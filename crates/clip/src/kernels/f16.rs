@@ -1,0 +1,187 @@
+//! Half-precision weights, f32 arithmetic: each weight vector is widened (`vcvtph2ps`) as it is
+//! loaded, so the model holds half the bytes while the products stay f32 (CPUs without native
+//! f16 arithmetic, which is most of them, gain memory and bandwidth, not FLOPs).
+//!
+//! Weights: `[n / NR][k][NR]` f16 bits. Activations: `[panel][k][MR]` f32.
+
+use half::f16;
+use rayon::prelude::*;
+
+use super::{Format, Isa, MR, NR};
+
+pub(super) struct F16Matrix {
+    k: usize,
+    n: usize,
+    data: Vec<u16>,
+}
+
+impl F16Matrix {
+    pub fn pack(k: usize, n: usize, w: &(impl Fn(usize, usize) -> f32 + Sync)) -> Self {
+        let mut data = vec![0u16; n.div_ceil(NR) * k * NR];
+        if k > 0 {
+            data.par_chunks_mut(k * NR)
+                .enumerate()
+                .for_each(|(nb, panel)| {
+                    for (p, lanes) in panel.chunks_mut(NR).enumerate() {
+                        for (l, v) in lanes.iter_mut().enumerate() {
+                            let j = nb * NR + l;
+                            if j < n {
+                                *v = f16::from_f32(w(p, j)).to_bits();
+                            }
+                        }
+                    }
+                });
+        }
+        Self { k, n, data }
+    }
+
+    pub fn bytes(&self) -> usize {
+        self.data.len() * 2
+    }
+}
+
+impl Format for F16Matrix {
+    type Panels = Vec<f32>;
+
+    fn k(&self) -> usize {
+        self.k
+    }
+
+    fn n(&self) -> usize {
+        self.n
+    }
+
+    fn a_row_bytes(&self) -> usize {
+        self.k * 4
+    }
+
+    fn pack_a(&self, _isa: Isa, x: &[f32], rows: usize) -> Vec<f32> {
+        let k = self.k;
+        let mut a = vec![0f32; rows.div_ceil(MR) * k * MR];
+        if k == 0 {
+            return a;
+        }
+        for (pi, panel) in a.chunks_mut(k * MR).enumerate() {
+            for r in 0..MR.min(rows - pi * MR) {
+                let row = &x[(pi * MR + r) * k..][..k];
+                for (p, &v) in row.iter().enumerate() {
+                    panel[p * MR + r] = v;
+                }
+            }
+        }
+        a
+    }
+
+    unsafe fn tile(
+        &self,
+        isa: Isa,
+        a: &Vec<f32>,
+        panel: usize,
+        nb: usize,
+        c: *mut f32,
+        ldc: usize,
+        rows: usize,
+        cols: usize,
+    ) {
+        let k = self.k;
+        let a = &a[panel * k * MR..][..k * MR];
+        let b = &self.data[nb * k * NR..][..k * NR];
+        match isa {
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx512 => avx512::tile(a, b, k, c, ldc, rows, cols),
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx2 => tile_avx2(a, b, k, c, ldc, rows, cols),
+            _ => tile_portable(a, b, k, c, ldc, rows, cols),
+        }
+    }
+}
+
+#[inline(always)]
+unsafe fn tile_body(
+    a: &[f32],
+    b: &[u16],
+    k: usize,
+    c: *mut f32,
+    ldc: usize,
+    rows: usize,
+    cols: usize,
+) {
+    let mut acc = [[0f32; NR]; MR];
+    for p in 0..k {
+        let bv: [f32; NR] = std::array::from_fn(|j| f16::from_bits(b[p * NR + j]).to_f32());
+        for (r, acc) in acc.iter_mut().enumerate() {
+            let av = a[p * MR + r];
+            for j in 0..NR {
+                acc[j] += av * bv[j];
+            }
+        }
+    }
+    for (r, acc) in acc.iter().enumerate().take(rows) {
+        std::ptr::copy_nonoverlapping(acc.as_ptr(), c.add(r * ldc), cols);
+    }
+}
+
+unsafe fn tile_portable(
+    a: &[f32],
+    b: &[u16],
+    k: usize,
+    c: *mut f32,
+    ldc: usize,
+    rows: usize,
+    cols: usize,
+) {
+    tile_body(a, b, k, c, ldc, rows, cols)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn tile_avx2(
+    a: &[f32],
+    b: &[u16],
+    k: usize,
+    c: *mut f32,
+    ldc: usize,
+    rows: usize,
+    cols: usize,
+) {
+    tile_body(a, b, k, c, ldc, rows, cols)
+}
+
+#[cfg(target_arch = "x86_64")]
+mod avx512 {
+    use std::arch::x86_64::*;
+
+    use super::super::{lane_masks, MR, NR};
+
+    #[target_feature(enable = "avx512f")]
+    pub(super) unsafe fn tile(
+        a: &[f32],
+        b: &[u16],
+        k: usize,
+        c: *mut f32,
+        ldc: usize,
+        rows: usize,
+        cols: usize,
+    ) {
+        let mut acc0 = [_mm512_setzero_ps(); MR];
+        let mut acc1 = [_mm512_setzero_ps(); MR];
+        let (mut ap, mut bp) = (a.as_ptr(), b.as_ptr());
+        for _ in 0..k {
+            let b0 = _mm512_cvtph_ps(_mm256_loadu_si256(bp as *const _));
+            let b1 = _mm512_cvtph_ps(_mm256_loadu_si256(bp.add(16) as *const _));
+            for r in 0..MR {
+                let av = _mm512_set1_ps(*ap.add(r));
+                acc0[r] = _mm512_fmadd_ps(av, b0, acc0[r]);
+                acc1[r] = _mm512_fmadd_ps(av, b1, acc1[r]);
+            }
+            ap = ap.add(MR);
+            bp = bp.add(NR);
+        }
+        let (m0, m1) = lane_masks(cols);
+        for r in 0..rows {
+            let row = c.add(r * ldc);
+            _mm512_mask_storeu_ps(row, m0, acc0[r]);
+            _mm512_mask_storeu_ps(row.add(16), m1, acc1[r]);
+        }
+    }
+}

@@ -1,0 +1,288 @@
+//! int8 weights, uint8 activations, i32 sums: `vpdpbusd` multiplies four unsigned bytes of the
+//! activation by four signed bytes of the weight per 32-bit lane and adds the four products.
+//!
+//! Weights are quantised once, symmetrically per output column (`W[:, j] = s_j * q`, `|q| <= 127`);
+//! activations per row at every call, asymmetrically (`x = s_r * (q - z_r)`, `q` in 0..=255, the
+//! range widened to contain 0 so zero is exact), like ONNX Runtime's dynamic quantisation but
+//! per row instead of per tensor. Then `y[r, j] = s_r * s_j * (sum q_x q_w - z_r * sum_k q_w[k, j])`.
+//!
+//! Weights: `[n / NR][k / 4][NR]` u32 (four `k`-consecutive i8, lowest `k` in the low byte).
+//! Activations: `[panel][k / 4][MR]` u32 of four u8, one broadcast to all lanes.
+
+use rayon::prelude::*;
+
+use super::{Format, Isa, MR, NR};
+
+pub(super) struct Int8Matrix {
+    k: usize,
+    n: usize,
+    /// `k` in groups of four (padded with zero weights).
+    kq: usize,
+    data: Vec<u32>,
+    /// Per column (padded to a multiple of `NR` with zeros).
+    scale: Vec<f32>,
+    col_sum: Vec<i32>,
+}
+
+pub(super) struct Int8Panels {
+    q: Vec<u32>,
+    scale: Vec<f32>,
+    zero: Vec<i32>,
+}
+
+impl Int8Matrix {
+    pub fn pack(k: usize, n: usize, w: &(impl Fn(usize, usize) -> f32 + Sync)) -> Self {
+        let kq = k.div_ceil(4);
+        let np = n.div_ceil(NR) * NR;
+        let (scale, col_sum): (Vec<f32>, Vec<i32>) = (0..np)
+            .into_par_iter()
+            .map(|j| {
+                if j >= n {
+                    return (0.0, 0);
+                }
+                let max = (0..k).map(|p| w(p, j).abs()).fold(0f32, f32::max);
+                let s = if max > 0.0 { max / 127.0 } else { 1.0 };
+                let sum = (0..k).map(|p| quantise_weight(w(p, j), s) as i32).sum();
+                (s, sum)
+            })
+            .unzip();
+        let mut data = vec![0u32; np / NR * kq * NR];
+        data.par_chunks_mut(kq * NR.max(1))
+            .enumerate()
+            .for_each(|(nb, panel)| {
+                for (q, lanes) in panel.chunks_mut(NR).enumerate() {
+                    for (l, v) in lanes.iter_mut().enumerate() {
+                        let j = nb * NR + l;
+                        if j >= n {
+                            continue;
+                        }
+                        let mut bytes = [0u8; 4];
+                        for (i, b) in bytes.iter_mut().enumerate() {
+                            let p = 4 * q + i;
+                            if p < k {
+                                *b = quantise_weight(w(p, j), scale[j]) as u8;
+                            }
+                        }
+                        *v = u32::from_le_bytes(bytes);
+                    }
+                }
+            });
+        Self {
+            k,
+            n,
+            kq,
+            data,
+            scale,
+            col_sum,
+        }
+    }
+
+    pub fn bytes(&self) -> usize {
+        self.data.len() * 4 + self.scale.len() * 8
+    }
+}
+
+fn quantise_weight(v: f32, s: f32) -> i8 {
+    (v / s).round().clamp(-127.0, 127.0) as i8
+}
+
+fn quantise_activation(v: f32, inv_scale: f32, zero: i32) -> u8 {
+    ((v * inv_scale).round_ties_even() as i32 + zero).clamp(0, 255) as u8
+}
+
+/// `(scale, zero point)` of one activation row.
+fn row_params(row: &[f32]) -> (f32, i32) {
+    let (mut lo, mut hi) = (0f32, 0f32);
+    for &v in row {
+        lo = lo.min(v);
+        hi = hi.max(v);
+    }
+    let s = (hi - lo) / 255.0;
+    if s > 0.0 {
+        (s, ((-lo / s).round() as i32).clamp(0, 255))
+    } else {
+        (1.0, 0)
+    }
+}
+
+impl Format for Int8Matrix {
+    type Panels = Int8Panels;
+
+    fn k(&self) -> usize {
+        self.k
+    }
+
+    fn n(&self) -> usize {
+        self.n
+    }
+
+    fn a_row_bytes(&self) -> usize {
+        self.kq * 4
+    }
+
+    fn pack_a(&self, isa: Isa, x: &[f32], rows: usize) -> Int8Panels {
+        let (k, kq) = (self.k, self.kq);
+        let panels = rows.div_ceil(MR);
+        let mut q = vec![0u32; panels * kq * MR];
+        let mut scale = vec![1f32; panels * MR];
+        let mut zero = vec![0i32; panels * MR];
+        // One row quantised to bytes (zero-padded to whole groups), then strided into its panel.
+        let mut groups = vec![0u32; kq];
+        for r in 0..rows {
+            let row = &x[r * k..][..k];
+            let (s, z) = row_params(row);
+            scale[r] = s;
+            zero[r] = z;
+            let bytes = groups.as_mut_ptr() as *mut u8;
+            match isa {
+                // SAFETY: `Avx512` is only chosen where avx512bw is present; `groups` holds
+                // `4 * kq >= k` bytes.
+                #[cfg(target_arch = "x86_64")]
+                Isa::Avx512 => unsafe { avx512::quantise_row(row, 1.0 / s, z, bytes) },
+                _ => {
+                    for (i, &v) in row.iter().enumerate() {
+                        // SAFETY: i < k <= 4 * kq.
+                        unsafe { *bytes.add(i) = quantise_activation(v, 1.0 / s, z) };
+                    }
+                }
+            }
+            let panel = &mut q[(r / MR) * kq * MR..][..kq * MR];
+            for (g, &v) in groups.iter().enumerate() {
+                panel[g * MR + r % MR] = v;
+            }
+        }
+        Int8Panels { q, scale, zero }
+    }
+
+    unsafe fn tile(
+        &self,
+        isa: Isa,
+        a: &Int8Panels,
+        panel: usize,
+        nb: usize,
+        c: *mut f32,
+        ldc: usize,
+        rows: usize,
+        cols: usize,
+    ) {
+        let kq = self.kq;
+        let t = Tile {
+            a: &a.q[panel * kq * MR..][..kq * MR],
+            a_scale: &a.scale[panel * MR..][..MR],
+            a_zero: &a.zero[panel * MR..][..MR],
+            b: &self.data[nb * kq * NR..][..kq * NR],
+            b_scale: &self.scale[nb * NR..][..NR],
+            b_sum: &self.col_sum[nb * NR..][..NR],
+            kq,
+        };
+        match isa {
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx512 => avx512::tile(&t, c, ldc, rows, cols),
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx2 => tile_avx2(&t, c, ldc, rows, cols),
+            _ => tile_portable(&t, c, ldc, rows, cols),
+        }
+    }
+}
+
+/// One tile's inputs.
+struct Tile<'a> {
+    a: &'a [u32],
+    a_scale: &'a [f32],
+    a_zero: &'a [i32],
+    b: &'a [u32],
+    b_scale: &'a [f32],
+    b_sum: &'a [i32],
+    kq: usize,
+}
+
+#[inline(always)]
+unsafe fn tile_body(t: &Tile, c: *mut f32, ldc: usize, rows: usize, cols: usize) {
+    let mut acc = [[0i32; NR]; MR];
+    for g in 0..t.kq {
+        let bq: [[i32; NR]; 4] = std::array::from_fn(|i| {
+            std::array::from_fn(|j| (t.b[g * NR + j] >> (8 * i)) as u8 as i8 as i32)
+        });
+        for (r, acc) in acc.iter_mut().enumerate() {
+            let aq = t.a[g * MR + r].to_le_bytes().map(|v| v as i32);
+            for j in 0..NR {
+                acc[j] += aq[0] * bq[0][j] + aq[1] * bq[1][j] + aq[2] * bq[2][j] + aq[3] * bq[3][j];
+            }
+        }
+    }
+    for (r, acc) in acc.iter().enumerate().take(rows) {
+        let out = std::slice::from_raw_parts_mut(c.add(r * ldc), cols);
+        for (j, o) in out.iter_mut().enumerate() {
+            let v = acc[j] - t.a_zero[r] * t.b_sum[j];
+            *o = v as f32 * (t.a_scale[r] * t.b_scale[j]);
+        }
+    }
+}
+
+unsafe fn tile_portable(t: &Tile, c: *mut f32, ldc: usize, rows: usize, cols: usize) {
+    tile_body(t, c, ldc, rows, cols)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn tile_avx2(t: &Tile, c: *mut f32, ldc: usize, rows: usize, cols: usize) {
+    tile_body(t, c, ldc, rows, cols)
+}
+
+#[cfg(target_arch = "x86_64")]
+mod avx512 {
+    use std::arch::x86_64::*;
+
+    use super::super::{lane_masks, MR, NR};
+    use super::Tile;
+
+    /// `round(v * inv_scale) + zero` clamped to 0..=255 for each of `row`, into `out`.
+    #[target_feature(enable = "avx512f,avx512bw")]
+    pub(super) unsafe fn quantise_row(row: &[f32], inv_scale: f32, zero: i32, out: *mut u8) {
+        let (s, z) = (_mm512_set1_ps(inv_scale), _mm512_set1_epi32(zero));
+        let (lo, hi) = (_mm512_setzero_si512(), _mm512_set1_epi32(255));
+        let mut i = 0;
+        while i < row.len() {
+            let n = (row.len() - i).min(16);
+            let mask = ((1u32 << n) - 1) as u16;
+            let v = _mm512_maskz_loadu_ps(mask, row.as_ptr().add(i));
+            // Round to nearest even (the default rounding mode), like the portable path.
+            let q = _mm512_add_epi32(_mm512_cvtps_epi32(_mm512_mul_ps(v, s)), z);
+            let q = _mm512_min_epi32(_mm512_max_epi32(q, lo), hi);
+            _mm512_mask_cvtepi32_storeu_epi8(out.add(i) as *mut i8, mask, q);
+            i += n;
+        }
+    }
+
+    #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
+    pub(super) unsafe fn tile(t: &Tile, c: *mut f32, ldc: usize, rows: usize, cols: usize) {
+        let mut acc0 = [_mm512_setzero_si512(); MR];
+        let mut acc1 = [_mm512_setzero_si512(); MR];
+        let (mut ap, mut bp) = (t.a.as_ptr(), t.b.as_ptr());
+        for _ in 0..t.kq {
+            let b0 = _mm512_loadu_si512(bp as *const _);
+            let b1 = _mm512_loadu_si512(bp.add(16) as *const _);
+            for r in 0..MR {
+                let av = _mm512_set1_epi32(*ap.add(r) as i32);
+                acc0[r] = _mm512_dpbusd_epi32(acc0[r], av, b0);
+                acc1[r] = _mm512_dpbusd_epi32(acc1[r], av, b1);
+            }
+            ap = ap.add(MR);
+            bp = bp.add(NR);
+        }
+        let sum0 = _mm512_loadu_si512(t.b_sum.as_ptr() as *const _);
+        let sum1 = _mm512_loadu_si512(t.b_sum.as_ptr().add(16) as *const _);
+        let sc0 = _mm512_loadu_ps(t.b_scale.as_ptr());
+        let sc1 = _mm512_loadu_ps(t.b_scale.as_ptr().add(16));
+        let (m0, m1) = lane_masks(cols);
+        for r in 0..rows {
+            let z = _mm512_set1_epi32(t.a_zero[r]);
+            let s = _mm512_set1_ps(t.a_scale[r]);
+            let v0 = _mm512_cvtepi32_ps(_mm512_sub_epi32(acc0[r], _mm512_mullo_epi32(z, sum0)));
+            let v1 = _mm512_cvtepi32_ps(_mm512_sub_epi32(acc1[r], _mm512_mullo_epi32(z, sum1)));
+            let row = c.add(r * ldc);
+            _mm512_mask_storeu_ps(row, m0, _mm512_mul_ps(v0, _mm512_mul_ps(s, sc0)));
+            _mm512_mask_storeu_ps(row.add(16), m1, _mm512_mul_ps(v1, _mm512_mul_ps(s, sc1)));
+        }
+    }
+}

@@ -1,0 +1,517 @@
+//! CPU matrix kernels for the reduced-precision modes: `y = x @ W (+ bias, activation,
+//! residual)` with `W` packed once at load time in the layout its micro-kernel streams.
+//!
+//! Why our own kernels: candle's CPU matmul has no bf16 or int8 arithmetic (its bf16 path widens
+//! to f32), so the native dot-product instructions of the CPU (AVX512-BF16 `vdpbf16ps`,
+//! AVX512-VNNI `vpdpbusd`) are out of reach through it. f32 keeps candle's GEMM (the parity
+//! path); these kernels only serve [`Precision::Bf16`], [`Precision::F16`] and
+//! [`Precision::Int8`].
+//!
+//! One driver ([`matmul`]) splits the output into tiles of `MR x NR` and the rows into blocks
+//! whose packed activations fit the L2 cache; each [`Format`] brings its packing and its
+//! micro-kernels. The instruction set is picked at run time ([`Isa::detect`]); `CLIP_KERNELS`
+//! (`portable`, `avx2`) caps it, which is how the fallbacks are tested on any machine.
+
+mod bf16;
+mod epilogue;
+mod f16;
+mod int8;
+
+use std::fmt;
+use std::str::FromStr;
+
+use rayon::prelude::*;
+
+/// Rows of one micro-kernel tile (14 x 2 accumulators + 2 weight vectors + 1 broadcast: 31 of
+/// the 32 AVX-512 registers).
+pub(crate) const MR: usize = 14;
+/// Columns of one micro-kernel tile: two 16-lane vectors.
+pub(crate) const NR: usize = 32;
+/// Packed activations of one row block are kept under this size so the block stays in L2 while
+/// every weight panel passes over it.
+const A_BLOCK_BYTES: usize = 256 * 1024;
+
+/// Numeric precision of the weights (and of the matrix products) of the model's linear layers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum Precision {
+    /// f32 everywhere: the reference's numbers (candle's GEMM).
+    #[default]
+    F32,
+    /// Weights and activations rounded to bfloat16 for the products, f32 accumulation
+    /// (AVX512-BF16 `vdpbf16ps` where present).
+    Bf16,
+    /// Weights stored as IEEE half (half the memory), products computed in f32.
+    F16,
+    /// Weights int8 per output channel, activations uint8 per row (dynamic, asymmetric), i32
+    /// accumulation (AVX512-VNNI `vpdpbusd` where present).
+    Int8,
+}
+
+impl Precision {
+    pub const ALL: [Precision; 4] = [Self::F32, Self::Bf16, Self::F16, Self::Int8];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::F32 => "f32",
+            Self::Bf16 => "bf16",
+            Self::F16 => "f16",
+            Self::Int8 => "int8",
+        }
+    }
+}
+
+impl fmt::Display for Precision {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Precision {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        Self::ALL
+            .into_iter()
+            .find(|p| p.as_str().eq_ignore_ascii_case(s))
+            .ok_or_else(|| format!("unknown precision {s:?}: one of f32, bf16, f16, int8"))
+    }
+}
+
+/// Which micro-kernels run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Isa {
+    /// Plain Rust, compiled for the baseline target.
+    Portable,
+    /// The portable kernels compiled with AVX2 + FMA + F16C.
+    Avx2,
+    /// AVX-512 kernels with the format's native instruction (`vdpbf16ps`, `vpdpbusd`,
+    /// `vcvtph2ps` + FMA).
+    Avx512,
+}
+
+impl Isa {
+    /// The best kernels this CPU runs for `precision`, capped by `CLIP_KERNELS`
+    /// (`portable` or `avx2`; anything else: no cap).
+    pub fn detect(precision: Precision) -> Isa {
+        let cap = match std::env::var("CLIP_KERNELS").ok().as_deref() {
+            Some("portable") => Isa::Portable,
+            Some("avx2") => Isa::Avx2,
+            _ => Isa::Avx512,
+        };
+        Self::available(precision)
+            .into_iter()
+            .filter(|&i| i <= cap)
+            .max()
+            .unwrap_or(Isa::Portable)
+    }
+
+    /// Every kernel set this CPU can run for `precision` (always includes `Portable`).
+    pub fn available(precision: Precision) -> Vec<Isa> {
+        let mut v = vec![Isa::Portable];
+        #[cfg(target_arch = "x86_64")]
+        {
+            if is_x86_feature_detected!("avx2")
+                && is_x86_feature_detected!("fma")
+                && is_x86_feature_detected!("f16c")
+            {
+                v.push(Isa::Avx2);
+            }
+            let f = is_x86_feature_detected!("avx512f");
+            let native = match precision {
+                Precision::F32 => false,
+                Precision::Bf16 => f && is_x86_feature_detected!("avx512bf16"),
+                Precision::F16 => f,
+                Precision::Int8 => {
+                    f && is_x86_feature_detected!("avx512bw")
+                        && is_x86_feature_detected!("avx512vnni")
+                }
+            };
+            if native {
+                v.push(Isa::Avx512);
+            }
+        }
+        v
+    }
+}
+
+/// What follows the product, applied to each finished tile while it is in cache.
+#[derive(Clone, Copy, Default)]
+pub struct Epilogue<'a> {
+    /// Added to every row (`[n]`).
+    pub bias: Option<&'a [f32]>,
+    /// QuickGELU `x * sigmoid(1.702 x)` after the bias (exact GELU models apply theirs after).
+    pub quick_gelu: bool,
+    /// Added last (`[m, n]`, row-major), after the activation.
+    pub residual: Option<&'a [f32]>,
+}
+
+/// A `[k, n]` weight matrix packed for one precision's kernels.
+pub struct PackedMatrix {
+    k: usize,
+    n: usize,
+    isa: Isa,
+    data: Packed,
+}
+
+enum Packed {
+    Bf16(bf16::Bf16Matrix),
+    F16(f16::F16Matrix),
+    Int8(int8::Int8Matrix),
+}
+
+impl fmt::Debug for PackedMatrix {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "PackedMatrix({}x{} {} {:?})",
+            self.k,
+            self.n,
+            self.precision(),
+            self.isa
+        )
+    }
+}
+
+impl PackedMatrix {
+    /// Packs `w` where `w(k, n)` is element `[k, n]` of the `[k, n]` matrix (so a `[out, in]`
+    /// torch weight passes `|k, n| w[n * in + k]`). `precision` must not be f32.
+    pub fn pack(
+        k: usize,
+        n: usize,
+        precision: Precision,
+        isa: Isa,
+        w: impl Fn(usize, usize) -> f32 + Sync,
+    ) -> PackedMatrix {
+        let data = match precision {
+            Precision::Bf16 => Packed::Bf16(bf16::Bf16Matrix::pack(k, n, &w)),
+            Precision::F16 => Packed::F16(f16::F16Matrix::pack(k, n, &w)),
+            Precision::Int8 => Packed::Int8(int8::Int8Matrix::pack(k, n, &w)),
+            Precision::F32 => panic!("f32 weights are not packed (candle's GEMM runs them)"),
+        };
+        PackedMatrix { k, n, isa, data }
+    }
+
+    pub fn k(&self) -> usize {
+        self.k
+    }
+
+    pub fn n(&self) -> usize {
+        self.n
+    }
+
+    pub fn isa(&self) -> Isa {
+        self.isa
+    }
+
+    pub fn precision(&self) -> Precision {
+        match self.data {
+            Packed::Bf16(_) => Precision::Bf16,
+            Packed::F16(_) => Precision::F16,
+            Packed::Int8(_) => Precision::Int8,
+        }
+    }
+
+    /// Bytes held by the packed weights.
+    pub fn bytes(&self) -> usize {
+        match &self.data {
+            Packed::Bf16(b) => b.bytes(),
+            Packed::F16(b) => b.bytes(),
+            Packed::Int8(b) => b.bytes(),
+        }
+    }
+
+    /// `epilogue(x @ W)` for `x` `[m, k]` row-major; returns `[m, n]` row-major.
+    pub fn matmul(&self, x: &[f32], m: usize, epi: &Epilogue) -> Vec<f32> {
+        assert_eq!(x.len(), m * self.k, "activations are not [m, k]");
+        if let Some(b) = epi.bias {
+            assert_eq!(b.len(), self.n, "bias is not [n]");
+        }
+        if let Some(r) = epi.residual {
+            assert_eq!(r.len(), m * self.n, "residual is not [m, n]");
+        }
+        match &self.data {
+            Packed::Bf16(b) => drive(b, self.isa, x, m, epi),
+            Packed::F16(b) => drive(b, self.isa, x, m, epi),
+            Packed::Int8(b) => drive(b, self.isa, x, m, epi),
+        }
+    }
+}
+
+/// One packed weight format and its micro-kernels.
+trait Format: Sync {
+    /// Packed activations of a block of rows, in `MR`-row panels.
+    type Panels: Send;
+
+    fn k(&self) -> usize;
+    fn n(&self) -> usize;
+    /// Bytes of one packed activation row (sizes the row blocks).
+    fn a_row_bytes(&self) -> usize;
+    /// Packs `rows` rows of `x` (`[rows, k]`) into panels of `MR` rows (the last zero-padded).
+    fn pack_a(&self, isa: Isa, x: &[f32], rows: usize) -> Self::Panels;
+    /// Writes the `rows x cols` tile of `panels[panel] @ W[:, nb*NR..]` to `c` (row stride `ldc`).
+    ///
+    /// # Safety
+    /// `c` must be valid for `rows` rows of `cols` floats at stride `ldc`; `isa` must be one of
+    /// [`Isa::available`] for this format's precision.
+    unsafe fn tile(
+        &self,
+        isa: Isa,
+        a: &Self::Panels,
+        panel: usize,
+        nb: usize,
+        c: *mut f32,
+        ldc: usize,
+        rows: usize,
+        cols: usize,
+    );
+}
+
+/// The output pointer shared by the tasks; each task writes its own tiles only.
+#[derive(Clone, Copy)]
+struct OutPtr(*mut f32);
+unsafe impl Send for OutPtr {}
+unsafe impl Sync for OutPtr {}
+
+fn drive<F: Format>(f: &F, isa: Isa, x: &[f32], m: usize, epi: &Epilogue) -> Vec<f32> {
+    let (k, n) = (f.k(), f.n());
+    let mut out = vec![0f32; m * n];
+    if m == 0 || n == 0 {
+        return out;
+    }
+    let panels = m.div_ceil(MR);
+    let nblocks = n.div_ceil(NR);
+    let block_panels = (A_BLOCK_BYTES / (MR * f.a_row_bytes()).max(1)).clamp(1, panels);
+    let m_chunks = panels.div_ceil(block_panels);
+    // Enough tasks for every thread (twice over, for balance): split the columns when the rows
+    // alone do not give that (small batches).
+    let want = 2 * rayon::current_num_threads();
+    let n_chunks = if m_chunks >= want {
+        1
+    } else {
+        want.div_ceil(m_chunks).min(nblocks)
+    };
+    let nb_per_chunk = nblocks.div_ceil(n_chunks);
+    let ptr = OutPtr(out.as_mut_ptr());
+    (0..m_chunks * n_chunks).into_par_iter().for_each(|t| {
+        let ptr = ptr;
+        let (mi, ni) = (t / n_chunks, t % n_chunks);
+        let p0 = mi * block_panels;
+        let p1 = (p0 + block_panels).min(panels);
+        let nb0 = ni * nb_per_chunk;
+        let nb1 = (nb0 + nb_per_chunk).min(nblocks);
+        if nb0 >= nb1 {
+            return;
+        }
+        let r0 = p0 * MR;
+        let r1 = (p1 * MR).min(m);
+        let a = f.pack_a(isa, &x[r0 * k..r1 * k], r1 - r0);
+        for nb in nb0..nb1 {
+            let c0 = nb * NR;
+            let cols = NR.min(n - c0);
+            for p in p0..p1 {
+                let row = p * MR;
+                let rows = MR.min(m - row);
+                // SAFETY: tile (row.., c0..) lies inside `out` and belongs to this task alone.
+                unsafe {
+                    let c = ptr.0.add(row * n + c0);
+                    f.tile(isa, &a, p - p0, nb, c, n, rows, cols);
+                    for r in 0..rows {
+                        let o = std::slice::from_raw_parts_mut(c.add(r * n), cols);
+                        let at = (row + r) * n + c0;
+                        epilogue::finish(
+                            isa,
+                            o,
+                            epi.bias.map(|b| &b[c0..c0 + cols]),
+                            epi.quick_gelu,
+                            epi.residual.map(|res| &res[at..at + cols]),
+                        );
+                    }
+                }
+            }
+        }
+    });
+    out
+}
+
+/// Column masks of a tile's two 16-lane halves.
+#[cfg(target_arch = "x86_64")]
+fn lane_masks(cols: usize) -> (u16, u16) {
+    let m = |c: usize| {
+        if c >= 16 {
+            0xFFFF
+        } else {
+            ((1u32 << c) - 1) as u16
+        }
+    };
+    (m(cols), m(cols.saturating_sub(16)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Deterministic values in [-1, 1).
+    fn values(len: usize, seed: u64) -> Vec<f32> {
+        let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+        (0..len)
+            .map(|_| {
+                s ^= s << 13;
+                s ^= s >> 7;
+                s ^= s << 17;
+                ((s >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
+            })
+            .collect()
+    }
+
+    /// Naive `[m, k] @ [k, n]` in f64 after rounding both sides as the format does.
+    fn reference(x: &[f32], w: &[f32], m: usize, k: usize, n: usize, epi: &Epilogue) -> Vec<f32> {
+        let mut out = vec![0f32; m * n];
+        for i in 0..m {
+            for j in 0..n {
+                let mut s = 0f64;
+                for p in 0..k {
+                    s += x[i * k + p] as f64 * w[p * n + j] as f64;
+                }
+                let mut v = s as f32;
+                if let Some(b) = epi.bias {
+                    v += b[j];
+                }
+                if epi.quick_gelu {
+                    v = (v as f64 / (1.0 + (-1.702 * v as f64).exp())) as f32;
+                }
+                if let Some(r) = epi.residual {
+                    v += r[i * n + j];
+                }
+                out[i * n + j] = v;
+            }
+        }
+        out
+    }
+
+    fn round_bf16(v: &[f32]) -> Vec<f32> {
+        v.iter()
+            .map(|&x| half::bf16::from_f32(x).to_f32())
+            .collect()
+    }
+
+    fn round_f16(v: &[f32]) -> Vec<f32> {
+        v.iter().map(|&x| half::f16::from_f32(x).to_f32()).collect()
+    }
+
+    const SHAPES: &[(usize, usize, usize)] = &[
+        (1, 1, 1),
+        (1, 7, 129),
+        (7, 3, 33),
+        (14, 64, 32),
+        (15, 129, 7),
+        (129, 65, 100),
+        (30, 768, 48),
+        (3, 1030, 17),
+    ];
+
+    /// Every shape, every kernel set this CPU has, with and without an epilogue.
+    fn check(precision: Precision, tol: impl Fn(usize) -> f32) {
+        for &(m, k, n) in SHAPES {
+            let x = values(m * k, (m * 1000 + k) as u64);
+            let w = values(k * n, (k * 1000 + n) as u64 + 7);
+            let bias = values(n, 99);
+            let residual = values(m * n, 5);
+            let (xr, wr) = match precision {
+                Precision::Bf16 => (round_bf16(&x), round_bf16(&w)),
+                Precision::F16 => (x.clone(), round_f16(&w)),
+                _ => (x.clone(), w.clone()),
+            };
+            for isa in Isa::available(precision) {
+                let packed = PackedMatrix::pack(k, n, precision, isa, |p, j| w[p * n + j]);
+                for epi in [
+                    Epilogue::default(),
+                    Epilogue {
+                        bias: Some(&bias),
+                        quick_gelu: true,
+                        residual: Some(&residual),
+                    },
+                ] {
+                    let want = reference(&xr, &wr, m, k, n, &epi);
+                    let got = packed.matmul(&x, m, &epi);
+                    let worst = want
+                        .iter()
+                        .zip(&got)
+                        .map(|(a, b)| (a - b).abs())
+                        .fold(0f32, f32::max);
+                    assert!(
+                        worst <= tol(k),
+                        "{precision} {isa:?} m={m} k={k} n={n}: max abs diff {worst} > {}",
+                        tol(k)
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn bf16_matches_a_naive_product_of_the_rounded_values() {
+        // Only the f32 accumulation order differs.
+        check(Precision::Bf16, |k| 2e-6 * k as f32 + 1e-5);
+    }
+
+    #[test]
+    fn f16_matches_a_naive_product_with_half_weights() {
+        check(Precision::F16, |k| 2e-6 * k as f32 + 1e-5);
+    }
+
+    #[test]
+    fn int8_stays_within_its_quantisation_error() {
+        // Per-row uint8 activations (step <= 2/255) and per-column int8 weights (step <= 1/127):
+        // each product errs by at most ~|x| * 1/254 + |w| * 1/255; sums grow with sqrt(k)-ish but
+        // bound them linearly.
+        check(Precision::Int8, |k| k as f32 * 0.009 + 1e-4);
+    }
+
+    #[test]
+    fn int8_is_exact_on_values_it_represents() {
+        // Weights on multiples of 1/127 of their column maximum (1: row 0) and activations on the
+        // uint8 grid of their row (range [-1, 127/128]: scale 1/128, zero point 128) reproduce
+        // the f32 product to rounding.
+        let (m, k, n) = (9, 40, 35);
+        let mut w: Vec<f32> = (0..k * n)
+            .map(|i| ((i * 37 % 255) as f32 - 127.0) / 127.0)
+            .collect();
+        w[..n].fill(1.0);
+        let mut x: Vec<f32> = (0..m * k)
+            .map(|i| ((i * 11 % 256) as f32 - 128.0) / 128.0)
+            .collect();
+        for row in x.chunks_mut(k) {
+            row[0] = -1.0;
+            row[1] = 127.0 / 128.0;
+        }
+        let want = reference(&x, &w, m, k, n, &Epilogue::default());
+        for isa in Isa::available(Precision::Int8) {
+            let packed = PackedMatrix::pack(k, n, Precision::Int8, isa, |p, j| w[p * n + j]);
+            let got = packed.matmul(&x, m, &Epilogue::default());
+            for (a, b) in want.iter().zip(&got) {
+                assert!((a - b).abs() < 1e-4, "{isa:?}: {a} vs {b}");
+            }
+        }
+    }
+
+    #[test]
+    fn precisions_parse_and_print() {
+        for p in Precision::ALL {
+            assert_eq!(p.as_str().parse::<Precision>().unwrap(), p);
+        }
+        assert!("fp8"
+            .parse::<Precision>()
+            .unwrap_err()
+            .contains("one of f32, bf16, f16, int8"));
+    }
+
+    #[test]
+    fn detection_is_capped_by_the_environment_knob() {
+        // Portable is always there; detection never picks something unavailable.
+        for p in Precision::ALL {
+            let all = Isa::available(p);
+            assert_eq!(all[0], Isa::Portable);
+            assert!(all.contains(&Isa::detect(p)));
+        }
+    }
+}
