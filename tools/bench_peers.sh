@@ -11,6 +11,8 @@
 #   PERF_DIR  the peer scripts (default ../shared/perf relative to the repository, else /work/shared/perf)
 #   CLIP_BIN  our binary (default: target/release/clip, built with cargo if missing)
 #   THREADS (2)  BATCH (32)  ROUNDS (3)  SLOW_ROUNDS (1: bf16 peers on CPUs without native bf16)
+#   LARGE_BATCH (8)  batch of the ViT-L/14 configuration (as shared/perf measures it)
+#   PRECISIONS ("f32 bf16 f16 int8")  clip-rs precisions measured per configuration
 #   PEERS     torch peers to run (default "openai openai-bf16 transformers transformers-bf16")
 #   BF16_RN50=1  also run RN50 under bf16 autocast (minutes per call without native bf16)
 #   CANDLE_BIN  a prebuilt shared/perf/candle_baseline binary to include (optional)
@@ -29,6 +31,8 @@ fi
 THREADS="${THREADS:-2}"; BATCH="${BATCH:-32}"; ROUNDS="${ROUNDS:-3}"; SLOW_ROUNDS="${SLOW_ROUNDS:-1}"
 PEERS="${PEERS:-openai openai-bf16 transformers transformers-bf16}"
 CONFIGS="${CONFIGS:-vitb32-image vitb32-text}"
+PRECISIONS="${PRECISIONS:-f32 bf16 f16 int8}"
+LARGE_BATCH="${LARGE_BATCH:-8}"
 OUT="${OUT:-$(mktemp "${TMPDIR:-/tmp}/bench_peers.XXXXXX.jsonl")}"
 export OMP_NUM_THREADS="$THREADS" MKL_NUM_THREADS="$THREADS" RAYON_NUM_THREADS="$THREADS"
 
@@ -57,26 +61,29 @@ tb() { local cfg="$1" impl="$2"; shift 2
 has_ort=0; "$PY" -c "import onnxruntime" 2>/dev/null && has_ort=1
 log "start: $(nproc) cpus, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), threads $THREADS, batch $BATCH -> $OUT"
 for cfg in $CONFIGS; do
+  batch="$BATCH"
   case "$cfg" in
     vitb32-image) arch=ViT-B/32; text=(); b1=();;
     vitb32-text)  arch=ViT-B/32; text=(--text); b1=();;
-    vitb16-image) arch=ViT-B/16; text=(); b1=(--no-b1);;
-    vitl14-image) arch=ViT-L/14; text=(); b1=(--no-b1);;
-    rn50-image)   arch=RN50; text=(); b1=(--no-b1);;
+    vitb16-image) arch=ViT-B/16; text=(); b1=();;
+    vitl14-image) arch=ViT-L/14; text=(); b1=(--no-b1); batch="$LARGE_BATCH";;
+    rn50-image)   arch=RN50; text=(); b1=();;
     *) log "unknown config $cfg"; continue;;
   esac
-  rec "$cfg" "$CLIP_BIN" bench --arch "$arch" "${text[@]}" --batch "$BATCH" --threads "$THREADS" --rounds "$ROUNDS" "${b1[@]}" --json
+  for p in $PRECISIONS; do
+    rec "$cfg" "$CLIP_BIN" bench --arch "$arch" "${text[@]}" --batch "$batch" --threads "$THREADS" --rounds "$ROUNDS" --precision "$p" "${b1[@]}" --json
+  done
   for impl in $PEERS; do
     case "$arch:$impl" in
       RN50:transformers*) continue;;   # no ResNet CLIP in transformers
       RN50:openai-bf16) [ "${BF16_RN50:-0}" = 1 ] || { log "RN50 openai-bf16 skipped (minutes per call on CPUs without native bf16; BF16_RN50=1 runs it)"; continue; };;
     esac
-    tb "$cfg" "$impl" --arch "$arch" --batch "$BATCH" "${text[@]}" "${b1[@]}"
+    tb "$cfg" "$impl" --arch "$arch" --batch "$batch" "${text[@]}" "${b1[@]}"
   done
   if [ "$cfg" = vitb32-image ]; then
     if [ "$has_ort" = 1 ]; then
       for impl in onnxruntime onnxruntime-int8; do
-        rec "$cfg" "$PY" "$PERF_DIR/onnx_baseline.py" --impl "$impl" --batch "$BATCH" --threads "$THREADS" --rounds "$ROUNDS" --json
+        rec "$cfg" "$PY" "$PERF_DIR/onnx_baseline.py" --impl "$impl" --batch "$batch" --threads "$THREADS" --rounds "$ROUNDS" --json
       done
     else
       log "onnxruntime not installed in $PY: ONNX peers skipped"
@@ -95,25 +102,36 @@ log "done"
 import json, sys
 rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
 print(f"\nresults: {sys.argv[1]}\n")
-print("| config | impl | throughput /s | b1 ms | peak RSS MB | clip-rs throughput ratio | clip-rs b1 speed-up |")
-print("|---|---|---|---|---|---|---|")
 by = {}
 for r in rows:
     by.setdefault(r["config"], []).append(r)
+tp = lambda r: r.get("images_per_s", r.get("texts_per_s"))
+precs = []
+for r in rows:
+    if r.get("impl") == "clip-rs" and r["precision"] not in precs:
+        precs.append(r["precision"])
+print("| config | impl | throughput /s | b1 ms | peak RSS MB | " + " | ".join(f"clip-rs {p}: ratio / b1 speed-up" for p in precs) + " |")
+print("|" + "---|" * (5 + len(precs)))
 for cfg, rs in by.items():
-    ours = next((r for r in rs if r.get("impl") == "clip-rs"), None)
+    ours = {r["precision"]: r for r in rs if r.get("impl") == "clip-rs"}
     for r in rs:
-        tp = r.get("images_per_s", r.get("texts_per_s"))
+        name = r.get("impl", "?")
+        if name == "clip-rs":
+            name += f" {r['precision']} ({r.get('kernels', '')})"
+        if "seq_len" in r:
+            name += f" (pad {r['seq_len']})"
+        cells = []
+        for p in precs:
+            o = ours.get(p)
+            if o is None or r.get("impl") == "clip-rs" or not tp(r):
+                cells.append("")
+                continue
+            cell = f"{tp(o) / tp(r):.2f}x"
+            if r.get("b1_latency_ms") and o.get("b1_latency_ms"):
+                cell += f" / {r['b1_latency_ms'] / o['b1_latency_ms']:.2f}x"
+            cells.append(cell)
         b1 = r.get("b1_latency_ms")
-        ratio = sp = ""
-        if ours and r is not ours:
-            otp = ours.get("images_per_s", ours.get("texts_per_s"))
-            if tp and otp:
-                ratio = f"{otp / tp:.2f}x"
-            if b1 and ours.get("b1_latency_ms"):
-                sp = f"{b1 / ours['b1_latency_ms']:.2f}x"
-        name = r.get("impl", "?") + (f" (pad {r['seq_len']})" if "seq_len" in r else "")
-        print(f"| {cfg} b{r.get('batch')} | {name} | {tp:.2f} | {'' if b1 is None else f'{b1:.0f}'} | "
-              f"{r.get('peak_rss_mb', 0):.0f} | {ratio} | {sp} |")
-print("\nratio > 1: clip-rs is faster than that peer (throughput ratio = ours / theirs; b1 speed-up = their latency / ours).")
+        print(f"| {cfg} b{r.get('batch')} | {name} | {tp(r):.2f} | {'' if b1 is None else f'{b1:.1f}'} | "
+              f"{r.get('peak_rss_mb', 0):.0f} | " + " | ".join(cells) + " |")
+print("\nratio > 1: clip-rs in that precision is faster than the peer (throughput ours / theirs; b1: their latency / ours).")
 EOF

@@ -91,6 +91,17 @@ impl<'a> Weights<'a> {
         }
     }
 
+    /// The same tensors, matrices built in `precision`.
+    pub fn with_precision(&self, precision: Precision) -> Weights<'a> {
+        Weights {
+            state: self.state,
+            shapes: self.shapes.clone(),
+            device: self.device.clone(),
+            precision,
+            isa: self.isa,
+        }
+    }
+
     pub fn device(&self) -> &Device {
         &self.device
     }

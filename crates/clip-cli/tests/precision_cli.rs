@@ -1,0 +1,146 @@
+//! `--precision` through the real binary: every reduced precision stays within its accuracy bar
+//! of f32 end to end (decode, preprocess, tokenise, encode), the forced portable kernels
+//! (`CLIP_KERNELS=portable`, what a CPU without AVX-512 or AVX2 runs) give the same result, a
+//! text-only run loads only the text tower, and `clip bench` reports the precision it measured.
+
+mod common;
+
+use std::process::Command;
+
+use common::{clip_fails, clip_json, good, model, s};
+use serde_json::Value;
+
+fn embeddings(v: &Value, key: &str) -> Vec<Vec<f64>> {
+    v[key]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            r["embedding"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|x| x.as_f64().unwrap())
+                .collect()
+        })
+        .collect()
+}
+
+/// Embeddings are L2-normalised: the dot product is the cosine.
+fn min_cosine(a: &[Vec<f64>], b: &[Vec<f64>]) -> f64 {
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| x.iter().zip(y).map(|(p, q)| p * q).sum::<f64>())
+        .fold(1.0, f64::min)
+}
+
+fn embed_args(precision: &str) -> Vec<String> {
+    let m = model();
+    let mut args = vec![
+        "embed".into(),
+        "--model".into(),
+        s(&m).into(),
+        "--precision".into(),
+        precision.into(),
+    ];
+    for img in [
+        "astronaut_progressive.jpg",
+        "rocket_cmyk.jpg",
+        "camera_gray.jpg",
+        "logo_rgba.png",
+    ] {
+        args.extend(["--image".into(), s(&good(img)).into()]);
+    }
+    for t in ["a photo of an astronaut", "a cup of coffee", "x"] {
+        args.extend(["--text".into(), t.into()]);
+    }
+    args
+}
+
+fn run_embed(precision: &str, kernels: Option<&str>) -> Value {
+    let args = embed_args(precision);
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_clip"));
+    cmd.args(&args)
+        .env_remove("CLIP_MODEL")
+        .env_remove("CLIP_PRECISION");
+    match kernels {
+        Some(k) => cmd.env("CLIP_KERNELS", k),
+        None => cmd.env_remove("CLIP_KERNELS"),
+    };
+    let out = cmd.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+#[test]
+fn reduced_precisions_stay_close_to_f32_end_to_end() {
+    let f32 = run_embed("f32", None);
+    for (precision, bar) in [("bf16", 0.999), ("f16", 0.999), ("int8", 0.995)] {
+        for kernels in [None, Some("portable")] {
+            let got = run_embed(precision, kernels);
+            for key in ["images", "texts"] {
+                let c = min_cosine(&embeddings(&f32, key), &embeddings(&got, key));
+                println!("{precision} {kernels:?} {key}: min cosine to f32 {c:.6}");
+                assert!(
+                    c >= bar,
+                    "{precision} ({kernels:?}) {key}: cosine {c} < {bar}"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn text_only_runs_and_bad_precisions_are_refused() {
+    let m = model();
+    let v = clip_json(&[
+        "embed",
+        "--model",
+        s(&m),
+        "--precision",
+        "bf16",
+        "--text",
+        "a dog",
+    ]);
+    assert_eq!(v["texts"].as_array().unwrap().len(), 1);
+    clip_fails(
+        &[
+            "embed",
+            "--model",
+            s(&m),
+            "--precision",
+            "fp8",
+            "--text",
+            "a dog",
+        ],
+        &["fp8", "one of f32, bf16, f16, int8"],
+    );
+}
+
+#[test]
+fn bench_reports_the_precision_it_measured() {
+    for precision in ["f32", "int8"] {
+        let v = clip_json(&[
+            "bench",
+            "--arch",
+            "ViT-B/32",
+            "--batch",
+            "2",
+            "--rounds",
+            "1",
+            "--no-b1",
+            "--threads",
+            "2",
+            "--precision",
+            precision,
+            "--json",
+        ]);
+        assert_eq!(v["precision"], precision);
+        assert!(v["images_per_s"].as_f64().unwrap() > 0.0);
+        assert!(v["peak_rss_mb"].as_f64().unwrap() > 0.0);
+    }
+}
