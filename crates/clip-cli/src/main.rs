@@ -3,6 +3,7 @@
 //! Exit codes (documented in README.md): 0 success, 1 a negative verdict where a command has one
 //! (reserved for `moderate`), 2 any error (bad arguments, unreadable input, bad checkpoint).
 
+mod allocator;
 mod commands;
 mod output;
 
@@ -25,6 +26,7 @@ struct Cli {
 pub const EXIT_ERROR: i32 = 2;
 
 fn main() {
+    allocator::keep_freed_memory();
     let cli = Cli::parse();
     match cli.command.run() {
         Ok(code) => std::process::exit(code),

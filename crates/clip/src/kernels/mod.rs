@@ -1,5 +1,6 @@
-//! CPU matrix kernels for the reduced-precision modes: `y = x @ W (+ bias, activation,
-//! residual)` with `W` packed once at load time in the layout its micro-kernel streams.
+//! CPU kernels: the linear layers of the reduced-precision modes (`y = x @ W (+ bias,
+//! activation, residual)` with `W` packed once at load time in the layout its micro-kernel
+//! streams) and the fused multi-head attention every precision uses ([`packed_attention`]).
 //!
 //! Why our own kernels: candle's CPU matmul has no bf16 or int8 arithmetic (its bf16 path widens
 //! to f32), so the native dot-product instructions of the CPU (AVX512-BF16 `vdpbf16ps`,
@@ -12,6 +13,7 @@
 //! micro-kernels. The instruction set is picked at run time ([`Isa::detect`]); `CLIP_KERNELS`
 //! (`portable`, `avx2`) caps it, which is how the fallbacks are tested on any machine.
 
+mod attention;
 mod bf16;
 mod epilogue;
 mod f16;
@@ -21,6 +23,8 @@ use std::fmt;
 use std::str::FromStr;
 
 use rayon::prelude::*;
+
+pub use attention::packed_attention;
 
 /// Rows of one micro-kernel tile (14 x 2 accumulators + 2 weight vectors + 1 broadcast: 31 of
 /// the 32 AVX-512 registers).

@@ -402,14 +402,15 @@ fn split_heads(x: &Tensor, heads: usize) -> candle_core::Result<Tensor> {
         .reshape((b * heads, t, d / heads))
 }
 
-/// Scaled dot-product attention of `q [B, Tq, D]` over `k, v [B, T, D]` with `heads` heads and an
-/// optional additive mask `[Tq, T]`; returns `[B, Tq, D]` before the output projection.
+/// Scaled dot-product attention of `q [B, Tq, D]` over `k, v [B, T, D]` with `heads` heads;
+/// returns `[B, Tq, D]` before the output projection. (The transformer blocks run the fused
+/// [`kernels::packed_attention`]; this serves the ResNet's attention pool, whose query is the
+/// pooled feature, not a row of a packed projection.)
 pub(crate) fn attention(
     q: &Tensor,
     k: &Tensor,
     v: &Tensor,
     heads: usize,
-    mask: Option<&Tensor>,
 ) -> candle_core::Result<Tensor> {
     let (b, tq, d) = q.dims3()?;
     let hd = d / heads;
@@ -417,24 +418,13 @@ pub(crate) fn attention(
     let q = split_heads(&q.affine(scale, 0.0)?, heads)?;
     let k = split_heads(k, heads)?;
     let v = split_heads(v, heads)?;
-    let mut scores = q.matmul(&k.t()?)?;
-    if let Some(m) = mask {
-        scores = scores.broadcast_add(m)?;
-    }
+    let scores = q.matmul(&k.t()?)?;
     let p = candle_nn::ops::softmax_last_dim(&scores)?;
     let o = p.matmul(&v)?; // [B*H, Tq, hd]
     o.reshape((b, heads, tq, hd))?
         .transpose(1, 2)?
         .contiguous()?
         .reshape((b, tq, d))
-}
-
-/// The additive causal mask `[t, t]` of the text transformer (`-inf` above the diagonal).
-pub(crate) fn causal_mask(t: usize, device: &Device) -> candle_core::Result<Tensor> {
-    let v: Vec<f32> = (0..t)
-        .flat_map(|i| (0..t).map(move |j| if j > i { f32::NEG_INFINITY } else { 0.0 }))
-        .collect();
-    Tensor::from_vec(v, (t, t), device)
 }
 
 /// `ResidualAttentionBlock`: `x + attn(ln_1(x))`, then `x + mlp(ln_2(x))`, with
@@ -478,30 +468,30 @@ impl ResidualAttentionBlock {
         })
     }
 
-    /// `x [B, T, D]` -> `[B, T, D]`; with `first_only` only the first position's output is
-    /// computed (`[B, 1, D]`): every position still serves as key and value, so that output is
-    /// the same as row 0 of the full result.
+    /// `x [B, T, D]` -> `[B, T, D]`; `causal`: position `i` attends to `0..=i` only (the text
+    /// tower). With `first_only` only the first position's output is computed (`[B, 1, D]`):
+    /// every position still serves as key and value, so that output is the same as row 0 of the
+    /// full result.
     pub fn forward(
         &self,
         x: &Tensor,
-        mask: Option<&Tensor>,
+        causal: bool,
         first_only: bool,
     ) -> candle_core::Result<Tensor> {
-        let d = self.width;
         let h = self.ln_1.forward(x)?;
         let qkv = self.in_proj.forward(&h)?; // [B, T, 3D]
-        let k = qkv.narrow(2, d, d)?;
-        let v = qkv.narrow(2, 2 * d, d)?;
-        let (q, x, mask) = if first_only {
-            let m = match mask {
-                Some(m) => Some(m.narrow(0, 0, 1)?),
-                None => None,
-            };
-            (qkv.narrow(1, 0, 1)?.narrow(2, 0, d)?, x.narrow(1, 0, 1)?, m)
+        let (b, t, _) = qkv.dims3()?;
+        let a = fused::with_f32(&qkv, |s| {
+            kernels::packed_attention(s, b, t, self.heads, causal, first_only)
+        })?
+        .ok_or_else(|| candle_core::Error::Msg("attention runs on f32 CPU tensors".into()))?;
+        let tq = if first_only { 1 } else { t };
+        let a = Tensor::from_vec(a, (b, tq, self.width), x.device())?;
+        let x = if first_only {
+            x.narrow(1, 0, 1)?
         } else {
-            (qkv.narrow(2, 0, d)?, x.clone(), mask.cloned())
+            x.clone()
         };
-        let a = attention(&q, &k, &v, self.heads, mask.as_ref())?;
         let x = self.out_proj.forward_residual(&a, &x)?;
         let m = self.c_fc.forward_act(&self.ln_2.forward(&x)?, self.act)?;
         self.c_proj.forward_residual(&m, &x)
@@ -535,13 +525,13 @@ impl Transformer {
     pub fn forward(
         &self,
         x: &Tensor,
-        mask: Option<&Tensor>,
+        causal: bool,
         first_only: bool,
     ) -> candle_core::Result<Tensor> {
         let mut x = x.clone();
         let n = self.blocks.len();
         for (i, b) in self.blocks.iter().enumerate() {
-            x = b.forward(&x, mask, first_only && i + 1 == n)?;
+            x = b.forward(&x, causal, first_only && i + 1 == n)?;
         }
         Ok(x)
     }

@@ -180,7 +180,7 @@ impl ModifiedResNet {
         let q = self.q_proj.forward(&x.narrow(1, 0, 1)?)?;
         let k = self.k_proj.forward(&x)?;
         let v = self.v_proj.forward(&x)?;
-        let o = attention(&q, &k, &v, self.heads, None)?; // [B, 1, C]
+        let o = attention(&q, &k, &v, self.heads)?; // [B, 1, C]
         self.c_proj.forward(&o)?.squeeze(D::Minus2)
     }
 }

@@ -6,7 +6,7 @@ use clip_checkpoint::Activation;
 
 use super::config::TextConfig;
 use super::error::{Context, ModelError};
-use super::layers::{causal_mask, LayerNorm, Layout, Linear, Transformer};
+use super::layers::{LayerNorm, Layout, Linear, Transformer};
 use super::weights::Weights;
 
 pub(crate) struct TextTransformer {
@@ -104,10 +104,9 @@ impl TextTransformer {
             .ctx(ctx)?;
         let pos = self.positional_embedding.narrow(0, 0, t).ctx(ctx)?;
         let x = x.broadcast_add(&pos).ctx(ctx)?;
-        let mask = causal_mask(t, device).ctx(ctx)?;
         let x = self
             .transformer
-            .forward(&x, Some(&mask), false)
+            .forward(&x, true, false)
             .ctx("text transformer")?;
         let at: Vec<u32> = rows
             .iter()

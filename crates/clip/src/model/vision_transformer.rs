@@ -84,7 +84,7 @@ impl VisionTransformer {
         let cls = self.class_embedding.broadcast_as((b, 1, w))?;
         let x = Tensor::cat(&[&cls, &tokens], 1)?.broadcast_add(&self.positional_embedding)?;
         let x = self.ln_pre.forward(&x)?;
-        let x = self.transformer.forward(&x, None, true)?; // [B, 1, W]
+        let x = self.transformer.forward(&x, false, true)?; // [B, 1, W]
         let x = self.ln_post.forward(&x.squeeze(1)?)?;
         self.proj.forward(&x)
     }
