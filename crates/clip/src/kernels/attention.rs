@@ -65,7 +65,7 @@ unsafe fn head(
             return head_avx2(qkv, t, d, heads, h, causal, tq, out);
         }
     }
-    head_body(qkv, t, d, heads, h, causal, tq, out)
+    head_body::<false>(qkv, t, d, heads, h, causal, tq, out)
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -80,7 +80,7 @@ unsafe fn head_avx512(
     tq: usize,
     out: *mut f32,
 ) {
-    head_body(qkv, t, d, heads, h, causal, tq, out)
+    head_body::<true>(qkv, t, d, heads, h, causal, tq, out)
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -95,13 +95,22 @@ unsafe fn head_avx2(
     tq: usize,
     out: *mut f32,
 ) {
-    head_body(qkv, t, d, heads, h, causal, tq, out)
+    head_body::<false>(qkv, t, d, heads, h, causal, tq, out)
 }
 
+/// Queries per register tile.
+const QB: usize = 8;
+/// Lanes per vector: keys per score tile, head columns per output tile.
+const L: usize = 16;
+
 /// One head of one item: `qkv` `[T, 3D]`, output rows `[Tq, D]` at `out`.
+///
+/// Register-tiled like a small GEMM: scores for `QB` queries x `L` keys accumulate in `QB`
+/// vectors over the head dimension, outputs for `QB` queries x `L` columns over the keys. Keys
+/// are kept transposed and values copied, both zero-padded to whole vectors, per task.
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
-unsafe fn head_body(
+unsafe fn head_body<const AVX512: bool>(
     qkv: &[f32],
     t: usize,
     d: usize,
@@ -114,43 +123,131 @@ unsafe fn head_body(
     let hd = d / heads;
     let d3 = 3 * d;
     let scale = 1.0 / (hd as f32).sqrt();
-    // Keys transposed, `[hd, T]`: a query's scores are then `hd` contiguous multiply-adds.
-    let mut kt = vec![0f32; hd * t];
+    let tp = t.next_multiple_of(L);
+    let hp = hd.next_multiple_of(L);
+    // Keys transposed `[hd, tp]`, values `[t, hp]`, queries scaled `[tq padded, hd]`.
+    let mut kt = vec![0f32; hd * tp];
+    let mut v = vec![0f32; t * hp];
     for j in 0..t {
         let k = &qkv[j * d3 + d + h * hd..][..hd];
-        for (c, &v) in k.iter().enumerate() {
-            kt[c * t + j] = v;
+        for (c, &x) in k.iter().enumerate() {
+            kt[c * tp + j] = x;
+        }
+        v[j * hp..j * hp + hd].copy_from_slice(&qkv[j * d3 + 2 * d + h * hd..][..hd]);
+    }
+    let tqp = tq.next_multiple_of(QB);
+    let mut q = vec![0f32; tqp * hd];
+    for i in 0..tq {
+        for (c, &x) in qkv[i * d3 + h * hd..][..hd].iter().enumerate() {
+            // The reference scales q before the product (`q * scale`, then `q @ k^T`).
+            q[i * hd + c] = x * scale;
         }
     }
-    let mut s = vec![0f32; t];
-    let mut o = vec![0f32; hd];
-    for i in 0..tq {
-        let n = if causal { i + 1 } else { t };
-        let q = &qkv[i * d3 + h * hd..][..hd];
-        let s = &mut s[..n];
-        s.fill(0.0);
-        for (c, &qc) in q.iter().enumerate() {
-            // The reference scales q before the product (`q * scale`, then `q @ k^T`).
-            let qc = qc * scale;
-            for (sj, &kj) in s.iter_mut().zip(&kt[c * t..c * t + n]) {
-                *sj += qc * kj;
+    let mut p = vec![0f32; QB * tp];
+    for i0 in (0..tq).step_by(QB) {
+        // Keys any query of this block may see.
+        let n = if causal { (i0 + QB).min(t) } else { t };
+        let np = n.next_multiple_of(L);
+        // Scores `[QB, np]`.
+        for j0 in (0..np).step_by(L) {
+            let mut acc = [[0f32; L]; QB];
+            let qb = &q[i0 * hd..(i0 + QB) * hd];
+            #[cfg(target_arch = "x86_64")]
+            if AVX512 {
+                avx512::tile(qb, hd, &kt[j0..], tp, hd, &mut acc);
+            }
+            if !AVX512 {
+                for c in 0..hd {
+                    let kv: &[f32; L] = kt[c * tp + j0..][..L].try_into().unwrap();
+                    for (r, acc) in acc.iter_mut().enumerate() {
+                        let qr = qb[r * hd + c];
+                        for l in 0..L {
+                            acc[l] += qr * kv[l];
+                        }
+                    }
+                }
+            }
+            for (r, acc) in acc.iter().enumerate() {
+                p[r * tp + j0..][..L].copy_from_slice(acc);
             }
         }
-        let max = s.iter().fold(f32::NEG_INFINITY, |m, &x| m.max(x));
-        let mut sum = 0f32;
-        for x in s.iter_mut() {
-            *x = (*x - max).exp();
-            sum += *x;
+        // Softmax per query over its visible keys; masked and padded keys get weight 0.
+        for r in 0..QB.min(tq - i0) {
+            let i = i0 + r;
+            let visible = if causal { i + 1 } else { t };
+            let row = &mut p[r * tp..r * tp + np];
+            let max = row[..visible]
+                .iter()
+                .fold(f32::NEG_INFINITY, |m, &x| m.max(x));
+            let mut sum = 0f32;
+            for x in row[..visible].iter_mut() {
+                *x = (*x - max).exp();
+                sum += *x;
+            }
+            for x in row[..visible].iter_mut() {
+                *x /= sum;
+            }
+            row[visible..].fill(0.0);
         }
-        o.fill(0.0);
-        for (j, &e) in s.iter().enumerate() {
-            let p = e / sum;
-            let v = &qkv[j * d3 + 2 * d + h * hd..][..hd];
-            for (oc, &vc) in o.iter_mut().zip(v) {
-                *oc += p * vc;
+        // Outputs `[QB, hd]` = P `[QB, n]` x V `[n, hd]`, one vector of columns at a time.
+        for c0 in (0..hp).step_by(L) {
+            let mut acc = [[0f32; L]; QB];
+            #[cfg(target_arch = "x86_64")]
+            if AVX512 {
+                avx512::tile(&p, tp, &v[c0..], hp, n, &mut acc);
+            }
+            if !AVX512 {
+                for j in 0..n {
+                    let vv: &[f32; L] = v[j * hp + c0..][..L].try_into().unwrap();
+                    for (r, acc) in acc.iter_mut().enumerate() {
+                        let pr = p[r * tp + j];
+                        for l in 0..L {
+                            acc[l] += pr * vv[l];
+                        }
+                    }
+                }
+            }
+            let cols = L.min(hd - c0);
+            for (r, acc) in acc.iter().enumerate().take(tq - i0) {
+                std::ptr::copy_nonoverlapping(
+                    acc.as_ptr(),
+                    out.add((i0 + r) * d + h * hd + c0),
+                    cols,
+                );
             }
         }
-        std::ptr::copy_nonoverlapping(o.as_ptr(), out.add(i * d + h * hd), hd);
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+mod avx512 {
+    use std::arch::x86_64::*;
+
+    use super::{L, QB};
+
+    /// `acc[r] = sum_c a[r * lda + c] * b[c * ldb .. + L]` for `c < k`: `QB` rows of `a` times a
+    /// `k x L` panel of `b` (both the score tile, `q k^T`, and the output tile, `p v`).
+    #[inline(always)]
+    pub(super) unsafe fn tile(
+        a: &[f32],
+        lda: usize,
+        b: &[f32],
+        ldb: usize,
+        k: usize,
+        acc: &mut [[f32; L]; QB],
+    ) {
+        debug_assert!(a.len() >= (QB - 1) * lda + k && b.len() >= (k.max(1) - 1) * ldb + L);
+        let mut r = [_mm512_setzero_ps(); QB];
+        let (ap, bp) = (a.as_ptr(), b.as_ptr());
+        for c in 0..k {
+            let bv = _mm512_loadu_ps(bp.add(c * ldb));
+            for (i, r) in r.iter_mut().enumerate() {
+                *r = _mm512_fmadd_ps(_mm512_set1_ps(*ap.add(i * lda + c)), bv, *r);
+            }
+        }
+        for (i, r) in r.iter().enumerate() {
+            _mm512_storeu_ps(acc[i].as_mut_ptr(), *r);
+        }
     }
 }
 
