@@ -101,6 +101,15 @@ impl ModelArgs {
 
     /// Only the towers a command needs (a text-only run never reads the image weights).
     pub fn load_towers(&self, towers: clip::Towers) -> anyhow::Result<clip::Clip> {
+        let isa = clip::kernels::Isa::detect(self.precision);
+        if self.precision != clip::Precision::F32 && isa != clip::kernels::Isa::Avx512 {
+            // The portable and AVX2 kernels are correct but slower than f32's GEMM.
+            eprintln!(
+                "clip: warning: this CPU lacks the AVX-512 instructions of --precision {} (or \
+                 CLIP_KERNELS caps them): it runs {isa:?} kernels, slower than f32",
+                self.precision
+            );
+        }
         let options = clip::LoadOptions {
             precision: self.precision,
             towers,
