@@ -340,6 +340,11 @@ fn drive<F: Format>(f: &F, isa: Isa, x: &[f32], m: usize, epi: &Epilogue) -> Vec
                 // SAFETY: tile (row.., c0..) lies inside `out` and belongs to this task alone.
                 unsafe {
                     let c = ptr.0.add(row * n + c0);
+                    if let Some(res) = epi.residual {
+                        // The epilogue reads this tile's residual rows, 14 scattered fragments the
+                        // hardware prefetcher does not foresee: ask for them while the tile computes.
+                        prefetch_rows(&res[row * n + c0..], n, rows);
+                    }
                     f.tile(isa, &a, p - p0, nb, c, n, rows, cols);
                     for r in 0..rows {
                         let o = std::slice::from_raw_parts_mut(c.add(r * n), cols);
@@ -359,6 +364,24 @@ fn drive<F: Format>(f: &F, isa: Isa, x: &[f32], m: usize, epi: &Epilogue) -> Vec
     // SAFETY: the tiles cover rows 0..m x columns 0..n, each written once above.
     unsafe { out.set_len(m * n) };
     out
+}
+
+/// Prefetches the first `NR` floats of `rows` rows at stride `ld` of `x` (into all cache levels).
+#[inline(always)]
+fn prefetch_rows(x: &[f32], ld: usize, rows: usize) {
+    #[cfg(target_arch = "x86_64")]
+    for r in 0..rows {
+        let p = x[r * ld..].as_ptr();
+        // SAFETY: prefetching is a hint; the addresses are inside `x` (a row holds >= 1 float;
+        // the second line may lie past a short row, which a prefetch tolerates).
+        unsafe {
+            use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+            _mm_prefetch::<_MM_HINT_T0>(p as *const i8);
+            _mm_prefetch::<_MM_HINT_T0>(p.wrapping_add(16) as *const i8);
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = (x, ld, rows);
 }
 
 /// Column masks of a tile's two 16-lane halves.
