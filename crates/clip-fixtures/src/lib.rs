@@ -123,6 +123,38 @@ pub fn read_npy(path: &Path) -> NpyArray {
     NpyArray { shape, data }
 }
 
+/// A full-size random-weight checkpoint made by `tools/make_fullsize.py` in `CLIP_FULLSIZE_DIR`
+/// (default `/work/fullsize`; too large to commit): `(<arch>.safetensors, its goldens, the folder
+/// of their preprocessed pixels)`, or `None` when that architecture was not made. Those goldens
+/// may lack `embed_dim`; it is taken from the text embeddings.
+pub fn fullsize(arch: &str) -> Option<(PathBuf, ModelGoldens, PathBuf)> {
+    let dir = PathBuf::from(
+        std::env::var("CLIP_FULLSIZE_DIR").unwrap_or_else(|_| "/work/fullsize".into()),
+    );
+    let (model, goldens) = (
+        dir.join(format!("{arch}.safetensors")),
+        dir.join(format!("{arch}.goldens.json")),
+    );
+    if !model.exists() || !goldens.exists() {
+        println!("{arch}: not in {}", dir.display());
+        return None;
+    }
+    let text = std::fs::read_to_string(&goldens).unwrap();
+    let mut v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let obj = v.as_object_mut().unwrap();
+    let embed = obj["text_embeddings"][0].as_array().unwrap().len();
+    obj.entry("embed_dim")
+        .or_insert_with(|| serde_json::json!(embed));
+    Some((
+        model,
+        serde_json::from_value(v).unwrap(),
+        dir.join("preprocess"),
+    ))
+}
+
+/// The architectures [`fullsize`] knows, in file-name form.
+pub const FULLSIZE_ARCHS: [&str; 4] = ["ViT-B-32", "RN50", "ViT-B-16", "ViT-L-14"];
+
 /// `goldens/<model>.json` as written by the reference's `tools/make_goldens.py`.
 #[derive(Debug, Clone, serde::Deserialize)]
 pub struct ModelGoldens {

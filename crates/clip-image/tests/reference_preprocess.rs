@@ -296,6 +296,61 @@ fn exif_orientation_is_opt_in() {
     assert_eq!(decode_file(&other, &opts).unwrap(), decode(&other));
 }
 
+/// The opt-in DCT-domain JPEG downscale: the smallest libjpeg scale that keeps the short side at
+/// least the model resolution, then the exact resize. Its cost against the reference pixels is
+/// measured here (printed) and bounded; JPEGs too small to scale are decoded exactly as before.
+#[test]
+fn fast_jpeg_decoding_is_opt_in_and_close() {
+    let fast = DecodeOptions {
+        jpeg_min_side: Some(224),
+        ..DecodeOptions::default()
+    };
+    let mut scaled = 0;
+    for (name, want_size) in [
+        ("astronaut_progressive.jpg", (256, 256)),
+        ("camera_gray.jpg", (256, 256)),
+        ("chelsea_baseline_420.jpg", (451, 300)),
+        ("coffee_444_exif_orient6.jpg", (480, 320)),
+        ("rocket_cmyk.jpg", (480, 320)),
+    ] {
+        let path = committed(&format!("images/good/{name}"));
+        let exact = decode(&path);
+        let quick = decode_file(&path, &fast).unwrap();
+        assert_eq!((quick.width(), quick.height()), want_size, "{name}");
+        if (quick.width(), quick.height()) == (exact.width(), exact.height()) {
+            assert_eq!(quick, exact, "{name}: unscaled JPEGs decode as before");
+            continue;
+        }
+        scaled += 1;
+        let (a, b) = (
+            preprocess(&exact, 224, &Normalization::default()),
+            preprocess(&quick, 224, &Normalization::default()),
+        );
+        let max = a
+            .iter()
+            .zip(&b)
+            .map(|(x, y)| (x - y).abs())
+            .fold(0f32, f32::max);
+        let mean = a.iter().zip(&b).map(|(x, y)| (x - y).abs()).sum::<f32>() / a.len() as f32;
+        let dot: f64 = a.iter().zip(&b).map(|(x, y)| *x as f64 * *y as f64).sum();
+        let norm = |v: &[f32]| v.iter().map(|x| (*x as f64).powi(2)).sum::<f64>().sqrt();
+        let cos = dot / (norm(&a) * norm(&b));
+        println!(
+            "{name}: fast JPEG {}x{} -> 224: pixels max abs {max:.3}, mean abs {mean:.4} (normalised units), cosine {cos:.6}",
+            quick.width(),
+            quick.height()
+        );
+        assert!(
+            mean < 0.05 && cos > 0.995,
+            "{name}: mean {mean}, cosine {cos}"
+        );
+    }
+    assert!(scaled >= 2, "the fixture photos exercise the scaled path");
+    // Not JPEG: unchanged.
+    let png = committed("images/good/logo_rgba.png");
+    assert_eq!(decode_file(&png, &fast).unwrap(), decode(&png));
+}
+
 #[test]
 fn max_pixels_option_is_enforced() {
     let path = committed("images/good/chelsea_small.bmp");

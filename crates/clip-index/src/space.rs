@@ -5,6 +5,7 @@
 
 use std::path::{Path, PathBuf};
 
+use clip::image::DecodeOptions;
 use clip::Precision;
 
 use crate::IndexError;
@@ -25,28 +26,36 @@ pub struct Space {
 }
 
 impl Space {
-    /// The space of the checkpoint at `model_path` (file or folder) with embedding size `dim`;
-    /// `exif` says whether images are rotated by their EXIF orientation first (other pixels,
-    /// so another space); a reduced `precision` is a space of its own too (its vectors differ
-    /// from the f32 ones by up to 0.5% in cosine), f32 keeps the plain id.
+    /// The space of the checkpoint at `model_path` (file or folder) with embedding size `dim`,
+    /// fed images decoded with `decode`: EXIF rotation and the fast JPEG path give other pixels,
+    /// so other spaces. A reduced `precision` is a space of its own too (its vectors differ from
+    /// the f32 ones by up to 0.5% in cosine). The reference's decoding in f32 keeps the plain id.
     pub fn of_checkpoint(
         model_path: &Path,
         dim: usize,
-        exif: bool,
+        decode: &DecodeOptions,
         precision: Precision,
     ) -> Result<Self, IndexError> {
         let abs = std::fs::canonicalize(model_path).map_err(IndexError::io(model_path))?;
         let mut hasher = blake3::Hasher::new();
         hash_tree(&abs, &abs, &mut hasher)?;
         let digest = hasher.finalize().to_hex();
-        let exif = if exif { "-exif" } else { "" };
+        let exif = if decode.apply_exif_orientation {
+            "-exif"
+        } else {
+            ""
+        };
+        let fast = decode
+            .jpeg_min_side
+            .map(|n| format!("-fastjpeg{n}"))
+            .unwrap_or_default();
         let precision = match precision {
             Precision::F32 => String::new(),
             p => format!("-{p}"),
         };
         Ok(Self {
             id: format!(
-                "{}-pp{PREPROCESS_VERSION}{exif}{precision}-d{dim}",
+                "{}-pp{PREPROCESS_VERSION}{exif}{fast}{precision}-d{dim}",
                 &digest[..16]
             ),
             model: model_path.display().to_string(),

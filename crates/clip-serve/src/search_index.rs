@@ -42,7 +42,7 @@ impl SearchIndex {
             });
         }
         let store = CatalogStore::open(db)?;
-        let space = Space::of_checkpoint(model_path, dim, false, precision)?;
+        let space = Space::of_checkpoint(model_path, dim, &Default::default(), precision)?;
         let (hashes, matrix) = store.load_matrix(&space, VectorType::F32)?;
         Ok(Self {
             store: Mutex::new(store),

@@ -9,8 +9,8 @@ use clip::candle::{Device, Tensor};
 use clip::checkpoint::{load_checkpoint, Activation, Checkpoint};
 use clip::{ClipModel, ModelError};
 use clip_fixtures::{
-    committed, image_abs_tolerance, parity, read_goldens, read_npy, reference, ModelGoldens,
-    MAX_ABS, MAX_LOGIT, MIN_COSINE,
+    committed, fullsize, image_abs_tolerance, parity, read_goldens, read_npy, reference,
+    ModelGoldens, FULLSIZE_ARCHS, MAX_ABS, MAX_LOGIT, MIN_COSINE,
 };
 
 #[derive(Debug, Default)]
@@ -372,31 +372,16 @@ fn nan_weights_are_refused() {
 #[test]
 #[ignore]
 fn fullsize_checkpoints_match_goldens() {
-    let dir = PathBuf::from(
-        std::env::var("CLIP_FULLSIZE_DIR").unwrap_or_else(|_| "/work/fullsize".into()),
-    );
     let mut found = 0;
-    for arch in ["ViT-B-32", "RN50", "ViT-B-16", "ViT-L-14"] {
-        let (m, gp) = (
-            dir.join(format!("{arch}.safetensors")),
-            dir.join(format!("{arch}.goldens.json")),
-        );
-        if !m.exists() || !gp.exists() {
-            println!("{arch}: not in {}", dir.display());
+    for arch in FULLSIZE_ARCHS {
+        let Some((m, g, pre)) = fullsize(arch) else {
             continue;
-        }
+        };
         found += 1;
-        let text = std::fs::read_to_string(&gp).unwrap();
-        let mut v: serde_json::Value = serde_json::from_str(&text).unwrap();
-        let obj = v.as_object_mut().unwrap();
-        let embed = obj["text_embeddings"][0].as_array().unwrap().len();
-        obj.entry("embed_dim")
-            .or_insert_with(|| serde_json::json!(embed));
-        let g: ModelGoldens = serde_json::from_value(v).unwrap();
         // Pixels: `<dir>/preprocess/<image>.224.npy` (make_fullsize's helper writes them), else
         // the reference preprocess goldens.
-        let pre = if dir.join("preprocess").is_dir() {
-            Some(dir.join("preprocess"))
+        let pre = if pre.is_dir() {
+            Some(pre)
         } else {
             reference("preprocess")
         };
@@ -421,7 +406,7 @@ fn fullsize_checkpoints_match_goldens() {
         };
         check(arch, &load_checkpoint(&m).unwrap(), &g, &images, tol);
     }
-    assert!(found > 0, "no full-size checkpoints in {}", dir.display());
+    assert!(found > 0, "no full-size checkpoints (CLIP_FULLSIZE_DIR)");
 }
 
 /// Rows of a batch come back in input order even when a longer text precedes a shorter one

@@ -12,7 +12,9 @@ use clip::candle::{Device, Tensor};
 use clip::checkpoint::load_checkpoint;
 use clip::kernels::{Isa, Precision};
 use clip::{ClipModel, LoadOptions, Towers};
-use clip_fixtures::{committed, read_goldens, read_npy, reference, ModelGoldens};
+use clip_fixtures::{
+    committed, fullsize, read_goldens, read_npy, reference, ModelGoldens, FULLSIZE_ARCHS,
+};
 
 fn cosine(a: &[f32], b: &[f32]) -> f64 {
     let dot: f64 = a.iter().zip(b).map(|(x, y)| *x as f64 * *y as f64).sum();
@@ -161,33 +163,17 @@ fn one_tower_models_refuse_the_other() {
     assert_eq!(e, "the model was loaded without its text tower");
 }
 
-/// Full-size random-weight checkpoints (`tools/make_fullsize.py`, `CLIP_FULLSIZE_DIR`, default
-/// `/work/fullsize`): `<arch>.safetensors`, `<arch>.goldens.json`, `preprocess/`. Too large to
-/// commit; run with `cargo test -p clip --release -- --ignored`.
+/// Full-size random-weight checkpoints ([`fullsize`]); run with
+/// `cargo test -p clip --release -- --ignored`.
 #[test]
 #[ignore]
 fn fullsize_checkpoints_in_every_precision() {
-    let dir = PathBuf::from(
-        std::env::var("CLIP_FULLSIZE_DIR").unwrap_or_else(|_| "/work/fullsize".into()),
-    );
     let mut found = 0;
-    for arch in ["ViT-B-32", "RN50", "ViT-B-16", "ViT-L-14"] {
-        let (m, gp) = (
-            dir.join(format!("{arch}.safetensors")),
-            dir.join(format!("{arch}.goldens.json")),
-        );
-        if !m.exists() || !gp.exists() {
-            continue;
+    for arch in FULLSIZE_ARCHS {
+        if let Some((model, g, pre)) = fullsize(arch) {
+            found += 1;
+            check_model(arch, model, &g, pre);
         }
-        found += 1;
-        let mut v: serde_json::Value =
-            serde_json::from_str(&std::fs::read_to_string(&gp).unwrap()).unwrap();
-        let obj = v.as_object_mut().unwrap();
-        let embed = obj["text_embeddings"][0].as_array().unwrap().len();
-        obj.entry("embed_dim")
-            .or_insert_with(|| serde_json::json!(embed));
-        let g: ModelGoldens = serde_json::from_value(v).unwrap();
-        check_model(arch, m, &g, dir.join("preprocess"));
     }
-    assert!(found > 0, "no full-size checkpoints in {}", dir.display());
+    assert!(found > 0, "no full-size checkpoints (CLIP_FULLSIZE_DIR)");
 }

@@ -79,22 +79,27 @@ pub fn export(clip: &Clip, req: ExportRequest) -> anyhow::Result<i32> {
         );
         let mut failed = 0;
         let bar = progress_bar(paths.len(), "images");
-        embed_image_files::<anyhow::Error>(clip, &paths, &req.image_args.options(), |batch| {
-            let meta: Vec<_> = batch
-                .embedded
-                .iter()
-                .map(|&r| json!({"id": ids[r], "image_path": paths[r]}))
-                .collect();
-            sink.push(&finish(batch.embeddings), &meta)?;
-            for (r, err) in &batch.failed {
-                let line = json!({"id": ids[*r], "path": paths[*r], "error": err.to_string()});
-                std::io::Write::write_all(&mut failures, format!("{line}\n").as_bytes())?;
-                bar.suspend(|| eprintln!("clip: skipped: {err}"));
-            }
-            failed += batch.failed.len();
-            bar.inc((batch.embedded.len() + batch.failed.len()) as u64);
-            Ok(())
-        })?;
+        embed_image_files::<anyhow::Error>(
+            clip,
+            &paths,
+            &req.image_args.options(clip.resolution()),
+            |batch| {
+                let meta: Vec<_> = batch
+                    .embedded
+                    .iter()
+                    .map(|&r| json!({"id": ids[r], "image_path": paths[r]}))
+                    .collect();
+                sink.push(&finish(batch.embeddings), &meta)?;
+                for (r, err) in &batch.failed {
+                    let line = json!({"id": ids[*r], "path": paths[*r], "error": err.to_string()});
+                    std::io::Write::write_all(&mut failures, format!("{line}\n").as_bytes())?;
+                    bar.suspend(|| eprintln!("clip: skipped: {err}"));
+                }
+                failed += batch.failed.len();
+                bar.inc((batch.embedded.len() + batch.failed.len()) as u64);
+                Ok(())
+            },
+        )?;
         bar.finish_and_clear();
         std::io::Write::flush(&mut failures)?;
         (sink.finish()?, failed)

@@ -75,7 +75,7 @@ pub fn space_of(model: &ModelArgs, clip: &clip::Clip, image: &ImageArgs) -> anyh
     Ok(Space::of_checkpoint(
         &model.resolve()?,
         clip.embed_dim(),
-        image.exif_orientation,
+        &image.options(clip.resolution()),
         model.precision,
     )?)
 }
@@ -90,7 +90,7 @@ pub fn run(args: IndexArgs) -> anyhow::Result<i32> {
     let opts = IndexOptions {
         batch_size: args.batch_size,
         workers: args.workers.unwrap_or(IndexOptions::default().workers),
-        decode: args.image.options(),
+        decode: args.image.options(clip.resolution()),
         vector_type: if args.f16 {
             VectorType::F16
         } else {

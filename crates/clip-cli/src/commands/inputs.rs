@@ -41,13 +41,18 @@ pub fn embed_images(
         embeddings: Embeddings::new(clip.embed_dim(), Vec::new()),
         failed: Vec::new(),
     };
-    clip::batch::embed_image_files::<anyhow::Error>(clip, paths, &image_args.options(), |batch| {
-        bar.inc((batch.embedded.len() + batch.failed.len()) as u64);
-        done.ok.extend(batch.embedded);
-        done.embeddings.extend(&batch.embeddings);
-        done.failed.extend(batch.failed);
-        Ok(())
-    })?;
+    clip::batch::embed_image_files::<anyhow::Error>(
+        clip,
+        paths,
+        &image_args.options(clip.resolution()),
+        |batch| {
+            bar.inc((batch.embedded.len() + batch.failed.len()) as u64);
+            done.ok.extend(batch.embedded);
+            done.embeddings.extend(&batch.embeddings);
+            done.failed.extend(batch.failed);
+            Ok(())
+        },
+    )?;
     bar.finish_and_clear();
     Ok(done)
 }

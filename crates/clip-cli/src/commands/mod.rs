@@ -119,23 +119,34 @@ impl ModelArgs {
     }
 }
 
-/// `--exif-orientation`: shared by every command that reads images.
+/// `--exif-orientation`, `--fast-jpeg`: shared by every command that reads images.
 #[derive(Args, Clone, Copy)]
 pub struct ImageArgs {
     /// Rotate images by their EXIF orientation first (the reference does not).
     #[arg(long)]
     pub exif_orientation: bool,
+    /// Decode large JPEGs at 1/2, 1/4 or 1/8 scale in the DCT domain (short side kept at least
+    /// the model's resolution) before the exact resize: several times faster on photos, but not
+    /// the reference's pixels (docs/BENCHMARKS.md measures the difference).
+    #[arg(long)]
+    pub fast_jpeg: bool,
 }
 
 impl ImageArgs {
-    pub fn options(&self) -> clip::image::DecodeOptions {
+    /// Decoding options for a model of input size `resolution`.
+    pub fn options(&self, resolution: u32) -> clip::image::DecodeOptions {
         clip::image::DecodeOptions {
             apply_exif_orientation: self.exif_orientation,
+            jpeg_min_side: self.fast_jpeg.then_some(resolution),
             ..Default::default()
         }
     }
 
-    pub fn decode(&self, path: &Path) -> anyhow::Result<clip::image::DecodedImage> {
-        Ok(clip::image::decode_file(path, &self.options())?)
+    pub fn decode(
+        &self,
+        path: &Path,
+        resolution: u32,
+    ) -> anyhow::Result<clip::image::DecodedImage> {
+        Ok(clip::image::decode_file(path, &self.options(resolution))?)
     }
 }

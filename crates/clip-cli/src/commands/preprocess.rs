@@ -21,7 +21,7 @@ pub struct PreprocessArgs {
 }
 
 pub fn run(args: PreprocessArgs) -> anyhow::Result<i32> {
-    let img = args.image_args.decode(&args.image)?;
+    let img = args.image_args.decode(&args.image, args.resolution)?;
     let n = args.resolution as usize;
     let data = preprocess(&img, args.resolution, &Normalization::default());
     write_npy_f32(&args.output, &[3, n, n], &data)

@@ -144,7 +144,7 @@ fn query_vector(args: &SearchArgs, clip: &clip::Clip) -> anyhow::Result<Vec<f32>
         ));
     }
     if let Some(path) = &args.image {
-        let image = args.image_args.decode(path)?;
+        let image = args.image_args.decode(path, clip.resolution())?;
         parts.push((1.0, clip.encode_images(&[image])?.into_vec()));
     }
     for (texts, weight) in [
@@ -179,7 +179,7 @@ fn rank_captions(args: &SearchArgs, file: &std::path::Path) -> anyhow::Result<i3
         .as_deref()
         .context("--texts-file needs --image")?;
     let clip = args.model.load()?;
-    let image = args.image_args.decode(image_path)?;
+    let image = args.image_args.decode(image_path, clip.resolution())?;
     let img = clip.encode_images(&[image])?.normalized();
     let txt = clip
         .encode_texts(&captions, Overflow::Truncate)?

@@ -121,7 +121,7 @@ unsafe fn run(bytes: &[u8], src: Source, opts: &DecodeOptions) -> Result<Raw, Im
     cinfo.dct_method = ffi::J_DCT_METHOD::JDCT_ISLOW;
     cinfo.do_fancy_upsampling = 1;
     cinfo.scale_num = 1;
-    cinfo.scale_denom = 1;
+    cinfo.scale_denom = dct_scale_denominator(width, height, opts.jpeg_min_side);
 
     let mut exif = None;
     let mut marker = cinfo.marker_list;
@@ -138,6 +138,9 @@ unsafe fn run(bytes: &[u8], src: Source, opts: &DecodeOptions) -> Result<Raw, Im
 
     ffi::jpeg_start_decompress(cinfo);
     let row_len = cinfo.output_width as usize * components;
+    // libjpeg's scaled size: ceil(size / denominator).
+    let denom = cinfo.scale_denom;
+    let (width, height) = (width.div_ceil(denom), height.div_ceil(denom));
     if cinfo.output_components as usize != components
         || cinfo.output_width != width
         || cinfo.output_height != height
@@ -161,6 +164,17 @@ unsafe fn run(bytes: &[u8], src: Source, opts: &DecodeOptions) -> Result<Raw, Im
         samples,
         exif,
     })
+}
+
+/// The DCT scaling denominator (8, 4, 2 or 1) for [`DecodeOptions::jpeg_min_side`]: the largest
+/// whose output keeps the shorter side at or above `min_side`.
+fn dct_scale_denominator(width: u32, height: u32, min_side: Option<u32>) -> u32 {
+    let Some(min_side) = min_side else { return 1 };
+    let short = width.min(height);
+    [8, 4, 2]
+        .into_iter()
+        .find(|&d| short.div_ceil(d) >= min_side.max(1))
+        .unwrap_or(1)
 }
 
 pub(crate) fn decode(

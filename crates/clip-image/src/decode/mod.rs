@@ -28,6 +28,11 @@ pub struct DecodeOptions {
     /// Images with more pixels than this are refused before any pixel buffer is allocated.
     /// Default: `2 * 89,478,485`, the size at which Pillow raises `DecompressionBombError`.
     pub max_pixels: u64,
+    /// Opt-in fast path, **not the reference's pixels**: let libjpeg decode JPEGs at 1/2, 1/4 or
+    /// 1/8 of their size in the DCT domain (the smallest scale whose shorter side is still at
+    /// least this many pixels) before the exact resize. Decoding a 12-megapixel photo for a
+    /// 224-pixel model then costs a fraction of the full decode. `None` (the default): full size.
+    pub jpeg_min_side: Option<u32>,
 }
 
 impl Default for DecodeOptions {
@@ -35,6 +40,7 @@ impl Default for DecodeOptions {
         Self {
             apply_exif_orientation: false,
             max_pixels: 2 * PILLOW_MAX_IMAGE_PIXELS,
+            jpeg_min_side: None,
         }
     }
 }

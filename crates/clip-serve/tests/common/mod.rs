@@ -117,7 +117,7 @@ pub fn build_index(names: &[&str]) -> (tempfile::TempDir, PathBuf) {
     let space = clip_index::Space::of_checkpoint(
         &model_path(),
         clip.embed_dim(),
-        false,
+        &Default::default(),
         clip::Precision::F32,
     )
     .unwrap();

@@ -1,7 +1,8 @@
-//! `--precision` through the real binary: every reduced precision stays within its accuracy bar
-//! of f32 end to end (decode, preprocess, tokenise, encode), the forced portable kernels
-//! (`CLIP_KERNELS=portable`, what a CPU without AVX-512 or AVX2 runs) give the same result, a
-//! text-only run loads only the text tower, and `clip bench` reports the precision it measured.
+//! The opt-in speed modes through the real binary. `--precision`: every reduced precision stays
+//! within its accuracy bar of f32 end to end (decode, preprocess, tokenise, encode), the forced
+//! portable kernels (`CLIP_KERNELS=portable`, what a CPU without AVX-512 or AVX2 runs) give the
+//! same result, a text-only run loads only the text tower, and `clip bench` reports the precision
+//! it measured. `--fast-jpeg`: close to the exact decode, and never the default.
 
 mod common;
 
@@ -143,4 +144,36 @@ fn bench_reports_the_precision_it_measured() {
         assert!(v["images_per_s"].as_f64().unwrap() > 0.0);
         assert!(v["peak_rss_mb"].as_f64().unwrap() > 0.0);
     }
+}
+
+#[test]
+fn fast_jpeg_is_close_and_opt_in() {
+    let m = model();
+    let images = [
+        good("astronaut_progressive.jpg"),
+        good("camera_gray.jpg"),
+        good("rocket_cmyk.jpg"),
+    ];
+    let run = |fast: bool| {
+        let mut args = vec!["embed", "--model", s(&m)];
+        for img in &images {
+            args.extend(["--image", s(img)]);
+        }
+        if fast {
+            args.push("--fast-jpeg");
+        }
+        embeddings(&clip_json(&args), "images")
+    };
+    let (exact, quick) = (run(false), run(true));
+    for (i, (a, b)) in exact.iter().zip(&quick).enumerate() {
+        let c: f64 = a.iter().zip(b).map(|(x, y)| x * y).sum();
+        println!(
+            "{}: fast JPEG embedding cosine to the exact decode {c:.6}",
+            images[i].display()
+        );
+        assert!(c > 0.99, "{}: cosine {c}", images[i].display());
+    }
+    // rocket_cmyk.jpg (480x320) is too small to scale for a 224-pixel model: identical.
+    assert_eq!(exact[2], quick[2]);
+    assert_ne!(exact[0], quick[0], "a 512x512 JPEG is decoded at half size");
 }
