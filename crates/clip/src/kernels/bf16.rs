@@ -116,8 +116,7 @@ fn widen(h: u32) -> f32 {
 }
 
 /// The same sums in plain f32 arithmetic (auto-vectorised over the `NR` lanes).
-#[inline(always)]
-unsafe fn tile_body(
+unsafe fn tile_portable(
     a: &[u32],
     b: &[u32],
     kp: usize,
@@ -143,18 +142,6 @@ unsafe fn tile_body(
     }
 }
 
-unsafe fn tile_portable(
-    a: &[u32],
-    b: &[u32],
-    kp: usize,
-    c: *mut f32,
-    ldc: usize,
-    rows: usize,
-    cols: usize,
-) {
-    tile_body(a, b, kp, c, ldc, rows, cols)
-}
-
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 unsafe fn tile_avx2(
@@ -166,7 +153,66 @@ unsafe fn tile_avx2(
     rows: usize,
     cols: usize,
 ) {
-    tile_body(a, b, kp, c, ldc, rows, cols)
+    // 16 ymm registers: passes of up to 5 rows x 16 columns (10 accumulators, 4 widened weight
+    // vectors: low and high halves of the pairs, 2 broadcasts), each a stream over the pairs.
+    for half in 0..2 {
+        let c0 = half * 16;
+        if c0 >= cols {
+            break;
+        }
+        let n = (cols - c0).min(16);
+        let mut r0 = 0;
+        while r0 < rows {
+            let r = (rows - r0).min(5);
+            avx2::bf16_rows::<5>(a, b, kp, r0, c0, c.add(r0 * ldc + c0), ldc, r, n);
+            r0 += r;
+        }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+mod avx2 {
+    use std::arch::x86_64::*;
+
+    use super::super::{MR, NR};
+
+    /// Rows `r0..r0 + rows` (`rows <= R`) x columns `c0..c0 + n` (`n <= 16`) of the tile: bf16
+    /// widened to f32 by shifting (low half) and masking (high half) each 32-bit pair.
+    #[inline(always)]
+    #[allow(clippy::too_many_arguments)]
+    pub(super) unsafe fn bf16_rows<const R: usize>(
+        a: &[u32],
+        b: &[u32],
+        kp: usize,
+        r0: usize,
+        c0: usize,
+        out: *mut f32,
+        ldc: usize,
+        rows: usize,
+        n: usize,
+    ) {
+        let mut acc = [[_mm256_setzero_ps(); 2]; R];
+        let high = _mm256_set1_epi32(0xFFFF_0000u32 as i32);
+        let (ap, bp) = (a.as_ptr().add(r0), b.as_ptr().add(c0));
+        for p in 0..kp {
+            let w = bp.add(p * NR);
+            let v0 = _mm256_loadu_si256(w as *const __m256i);
+            let v1 = _mm256_loadu_si256(w.add(8) as *const __m256i);
+            let lo0 = _mm256_castsi256_ps(_mm256_slli_epi32::<16>(v0));
+            let lo1 = _mm256_castsi256_ps(_mm256_slli_epi32::<16>(v1));
+            let hi0 = _mm256_castsi256_ps(_mm256_and_si256(v0, high));
+            let hi1 = _mm256_castsi256_ps(_mm256_and_si256(v1, high));
+            for (i, acc) in acc.iter_mut().enumerate() {
+                // Rows past `rows` read the panel's padding (or the next rows): not stored.
+                let pair = *ap.add(p * MR + i.min(MR - 1 - r0));
+                let xl = _mm256_set1_ps(f32::from_bits(pair << 16));
+                let xh = _mm256_set1_ps(f32::from_bits(pair & 0xFFFF_0000));
+                acc[0] = _mm256_fmadd_ps(xh, hi0, _mm256_fmadd_ps(xl, lo0, acc[0]));
+                acc[1] = _mm256_fmadd_ps(xh, hi1, _mm256_fmadd_ps(xl, lo1, acc[1]));
+            }
+        }
+        super::super::store_rows(&acc, out, ldc, rows, n);
+    }
 }
 
 #[cfg(target_arch = "x86_64")]

@@ -96,8 +96,7 @@ impl Format for F16Matrix {
     }
 }
 
-#[inline(always)]
-unsafe fn tile_body(
+unsafe fn tile_portable(
     a: &[f32],
     b: &[u16],
     k: usize,
@@ -121,18 +120,6 @@ unsafe fn tile_body(
     }
 }
 
-unsafe fn tile_portable(
-    a: &[f32],
-    b: &[u16],
-    k: usize,
-    c: *mut f32,
-    ldc: usize,
-    rows: usize,
-    cols: usize,
-) {
-    tile_body(a, b, k, c, ldc, rows, cols)
-}
-
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma,f16c")]
 unsafe fn tile_avx2(
@@ -144,7 +131,63 @@ unsafe fn tile_avx2(
     rows: usize,
     cols: usize,
 ) {
-    tile_body(a, b, k, c, ldc, rows, cols)
+    // 16 ymm registers: a tile is done in passes of up to 6 rows x 16 columns (12 accumulators,
+    // 2 weight vectors, 1 broadcast), each a stream over `k`.
+    for half in 0..2 {
+        let c0 = half * 16;
+        if c0 >= cols {
+            break;
+        }
+        let n = (cols - c0).min(16);
+        let mut r0 = 0;
+        while r0 < rows {
+            let r = (rows - r0).min(6);
+            let out = c.add(r0 * ldc + c0);
+            match r {
+                6 => avx2::f16_rows::<6>(a, b, k, r0, c0, out, ldc, r, n),
+                5 | 4 => avx2::f16_rows::<5>(a, b, k, r0, c0, out, ldc, r, n),
+                _ => avx2::f16_rows::<3>(a, b, k, r0, c0, out, ldc, r, n),
+            }
+            r0 += r;
+        }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+mod avx2 {
+    use std::arch::x86_64::*;
+
+    use super::super::{MR, NR};
+
+    /// Rows `r0..r0 + rows` (`rows <= R`) x columns `c0..c0 + n` (`n <= 16`) of the tile.
+    #[inline(always)]
+    #[allow(clippy::too_many_arguments)]
+    pub(super) unsafe fn f16_rows<const R: usize>(
+        a: &[f32],
+        b: &[u16],
+        k: usize,
+        r0: usize,
+        c0: usize,
+        out: *mut f32,
+        ldc: usize,
+        rows: usize,
+        n: usize,
+    ) {
+        let mut acc = [[_mm256_setzero_ps(); 2]; R];
+        let (ap, bp) = (a.as_ptr().add(r0), b.as_ptr().add(c0));
+        for p in 0..k {
+            let w = bp.add(p * NR);
+            let b0 = _mm256_cvtph_ps(_mm_loadu_si128(w as *const __m128i));
+            let b1 = _mm256_cvtph_ps(_mm_loadu_si128(w.add(8) as *const __m128i));
+            for (i, acc) in acc.iter_mut().enumerate() {
+                // Rows past `rows` read the panel's zero padding (or the next rows): not stored.
+                let x = _mm256_set1_ps(*ap.add(p * MR + i.min(MR - 1 - r0)));
+                acc[0] = _mm256_fmadd_ps(x, b0, acc[0]);
+                acc[1] = _mm256_fmadd_ps(x, b1, acc[1]);
+            }
+        }
+        super::super::store_rows(&acc, out, ldc, rows, n);
+    }
 }
 
 #[cfg(target_arch = "x86_64")]

@@ -384,6 +384,25 @@ fn prefetch_rows(x: &[f32], ld: usize, rows: usize) {
     let _ = (x, ld, rows);
 }
 
+/// Stores the first `rows` rows x `n` columns of AVX2 accumulators (two 8-lane vectors a row).
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+unsafe fn store_rows<const R: usize>(
+    acc: &[[std::arch::x86_64::__m256; 2]; R],
+    out: *mut f32,
+    ldc: usize,
+    rows: usize,
+    n: usize,
+) {
+    use std::arch::x86_64::_mm256_storeu_ps;
+    let mut row = [0f32; 16];
+    for (r, acc) in acc.iter().enumerate().take(rows) {
+        _mm256_storeu_ps(row.as_mut_ptr(), acc[0]);
+        _mm256_storeu_ps(row.as_mut_ptr().add(8), acc[1]);
+        std::ptr::copy_nonoverlapping(row.as_ptr(), out.add(r * ldc), n);
+    }
+}
+
 /// Column masks of a tile's two 16-lane halves.
 #[cfg(target_arch = "x86_64")]
 fn lane_masks(cols: usize) -> (u16, u16) {
