@@ -4,7 +4,6 @@
 //! Weights: `[n / NR][k / 2][NR]` u32 (low half `W[2p, j]`, high half `W[2p + 1, j]`).
 //! Activations: `[panel][k / 2][MR]` u32, the same pairing; one u32 is broadcast to all lanes.
 
-use half::bf16;
 use rayon::prelude::*;
 
 use super::{Format, Isa, MR, NR};
@@ -18,7 +17,19 @@ pub(super) struct Bf16Matrix {
 }
 
 fn pair(lo: f32, hi: f32) -> u32 {
-    bf16::from_f32(lo).to_bits() as u32 | (bf16::from_f32(hi).to_bits() as u32) << 16
+    to_bf16(lo) | to_bf16(hi) << 16
+}
+
+/// f32 -> bf16 bits, round to nearest even (as `half::bf16::from_f32` and `vcvtneps2bf16`), inline
+/// and branch-light: packing a model's weights converts every one of them.
+#[inline(always)]
+fn to_bf16(x: f32) -> u32 {
+    let b = x.to_bits();
+    if x.is_nan() {
+        (b >> 16) | 0x40
+    } else {
+        (b + 0x7FFF + ((b >> 16) & 1)) >> 16
+    }
 }
 
 impl Bf16Matrix {
@@ -276,6 +287,38 @@ mod avx512 {
             let row = c.add(r * ldc);
             _mm512_mask_storeu_ps(row, m0, acc0[r]);
             _mm512_mask_storeu_ps(row.add(16), m1, acc1[r]);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn rounding_matches_half() {
+        let mut x = 1.0e-30f32;
+        while x < 1.0e30 {
+            for v in [x, -x, x * 1.000_030_5, x * 0.999_969_5] {
+                assert_eq!(
+                    super::to_bf16(v),
+                    half::bf16::from_f32(v).to_bits() as u32,
+                    "{v:e}"
+                );
+            }
+            x *= 1.37;
+        }
+        for v in [
+            0.0f32,
+            -0.0,
+            f32::MAX,
+            f32::MIN_POSITIVE,
+            f32::INFINITY,
+            1.0 + f32::EPSILON * 64.0,
+        ] {
+            assert_eq!(
+                super::to_bf16(v),
+                half::bf16::from_f32(v).to_bits() as u32,
+                "{v:e}"
+            );
         }
     }
 }
