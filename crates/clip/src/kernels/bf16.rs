@@ -6,11 +6,10 @@
 
 use rayon::prelude::*;
 
-use super::{Format, Isa, MR, NR};
+use super::{scatter_row, Format, Isa, MR, NR};
 
 pub(super) struct Bf16Matrix {
     k: usize,
-    n: usize,
     /// `k` in pairs (odd `k` padded with a zero).
     kp: usize,
     data: Vec<u32>,
@@ -37,7 +36,7 @@ impl Bf16Matrix {
         let kp = k.div_ceil(2);
         let mut data = vec![0u32; n.div_ceil(NR) * kp * NR];
         let at = |p: usize, j: usize| if p < k && j < n { w(p, j) } else { 0.0 };
-        data.par_chunks_mut(kp * NR)
+        data.par_chunks_mut((kp * NR).max(1))
             .enumerate()
             .for_each(|(nb, panel)| {
                 for (p, lanes) in panel.chunks_mut(NR).enumerate() {
@@ -47,7 +46,7 @@ impl Bf16Matrix {
                     }
                 }
             });
-        Self { k, n, kp, data }
+        Self { k, kp, data }
     }
 
     pub fn bytes(&self) -> usize {
@@ -57,14 +56,6 @@ impl Bf16Matrix {
 
 impl Format for Bf16Matrix {
     type Panels = Vec<u32>;
-
-    fn k(&self) -> usize {
-        self.k
-    }
-
-    fn n(&self) -> usize {
-        self.n
-    }
 
     fn a_row_bytes(&self) -> usize {
         self.kp * 4
@@ -89,10 +80,7 @@ impl Format for Bf16Matrix {
                     }
                 }
             }
-            let panel = &mut a[(r / MR) * kp * MR..][..kp * MR];
-            for (p, &v) in pairs.iter().enumerate() {
-                panel[p * MR + r % MR] = v;
-            }
+            scatter_row(&mut a, &pairs, r);
         }
         a
     }

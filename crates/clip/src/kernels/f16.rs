@@ -7,32 +7,29 @@
 use half::f16;
 use rayon::prelude::*;
 
-use super::{Format, Isa, MR, NR};
+use super::{scatter_row, Format, Isa, MR, NR};
 
 pub(super) struct F16Matrix {
     k: usize,
-    n: usize,
     data: Vec<u16>,
 }
 
 impl F16Matrix {
     pub fn pack(k: usize, n: usize, w: &(impl Fn(usize, usize) -> f32 + Sync)) -> Self {
         let mut data = vec![0u16; n.div_ceil(NR) * k * NR];
-        if k > 0 {
-            data.par_chunks_mut(k * NR)
-                .enumerate()
-                .for_each(|(nb, panel)| {
-                    for (p, lanes) in panel.chunks_mut(NR).enumerate() {
-                        for (l, v) in lanes.iter_mut().enumerate() {
-                            let j = nb * NR + l;
-                            if j < n {
-                                *v = f16::from_f32(w(p, j)).to_bits();
-                            }
+        data.par_chunks_mut((k * NR).max(1))
+            .enumerate()
+            .for_each(|(nb, panel)| {
+                for (p, lanes) in panel.chunks_mut(NR).enumerate() {
+                    for (l, v) in lanes.iter_mut().enumerate() {
+                        let j = nb * NR + l;
+                        if j < n {
+                            *v = f16::from_f32(w(p, j)).to_bits();
                         }
                     }
-                });
-        }
-        Self { k, n, data }
+                }
+            });
+        Self { k, data }
     }
 
     pub fn bytes(&self) -> usize {
@@ -43,14 +40,6 @@ impl F16Matrix {
 impl Format for F16Matrix {
     type Panels = Vec<f32>;
 
-    fn k(&self) -> usize {
-        self.k
-    }
-
-    fn n(&self) -> usize {
-        self.n
-    }
-
     fn a_row_bytes(&self) -> usize {
         self.k * 4
     }
@@ -58,16 +47,8 @@ impl Format for F16Matrix {
     fn pack_a(&self, _isa: Isa, x: &[f32], rows: usize) -> Vec<f32> {
         let k = self.k;
         let mut a = vec![0f32; rows.div_ceil(MR) * k * MR];
-        if k == 0 {
-            return a;
-        }
-        for (pi, panel) in a.chunks_mut(k * MR).enumerate() {
-            for r in 0..MR.min(rows - pi * MR) {
-                let row = &x[(pi * MR + r) * k..][..k];
-                for (p, &v) in row.iter().enumerate() {
-                    panel[p * MR + r] = v;
-                }
-            }
+        for r in 0..rows {
+            scatter_row(&mut a, &x[r * k..][..k], r);
         }
         a
     }

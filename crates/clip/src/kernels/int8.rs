@@ -11,11 +11,10 @@
 
 use rayon::prelude::*;
 
-use super::{Format, Isa, MR, NR};
+use super::{scatter_row, Format, Isa, MR, NR};
 
 pub(super) struct Int8Matrix {
     k: usize,
-    n: usize,
     /// `k` in groups of four (padded with zero weights).
     kq: usize,
     data: Vec<u32>,
@@ -53,7 +52,7 @@ impl Int8Matrix {
             col_sum[j] = *sum;
         }
         let mut data = vec![0u32; np / NR * kq * NR];
-        data.par_chunks_mut(kq * NR.max(1))
+        data.par_chunks_mut((kq * NR).max(1))
             .enumerate()
             .for_each(|(nb, panel)| {
                 for (l, (_, _, q)) in columns.iter().enumerate().skip(nb * NR).take(NR) {
@@ -69,7 +68,6 @@ impl Int8Matrix {
             });
         Self {
             k,
-            n,
             kq,
             data,
             scale,
@@ -133,14 +131,6 @@ fn row_params(row: &[f32]) -> (f32, i32) {
 impl Format for Int8Matrix {
     type Panels = Int8Panels;
 
-    fn k(&self) -> usize {
-        self.k
-    }
-
-    fn n(&self) -> usize {
-        self.n
-    }
-
     fn a_row_bytes(&self) -> usize {
         self.kq * 4
     }
@@ -171,10 +161,7 @@ impl Format for Int8Matrix {
                     }
                 }
             }
-            let panel = &mut q[(r / MR) * kq * MR..][..kq * MR];
-            for (g, &v) in groups.iter().enumerate() {
-                panel[g * MR + r % MR] = v;
-            }
+            scatter_row(&mut q, &groups, r);
         }
         Int8Panels { q, scale, zero }
     }

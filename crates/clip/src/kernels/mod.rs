@@ -234,9 +234,9 @@ impl PackedMatrix {
             assert_eq!(r.len(), m * self.n, "residual is not [m, n]");
         }
         match &self.data {
-            Packed::Bf16(b) => drive(b, self.isa, x, m, epi),
-            Packed::F16(b) => drive(b, self.isa, x, m, epi),
-            Packed::Int8(b) => drive(b, self.isa, x, m, epi),
+            Packed::Bf16(b) => drive(b, (self.k, self.n), self.isa, x, m, epi),
+            Packed::F16(b) => drive(b, (self.k, self.n), self.isa, x, m, epi),
+            Packed::Int8(b) => drive(b, (self.k, self.n), self.isa, x, m, epi),
         }
     }
 }
@@ -246,8 +246,6 @@ trait Format: Sync {
     /// Packed activations of a block of rows, in `MR`-row panels.
     type Panels: Send + Sync;
 
-    fn k(&self) -> usize;
-    fn n(&self) -> usize;
     /// Bytes of one packed activation row (sizes the row blocks).
     fn a_row_bytes(&self) -> usize;
     /// Packs `rows` rows of `x` (`[rows, k]`) into panels of `MR` rows (the last zero-padded).
@@ -270,14 +268,29 @@ trait Format: Sync {
     );
 }
 
+/// Writes one activation row's packed groups (`k` elements, pairs or quads, as the format groups
+/// them) into its `MR`-row panel: `[panel][group][MR]`, row `r` of the block.
+fn scatter_row<T: Copy>(panels: &mut [T], groups: &[T], r: usize) {
+    let panel = &mut panels[(r / MR) * groups.len() * MR..][..groups.len() * MR];
+    for (g, &v) in groups.iter().enumerate() {
+        panel[g * MR + r % MR] = v;
+    }
+}
+
 /// The output pointer shared by the tasks; each task writes its own tiles only.
 #[derive(Clone, Copy)]
 struct OutPtr(*mut f32);
 unsafe impl Send for OutPtr {}
 unsafe impl Sync for OutPtr {}
 
-fn drive<F: Format>(f: &F, isa: Isa, x: &[f32], m: usize, epi: &Epilogue) -> Vec<f32> {
-    let (k, n) = (f.k(), f.n());
+fn drive<F: Format>(
+    f: &F,
+    (k, n): (usize, usize),
+    isa: Isa,
+    x: &[f32],
+    m: usize,
+    epi: &Epilogue,
+) -> Vec<f32> {
     // Not zeroed: the tiles below write every element (a zeroing pass cost ~2% at batch 32).
     let mut out: Vec<f32> = Vec::with_capacity(m * n);
     if m == 0 || n == 0 {
@@ -469,6 +482,8 @@ mod tests {
     }
 
     const SHAPES: &[(usize, usize, usize)] = &[
+        (0, 5, 3),
+        (2, 0, 3),
         (1, 1, 1),
         (1, 7, 129),
         (7, 3, 33),
