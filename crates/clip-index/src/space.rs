@@ -85,3 +85,47 @@ fn hash_tree(root: &Path, path: &Path, hasher: &mut blake3::Hasher) -> Result<()
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use clip::image::DecodeOptions;
+    use clip::Precision;
+
+    use super::{Space, PREPROCESS_VERSION};
+
+    #[test]
+    fn decoding_and_precision_make_spaces_of_their_own() {
+        let model = clip_fixtures::committed("models/tiny-vit.safetensors");
+        let id = |decode: DecodeOptions, p: Precision| {
+            Space::of_checkpoint(&model, 32, &decode, p).unwrap().id
+        };
+        let plain = id(DecodeOptions::default(), Precision::F32);
+        assert!(
+            plain.ends_with(&format!("-pp{PREPROCESS_VERSION}-d32")),
+            "{plain}"
+        );
+        let exif = DecodeOptions {
+            apply_exif_orientation: true,
+            ..Default::default()
+        };
+        let fast = DecodeOptions {
+            jpeg_min_side: Some(224),
+            ..Default::default()
+        };
+        let others = [
+            id(exif, Precision::F32),
+            id(fast, Precision::F32),
+            id(DecodeOptions::default(), Precision::Int8),
+            id(DecodeOptions::default(), Precision::Bf16),
+            id(fast, Precision::Int8),
+        ];
+        for (i, a) in others.iter().enumerate() {
+            assert_ne!(a, &plain);
+            for b in &others[i + 1..] {
+                assert_ne!(a, b);
+            }
+        }
+        // Same inputs, same space.
+        assert_eq!(id(fast, Precision::Int8), others[4]);
+    }
+}
