@@ -177,3 +177,29 @@ fn fullsize_checkpoints_in_every_precision() {
     }
     assert!(found > 0, "no full-size checkpoints (CLIP_FULLSIZE_DIR)");
 }
+
+#[test]
+fn kernels_the_cpu_lacks_are_refused() {
+    let ckpt = load_checkpoint(&committed("models/tiny-vit.safetensors")).unwrap();
+    for precision in [Precision::Bf16, Precision::F16, Precision::Int8] {
+        let all = Isa::available(precision);
+        for isa in [Isa::Portable, Isa::Avx2, Isa::Avx512] {
+            let opts = LoadOptions {
+                precision,
+                towers: Towers::Text,
+                kernels: Some(isa),
+            };
+            match ClipModel::with_options(&ckpt, &Device::Cpu, opts) {
+                Ok(_) => assert!(all.contains(&isa)),
+                Err(e) => {
+                    assert!(!all.contains(&isa), "{precision} {isa:?}: {e}");
+                    assert!(
+                        e.to_string()
+                            .contains("need CPU features this machine lacks"),
+                        "{e}"
+                    );
+                }
+            }
+        }
+    }
+}

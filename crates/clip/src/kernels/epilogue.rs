@@ -19,12 +19,11 @@ pub(super) fn finish(
     }
     #[cfg(target_arch = "x86_64")]
     {
-        // SAFETY: `isa` comes from `Isa::available`, so the features are present.
+        // SAFETY: `PackedMatrix::pack` admits only an `isa` of `Isa::available`, and every
+        // precision's `Avx512` level includes avx512f.
         match isa {
-            Isa::Avx512 if is_x86_feature_detected!("avx512f") => unsafe {
-                return finish_avx512(o, bias, quick_gelu, residual);
-            },
-            Isa::Avx512 | Isa::Avx2 => unsafe { return finish_avx2(o, bias, quick_gelu, residual) },
+            Isa::Avx512 => unsafe { return finish_avx512(o, bias, quick_gelu, residual) },
+            Isa::Avx2 => unsafe { return finish_avx2(o, bias, quick_gelu, residual) },
             Isa::Portable => {}
         }
     }

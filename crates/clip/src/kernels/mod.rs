@@ -178,7 +178,9 @@ impl fmt::Debug for PackedMatrix {
 
 impl PackedMatrix {
     /// Packs `w` where `w(k, n)` is element `[k, n]` of the `[k, n]` matrix (so a `[out, in]`
-    /// torch weight passes `|k, n| w[n * in + k]`). `precision` must not be f32.
+    /// torch weight passes `|k, n| w[n * in + k]`). `precision` must not be f32, and `isa` must be
+    /// one of [`Isa::available`] for it: the kernels run that CPU's instructions, so asking for
+    /// others is refused here, once, rather than checked in every tile.
     pub fn pack(
         k: usize,
         n: usize,
@@ -186,6 +188,10 @@ impl PackedMatrix {
         isa: Isa,
         w: impl Fn(usize, usize) -> f32 + Sync,
     ) -> PackedMatrix {
+        assert!(
+            Isa::available(precision).contains(&isa),
+            "{isa:?} kernels for {precision} need CPU features this machine lacks"
+        );
         let data = match precision {
             Precision::Bf16 => Packed::Bf16(bf16::Bf16Matrix::pack(k, n, &w)),
             Precision::F16 => Packed::F16(f16::F16Matrix::pack(k, n, &w)),

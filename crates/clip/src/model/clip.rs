@@ -84,9 +84,18 @@ impl ClipModel {
         let config = ModelConfig::infer(&ckpt.state, &ckpt.hints)?;
         let table = config.expected_tensors();
         validate(&ckpt.state, &table)?;
-        let isa = options
-            .kernels
-            .unwrap_or_else(|| Isa::detect(options.precision));
+        let isa = match options.kernels {
+            // f32 runs candle's GEMM: no kernel set to choose.
+            _ if options.precision == Precision::F32 => Isa::Portable,
+            None => Isa::detect(options.precision),
+            Some(isa) if Isa::available(options.precision).contains(&isa) => isa,
+            Some(isa) => {
+                return Err(ModelError::config(format!(
+                    "the {isa:?} kernels of precision {} need CPU features this machine lacks",
+                    options.precision
+                )))
+            }
+        };
         let w = Weights::new(&ckpt.state, &table, device, options.precision, isa);
         let visual = match options.towers {
             Towers::Text => None,
