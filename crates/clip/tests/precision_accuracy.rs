@@ -183,7 +183,7 @@ fn kernels_the_cpu_lacks_are_refused() {
     let ckpt = load_checkpoint(&committed("models/tiny-vit.safetensors")).unwrap();
     for precision in [Precision::Bf16, Precision::F16, Precision::Int8] {
         let all = Isa::available(precision);
-        for isa in [Isa::Portable, Isa::Avx2, Isa::Avx512] {
+        for isa in [Isa::Portable, Isa::Avx2, Isa::Avx512, Isa::Amx] {
             let opts = LoadOptions {
                 precision,
                 towers: Towers::Text,

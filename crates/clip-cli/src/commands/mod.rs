@@ -102,7 +102,7 @@ impl ModelArgs {
     /// Only the towers a command needs (a text-only run never reads the image weights).
     pub fn load_towers(&self, towers: clip::Towers) -> anyhow::Result<clip::Clip> {
         let isa = clip::kernels::Isa::detect(self.precision);
-        if self.precision != clip::Precision::F32 && isa != clip::kernels::Isa::Avx512 {
+        if self.precision != clip::Precision::F32 && isa < clip::kernels::Isa::Avx512 {
             // Without AVX512-BF16/VNNI the reduced precisions save memory, not time: AVX2 bf16/f16
             // reach about f32's speed, AVX2 int8 and the portable kernels fall well below it.
             eprintln!(

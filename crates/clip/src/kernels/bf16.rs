@@ -3,14 +3,15 @@
 //!
 //! Weights: `[n / NR][k / 2][NR]` u32 (low half `W[2p, j]`, high half `W[2p + 1, j]`).
 //! Activations: `[panel][k / 2][MR]` u32, the same pairing; one u32 is broadcast to all lanes.
+//! AMX (`tdpbf16ps`) reads the same weights and row-major activations, see [`super::amx`].
 
 use rayon::prelude::*;
 
-use super::{scatter_row, Format, Isa, MR, NR};
+use super::{amx, padded_groups, scatter_row, tile_rows, Format, Isa, MR, NR};
 
 pub(super) struct Bf16Matrix {
     k: usize,
-    /// `k` in pairs (odd `k` padded with a zero).
+    /// `k` in pairs (odd `k` padded with a zero; AMX: padded to whole tiles).
     kp: usize,
     data: Vec<u32>,
 }
@@ -32,8 +33,8 @@ fn to_bf16(x: f32) -> u32 {
 }
 
 impl Bf16Matrix {
-    pub fn pack(k: usize, n: usize, w: &(impl Fn(usize, usize) -> f32 + Sync)) -> Self {
-        let kp = k.div_ceil(2);
+    pub fn pack(k: usize, n: usize, isa: Isa, w: &(impl Fn(usize, usize) -> f32 + Sync)) -> Self {
+        let kp = padded_groups(k.div_ceil(2), isa);
         let mut data = vec![0u32; n.div_ceil(NR) * kp * NR];
         let at = |p: usize, j: usize| if p < k && j < n { w(p, j) } else { 0.0 };
         data.par_chunks_mut((kp * NR).max(1))
@@ -62,25 +63,24 @@ impl Format for Bf16Matrix {
     }
 
     fn pack_a(&self, isa: Isa, x: &[f32], rows: usize) -> Vec<u32> {
-        let (k, kp) = (self.k, self.kp);
-        let panels = rows.div_ceil(MR);
-        let mut a = vec![0u32; panels * kp * MR];
+        let (k, kp, mr) = (self.k, self.kp, tile_rows(isa));
+        let mut a = vec![0u32; rows.div_ceil(mr) * kp * mr];
         // One row as bf16 pairs, then strided into its panel.
         let mut pairs = vec![0u32; kp];
         for r in 0..rows {
             let row = &x[r * k..][..k];
             match isa {
-                // SAFETY: `Avx512` is only chosen where avx512bf16 is present.
+                // SAFETY: `Avx512` and `Amx` are only chosen where avx512bf16 is present.
                 #[cfg(target_arch = "x86_64")]
-                Isa::Avx512 => unsafe { avx512::to_pairs(row, &mut pairs) },
+                Isa::Avx512 | Isa::Amx => unsafe { avx512::to_pairs(row, &mut pairs) },
                 _ => {
-                    for (p, v) in pairs.iter_mut().enumerate() {
+                    for (p, v) in pairs.iter_mut().take(k.div_ceil(2)).enumerate() {
                         let hi = if 2 * p + 1 < k { row[2 * p + 1] } else { 0.0 };
                         *v = pair(row[2 * p], hi);
                     }
                 }
             }
-            scatter_row(&mut a, &pairs, r);
+            scatter_row(isa, &mut a, &pairs, r);
         }
         a
     }
@@ -96,10 +96,30 @@ impl Format for Bf16Matrix {
         rows: usize,
         cols: usize,
     ) {
-        let kp = self.kp;
-        let a = &a[panel * kp * MR..][..kp * MR];
+        let (kp, mr) = (self.kp, tile_rows(isa));
+        let a = &a[panel * kp * mr..][..kp * mr];
         let b = &self.data[nb * kp * NR..][..kp * NR];
         match isa {
+            #[cfg(target_arch = "x86_64")]
+            Isa::Amx => {
+                let product = amx::Product::Bf16;
+                if rows == amx::TILE && cols == NR {
+                    amx::tile(product, a.as_ptr(), b.as_ptr(), kp, c as *mut u32, ldc);
+                } else {
+                    let mut t = [0f32; amx::TILE * NR];
+                    amx::tile(
+                        product,
+                        a.as_ptr(),
+                        b.as_ptr(),
+                        kp,
+                        t.as_mut_ptr() as *mut u32,
+                        NR,
+                    );
+                    for (r, row) in t.chunks_exact(NR).take(rows).enumerate() {
+                        std::ptr::copy_nonoverlapping(row.as_ptr(), c.add(r * ldc), cols);
+                    }
+                }
+            }
             #[cfg(target_arch = "x86_64")]
             Isa::Avx512 => avx512::tile(a, b, kp, c, ldc, rows, cols),
             #[cfg(target_arch = "x86_64")]

@@ -6,40 +6,54 @@
 
 use super::Isa;
 
-/// `o = act(o + bias) + residual`, element by element.
-pub(super) fn finish(
-    isa: Isa,
-    o: &mut [f32],
-    bias: Option<&[f32]>,
-    quick_gelu: bool,
-    residual: Option<&[f32]>,
-) {
-    if bias.is_none() && !quick_gelu && residual.is_none() {
-        return;
-    }
-    #[cfg(target_arch = "x86_64")]
-    {
-        // SAFETY: `PackedMatrix::pack` admits only an `isa` of `Isa::available`, and every
-        // precision's `Avx512` level includes avx512f.
-        match isa {
-            Isa::Avx512 => unsafe { return finish_avx512(o, bias, quick_gelu, residual) },
-            Isa::Avx2 => unsafe { return finish_avx2(o, bias, quick_gelu, residual) },
-            Isa::Portable => {}
-        }
-    }
-    finish_body(o, bias, quick_gelu, residual)
+/// One finished output tile and what to apply to it.
+pub(super) struct Tile<'a> {
+    /// Row 0 of the tile; rows at stride `ld`.
+    pub c: *mut f32,
+    pub ld: usize,
+    pub rows: usize,
+    pub cols: usize,
+    /// The tile's `cols` bias values.
+    pub bias: Option<&'a [f32]>,
+    pub quick_gelu: bool,
+    /// The residual's element at the tile's row 0, column 0; rows at stride `ld`.
+    pub residual: Option<&'a [f32]>,
 }
 
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f,avx2,fma")]
-unsafe fn finish_avx512(o: &mut [f32], b: Option<&[f32]>, g: bool, r: Option<&[f32]>) {
-    finish_body(o, b, g, r)
+/// `c = act(c + bias) + residual` over the tile, element by element: one call per tile (a call
+/// per row of 32 values cost a quarter of a bf16 model's time on AMX).
+///
+/// # Safety
+/// `t.c` must be valid for `rows` rows of `cols` floats at stride `ld`; `t.residual` (if any) must
+/// hold `(rows - 1) * ld + cols` values; `isa` one of [`Isa::available`] for the matrix.
+pub(super) unsafe fn finish(isa: Isa, t: &Tile) {
+    if t.bias.is_none() && !t.quick_gelu && t.residual.is_none() {
+        return;
+    }
+    // SAFETY: `PackedMatrix::pack` admits only an `isa` of `Isa::available`, and every precision's
+    // `Avx512` and `Amx` levels include avx512f.
+    match isa {
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx512 | Isa::Amx if t.cols <= 32 => avx512::finish(t),
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx512 | Isa::Amx | Isa::Avx2 => finish_avx2(t),
+        _ => finish_rows(t),
+    }
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-unsafe fn finish_avx2(o: &mut [f32], b: Option<&[f32]>, g: bool, r: Option<&[f32]>) {
-    finish_body(o, b, g, r)
+unsafe fn finish_avx2(t: &Tile) {
+    finish_rows(t)
+}
+
+#[inline(always)]
+unsafe fn finish_rows(t: &Tile) {
+    for r in 0..t.rows {
+        let o = std::slice::from_raw_parts_mut(t.c.add(r * t.ld), t.cols);
+        let res = t.residual.map(|res| &res[r * t.ld..][..t.cols]);
+        finish_body(o, t.bias, t.quick_gelu, res);
+    }
 }
 
 #[inline(always)]
@@ -58,6 +72,84 @@ fn finish_body(o: &mut [f32], bias: Option<&[f32]>, quick_gelu: bool, residual: 
         for (o, &r) in o.iter_mut().zip(r) {
             *o += r;
         }
+    }
+}
+
+/// The same arithmetic as [`finish_body`] in explicit 16-lane vectors, two a row.
+#[cfg(target_arch = "x86_64")]
+mod avx512 {
+    use std::arch::x86_64::*;
+
+    use super::Tile;
+
+    #[target_feature(enable = "avx512f")]
+    pub(super) unsafe fn finish(t: &Tile) {
+        let m = |c: usize| -> u16 {
+            if c >= 16 {
+                0xFFFF
+            } else {
+                ((1u32 << c) - 1) as u16
+            }
+        };
+        let masks = [m(t.cols), m(t.cols.saturating_sub(16))];
+        let zero = _mm512_setzero_ps();
+        let bias = t.bias.map(|b| {
+            [
+                _mm512_maskz_loadu_ps(masks[0], b.as_ptr()),
+                _mm512_maskz_loadu_ps(masks[1], b.as_ptr().wrapping_add(16)),
+            ]
+        });
+        for r in 0..t.rows {
+            let row = t.c.add(r * t.ld);
+            for h in 0..2 {
+                if masks[h] == 0 {
+                    continue;
+                }
+                let at = row.add(16 * h);
+                let mut v = _mm512_maskz_loadu_ps(masks[h], at);
+                if let Some(b) = &bias {
+                    v = _mm512_add_ps(v, b[h]);
+                }
+                if t.quick_gelu {
+                    v = quick_gelu(v);
+                }
+                if let Some(res) = t.residual {
+                    let p = res.as_ptr().add(r * t.ld + 16 * h);
+                    v = _mm512_add_ps(v, _mm512_mask_loadu_ps(zero, masks[h], p));
+                }
+                _mm512_mask_storeu_ps(at, masks[h], v);
+            }
+        }
+    }
+
+    /// [`super::quick_gelu_fast`], lane by lane.
+    #[inline(always)]
+    unsafe fn quick_gelu(x: __m512) -> __m512 {
+        let e = exp(_mm512_mul_ps(x, _mm512_set1_ps(-1.702)));
+        _mm512_div_ps(x, _mm512_add_ps(_mm512_set1_ps(1.0), e))
+    }
+
+    /// [`super::exp_fast`], lane by lane.
+    #[inline(always)]
+    unsafe fn exp(x: __m512) -> __m512 {
+        let c = _mm512_set1_ps;
+        let x = _mm512_min_ps(_mm512_max_ps(x, c(-87.0)), c(88.0));
+        let n = _mm512_fmadd_ps(x, c(std::f32::consts::LOG2_E), c(0.5));
+        let n = _mm512_roundscale_ps::<{ _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC }>(n);
+        let r = _mm512_sub_ps(x, _mm512_mul_ps(n, c(0.693_359_4)));
+        let r = _mm512_sub_ps(r, _mm512_mul_ps(n, c(-2.121_944_4e-4)));
+        let mut p = c(1.987_569_1e-4);
+        p = _mm512_fmadd_ps(p, r, c(1.398_199_9e-3));
+        p = _mm512_fmadd_ps(p, r, c(8.333_452e-3));
+        p = _mm512_fmadd_ps(p, r, c(4.166_579_6e-2));
+        p = _mm512_fmadd_ps(p, r, c(1.666_666_5e-1));
+        p = _mm512_fmadd_ps(p, r, c(5.000_000_1e-1));
+        let e = _mm512_add_ps(_mm512_fmadd_ps(_mm512_mul_ps(p, r), r, r), c(1.0));
+        let bits = _mm512_slli_epi32::<23>(_mm512_add_epi32(
+            _mm512_cvttps_epi32(n),
+            _mm512_set1_epi32(127),
+        ));
+        _mm512_mul_ps(e, _mm512_castsi512_ps(bits))
     }
 }
 

@@ -44,11 +44,11 @@ impl Format for F16Matrix {
         self.k * 4
     }
 
-    fn pack_a(&self, _isa: Isa, x: &[f32], rows: usize) -> Vec<f32> {
+    fn pack_a(&self, isa: Isa, x: &[f32], rows: usize) -> Vec<f32> {
         let k = self.k;
         let mut a = vec![0f32; rows.div_ceil(MR) * k * MR];
         for r in 0..rows {
-            scatter_row(&mut a, &x[r * k..][..k], r);
+            scatter_row(isa, &mut a, &x[r * k..][..k], r);
         }
         a
     }

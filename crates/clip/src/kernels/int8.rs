@@ -8,14 +8,16 @@
 //!
 //! Weights: `[n / NR][k / 4][NR]` u32 (four `k`-consecutive i8, lowest `k` in the low byte).
 //! Activations: `[panel][k / 4][MR]` u32 of four u8, one broadcast to all lanes.
+//! AMX (`tdpbusd`, the same unsigned-by-signed products) reads the same weights and row-major
+//! activations, see [`super::amx`].
 
 use rayon::prelude::*;
 
-use super::{scatter_row, Format, Isa, MR, NR};
+use super::{amx, padded_groups, scatter_row, tile_rows, Format, Isa, MR, NR};
 
 pub(super) struct Int8Matrix {
     k: usize,
-    /// `k` in groups of four (padded with zero weights).
+    /// `k` in groups of four (padded with zero weights; AMX: to whole tiles).
     kq: usize,
     data: Vec<u32>,
     /// Per column (padded to a multiple of `NR` with zeros).
@@ -30,8 +32,8 @@ pub(super) struct Int8Panels {
 }
 
 impl Int8Matrix {
-    pub fn pack(k: usize, n: usize, w: &(impl Fn(usize, usize) -> f32 + Sync)) -> Self {
-        let kq = k.div_ceil(4);
+    pub fn pack(k: usize, n: usize, isa: Isa, w: &(impl Fn(usize, usize) -> f32 + Sync)) -> Self {
+        let kq = padded_groups(k.div_ceil(4), isa);
         let np = n.div_ceil(NR) * NR;
         // Each column quantised once: `[n][k]` bytes, with its scale and sum.
         let columns: Vec<(f32, i32, Vec<i8>)> = (0..n)
@@ -136,11 +138,11 @@ impl Format for Int8Matrix {
     }
 
     fn pack_a(&self, isa: Isa, x: &[f32], rows: usize) -> Int8Panels {
-        let (k, kq) = (self.k, self.kq);
-        let panels = rows.div_ceil(MR);
-        let mut q = vec![0u32; panels * kq * MR];
-        let mut scale = vec![1f32; panels * MR];
-        let mut zero = vec![0i32; panels * MR];
+        let (k, kq, mr) = (self.k, self.kq, tile_rows(isa));
+        let padded_rows = rows.div_ceil(mr) * mr;
+        let mut q = vec![0u32; padded_rows * kq];
+        let mut scale = vec![1f32; padded_rows];
+        let mut zero = vec![0i32; padded_rows];
         // One row quantised to bytes (zero-padded to whole groups), then strided into its panel.
         let mut groups = vec![0u32; kq];
         for r in 0..rows {
@@ -150,10 +152,10 @@ impl Format for Int8Matrix {
             zero[r] = z;
             let bytes = groups.as_mut_ptr() as *mut u8;
             match isa {
-                // SAFETY: `Avx512` is only chosen where avx512bw is present; `groups` holds
-                // `4 * kq >= k` bytes.
+                // SAFETY: `Avx512` and `Amx` are only chosen where avx512bw is present; `groups`
+                // holds `4 * kq >= k` bytes.
                 #[cfg(target_arch = "x86_64")]
-                Isa::Avx512 => unsafe { avx512::quantise_row(row, 1.0 / s, z, bytes) },
+                Isa::Avx512 | Isa::Amx => unsafe { avx512::quantise_row(row, 1.0 / s, z, bytes) },
                 _ => {
                     for (i, &v) in row.iter().enumerate() {
                         // SAFETY: i < k <= 4 * kq.
@@ -161,7 +163,7 @@ impl Format for Int8Matrix {
                     }
                 }
             }
-            scatter_row(&mut q, &groups, r);
+            scatter_row(isa, &mut q, &groups, r);
         }
         Int8Panels { q, scale, zero }
     }
@@ -177,17 +179,31 @@ impl Format for Int8Matrix {
         rows: usize,
         cols: usize,
     ) {
-        let kq = self.kq;
+        let (kq, mr) = (self.kq, tile_rows(isa));
         let t = Tile {
-            a: &a.q[panel * kq * MR..][..kq * MR],
-            a_scale: &a.scale[panel * MR..][..MR],
-            a_zero: &a.zero[panel * MR..][..MR],
+            a: &a.q[panel * kq * mr..][..kq * mr],
+            a_scale: &a.scale[panel * mr..][..mr],
+            a_zero: &a.zero[panel * mr..][..mr],
             b: &self.data[nb * kq * NR..][..kq * NR],
             b_scale: &self.scale[nb * NR..][..NR],
             b_sum: &self.col_sum[nb * NR..][..NR],
             kq,
         };
         match isa {
+            #[cfg(target_arch = "x86_64")]
+            Isa::Amx => {
+                let mut sums = [0i32; amx::TILE * NR];
+                let (a, b) = (t.a.as_ptr(), t.b.as_ptr());
+                amx::tile(
+                    amx::Product::Int8,
+                    a,
+                    b,
+                    kq,
+                    sums.as_mut_ptr() as *mut u32,
+                    NR,
+                );
+                avx512::dequantise(&t, &sums, c, ldc, rows, cols);
+            }
             #[cfg(target_arch = "x86_64")]
             Isa::Avx512 => avx512::tile(&t, c, ldc, rows, cols),
             #[cfg(target_arch = "x86_64")]
@@ -282,19 +298,67 @@ mod avx512 {
             ap = ap.add(MR);
             bp = bp.add(NR);
         }
-        let sum0 = _mm512_loadu_si512(t.b_sum.as_ptr() as *const _);
-        let sum1 = _mm512_loadu_si512(t.b_sum.as_ptr().add(16) as *const _);
-        let sc0 = _mm512_loadu_ps(t.b_scale.as_ptr());
-        let sc1 = _mm512_loadu_ps(t.b_scale.as_ptr().add(16));
-        let (m0, m1) = lane_masks(cols);
+        let out = Dequantise::new(t, cols);
         for r in 0..rows {
+            out.row(t, r, acc0[r], acc1[r], c.add(r * ldc));
+        }
+    }
+
+    /// The AMX kernel's i32 sums (`[32][NR]`) to f32 outputs.
+    #[target_feature(enable = "avx512f")]
+    pub(super) unsafe fn dequantise(
+        t: &Tile,
+        sums: &[i32],
+        c: *mut f32,
+        ldc: usize,
+        rows: usize,
+        cols: usize,
+    ) {
+        let out = Dequantise::new(t, cols);
+        for (r, s) in sums.chunks_exact(NR).take(rows).enumerate() {
+            let acc0 = _mm512_loadu_si512(s.as_ptr() as *const _);
+            let acc1 = _mm512_loadu_si512(s.as_ptr().add(16) as *const _);
+            out.row(t, r, acc0, acc1, c.add(r * ldc));
+        }
+    }
+
+    /// `s_r * s_j * (sum - z_r * colsum_j)` for the tile's columns.
+    struct Dequantise {
+        sum: [__m512i; 2],
+        scale: [__m512; 2],
+        mask: (u16, u16),
+    }
+
+    impl Dequantise {
+        #[inline(always)]
+        unsafe fn new(t: &Tile, cols: usize) -> Self {
+            Self {
+                sum: [
+                    _mm512_loadu_si512(t.b_sum.as_ptr() as *const _),
+                    _mm512_loadu_si512(t.b_sum.as_ptr().add(16) as *const _),
+                ],
+                scale: [
+                    _mm512_loadu_ps(t.b_scale.as_ptr()),
+                    _mm512_loadu_ps(t.b_scale.as_ptr().add(16)),
+                ],
+                mask: lane_masks(cols),
+            }
+        }
+
+        /// Row `r` of the tile from its two 16-lane sums, stored at `out`.
+        #[inline(always)]
+        unsafe fn row(&self, t: &Tile, r: usize, acc0: __m512i, acc1: __m512i, out: *mut f32) {
             let z = _mm512_set1_epi32(t.a_zero[r]);
             let s = _mm512_set1_ps(t.a_scale[r]);
-            let v0 = _mm512_cvtepi32_ps(_mm512_sub_epi32(acc0[r], _mm512_mullo_epi32(z, sum0)));
-            let v1 = _mm512_cvtepi32_ps(_mm512_sub_epi32(acc1[r], _mm512_mullo_epi32(z, sum1)));
-            let row = c.add(r * ldc);
-            _mm512_mask_storeu_ps(row, m0, _mm512_mul_ps(v0, _mm512_mul_ps(s, sc0)));
-            _mm512_mask_storeu_ps(row.add(16), m1, _mm512_mul_ps(v1, _mm512_mul_ps(s, sc1)));
+            let v0 = _mm512_cvtepi32_ps(_mm512_sub_epi32(acc0, _mm512_mullo_epi32(z, self.sum[0])));
+            let v1 = _mm512_cvtepi32_ps(_mm512_sub_epi32(acc1, _mm512_mullo_epi32(z, self.sum[1])));
+            let (m0, m1) = self.mask;
+            _mm512_mask_storeu_ps(out, m0, _mm512_mul_ps(v0, _mm512_mul_ps(s, self.scale[0])));
+            _mm512_mask_storeu_ps(
+                out.add(16),
+                m1,
+                _mm512_mul_ps(v1, _mm512_mul_ps(s, self.scale[1])),
+            );
         }
     }
 }

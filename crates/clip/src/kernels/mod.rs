@@ -8,11 +8,12 @@
 //! path); these kernels only serve [`Precision::Bf16`], [`Precision::F16`] and
 //! [`Precision::Int8`].
 //!
-//! One driver ([`matmul`]) splits the output into tiles of `MR x NR` and the rows into blocks
+//! One driver ([`matmul`]) splits the output into tiles of `MR x NR` (32 x 32 for AMX) and the rows into blocks
 //! whose packed activations fit the L2 cache; each [`Format`] brings its packing and its
 //! micro-kernels. The instruction set is picked at run time ([`Isa::detect`]); `CLIP_KERNELS`
-//! (`portable`, `avx2`) caps it, which is how the fallbacks are tested on any machine.
+//! (`portable`, `avx2`, `avx512`) caps it, which is how the fallbacks are tested on any machine.
 
+mod amx;
 mod attention;
 mod bf16;
 mod epilogue;
@@ -32,8 +33,16 @@ pub(crate) const MR: usize = 14;
 /// Columns of one micro-kernel tile: two 16-lane vectors.
 pub(crate) const NR: usize = 32;
 /// Packed activations of one row block are kept under this size so the block stays in L2 while
-/// every weight panel passes over it.
-const A_BLOCK_BYTES: usize = 256 * 1024;
+/// every weight panel passes over it (each block reads all the weights once: bigger blocks, fewer
+/// passes over them).
+fn a_block_bytes(isa: Isa) -> usize {
+    match isa {
+        // Sapphire Rapids and later: 2 MB of L2 a core. With 256 KB blocks the 3072-wide MLP
+        // products held one 32-row panel a block and streamed the weights from L3 for every tile.
+        Isa::Amx => 1024 * 1024,
+        _ => 256 * 1024,
+    }
+}
 
 /// Numeric precision of the weights (and of the matrix products) of the model's linear layers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
@@ -91,16 +100,20 @@ pub enum Isa {
     /// AVX-512 kernels with the format's native instruction (`vdpbf16ps`, `vpdpbusd`,
     /// `vcvtph2ps` + FMA).
     Avx512,
+    /// AMX tile products (`tdpbf16ps`, `tdpbusd`) for bf16 and int8, AVX-512 for the rest of the
+    /// layer (activation packing, epilogue).
+    Amx,
 }
 
 impl Isa {
     /// The best kernels this CPU runs for `precision`, capped by `CLIP_KERNELS`
-    /// (`portable` or `avx2`; anything else: no cap).
+    /// (`portable`, `avx2` or `avx512`; anything else: no cap).
     pub fn detect(precision: Precision) -> Isa {
         let cap = match std::env::var("CLIP_KERNELS").ok().as_deref() {
             Some("portable") => Isa::Portable,
             Some("avx2") => Isa::Avx2,
-            _ => Isa::Avx512,
+            Some("avx512") => Isa::Avx512,
+            _ => Isa::Amx,
         };
         Self::available(precision)
             .into_iter()
@@ -132,6 +145,14 @@ impl Isa {
             };
             if native {
                 v.push(Isa::Avx512);
+                let tiles = match precision {
+                    Precision::Bf16 => amx::available(true),
+                    Precision::Int8 => amx::available(false),
+                    Precision::F32 | Precision::F16 => false,
+                };
+                if tiles {
+                    v.push(Isa::Amx);
+                }
             }
         }
         v
@@ -147,6 +168,23 @@ pub struct Epilogue<'a> {
     pub quick_gelu: bool,
     /// Added last (`[m, n]`, row-major), after the activation.
     pub residual: Option<&'a [f32]>,
+}
+
+/// Rows of one micro-kernel tile, and of one panel of packed activations, for `isa`.
+fn tile_rows(isa: Isa) -> usize {
+    match isa {
+        Isa::Amx => amx::TILE,
+        _ => MR,
+    }
+}
+
+/// `k` groups (pairs, quads) of a packed matrix: AMX tiles take them sixteen at a time, so their
+/// matrices are padded with zero groups to a multiple of 16.
+fn padded_groups(groups: usize, isa: Isa) -> usize {
+    match isa {
+        Isa::Amx => groups.next_multiple_of(amx::GROUPS),
+        _ => groups,
+    }
 }
 
 /// A `[k, n]` weight matrix packed for one precision's kernels.
@@ -193,9 +231,9 @@ impl PackedMatrix {
             "{isa:?} kernels for {precision} need CPU features this machine lacks"
         );
         let data = match precision {
-            Precision::Bf16 => Packed::Bf16(bf16::Bf16Matrix::pack(k, n, &w)),
+            Precision::Bf16 => Packed::Bf16(bf16::Bf16Matrix::pack(k, n, isa, &w)),
             Precision::F16 => Packed::F16(f16::F16Matrix::pack(k, n, &w)),
-            Precision::Int8 => Packed::Int8(int8::Int8Matrix::pack(k, n, &w)),
+            Precision::Int8 => Packed::Int8(int8::Int8Matrix::pack(k, n, isa, &w)),
             Precision::F32 => panic!("f32 weights are not packed (candle's GEMM runs them)"),
         };
         PackedMatrix { k, n, isa, data }
@@ -249,12 +287,13 @@ impl PackedMatrix {
 
 /// One packed weight format and its micro-kernels.
 trait Format: Sync {
-    /// Packed activations of a block of rows, in `MR`-row panels.
+    /// Packed activations of a block of rows, in panels of [`tile_rows`] rows.
     type Panels: Send + Sync;
 
     /// Bytes of one packed activation row (sizes the row blocks).
     fn a_row_bytes(&self) -> usize;
-    /// Packs `rows` rows of `x` (`[rows, k]`) into panels of `MR` rows (the last zero-padded).
+    /// Packs `rows` rows of `x` (`[rows, k]`) into panels of [`tile_rows`] rows (the last
+    /// zero-padded): `[panel][group][MR]` for the vector kernels, whole tiles for AMX.
     fn pack_a(&self, isa: Isa, x: &[f32], rows: usize) -> Self::Panels;
     /// Writes the `rows x cols` tile of `panels[panel] @ W[:, nb*NR..]` to `c` (row stride `ldc`).
     ///
@@ -275,11 +314,19 @@ trait Format: Sync {
 }
 
 /// Writes one activation row's packed groups (`k` elements, pairs or quads, as the format groups
-/// them) into its `MR`-row panel: `[panel][group][MR]`, row `r` of the block.
-fn scatter_row<T: Copy>(panels: &mut [T], groups: &[T], r: usize) {
-    let panel = &mut panels[(r / MR) * groups.len() * MR..][..groups.len() * MR];
-    for (g, &v) in groups.iter().enumerate() {
-        panel[g * MR + r % MR] = v;
+/// them) where `isa`'s kernels read row `r` of the block: strided into its `MR`-row panel
+/// (`[panel][group][MR]`), or into AMX tiles ([`amx::tile_offset`]).
+fn scatter_row<T: Copy>(isa: Isa, panels: &mut [T], groups: &[T], r: usize) {
+    let g = groups.len();
+    if isa == Isa::Amx {
+        for (s, chunk) in groups.chunks(amx::GROUPS).enumerate() {
+            panels[amx::tile_offset(g, r, s)..][..chunk.len()].copy_from_slice(chunk);
+        }
+        return;
+    }
+    let panel = &mut panels[(r / MR) * g * MR..][..g * MR];
+    for (i, &v) in groups.iter().enumerate() {
+        panel[i * MR + r % MR] = v;
     }
 }
 
@@ -302,9 +349,10 @@ fn drive<F: Format>(
     if m == 0 || n == 0 {
         return out;
     }
-    let panels = m.div_ceil(MR);
+    let mr = tile_rows(isa);
+    let panels = m.div_ceil(mr);
     let nblocks = n.div_ceil(NR);
-    let block_panels = (A_BLOCK_BYTES / (MR * f.a_row_bytes()).max(1)).clamp(1, panels);
+    let block_panels = (a_block_bytes(isa) / (mr * f.a_row_bytes()).max(1)).clamp(1, panels);
     let m_chunks = panels.div_ceil(block_panels);
     // Enough tasks for every thread (twice over, for balance): split the columns when the rows
     // alone do not give that (small batches).
@@ -318,7 +366,7 @@ fn drive<F: Format>(
     let rows_of = |mi: usize| {
         let p0 = mi * block_panels;
         let p1 = (p0 + block_panels).min(panels);
-        (p0, p1, p0 * MR, (p1 * MR).min(m))
+        (p0, p1, p0 * mr, (p1 * mr).min(m))
     };
     let pack = |mi: usize| {
         let (_, _, r0, r1) = rows_of(mi);
@@ -354,28 +402,27 @@ fn drive<F: Format>(
             let c0 = nb * NR;
             let cols = NR.min(n - c0);
             for p in p0..p1 {
-                let row = p * MR;
-                let rows = MR.min(m - row);
+                let row = p * mr;
+                let rows = mr.min(m - row);
                 // SAFETY: tile (row.., c0..) lies inside `out` and belongs to this task alone.
                 unsafe {
                     let c = ptr.0.add(row * n + c0);
                     if let Some(res) = epi.residual {
-                        // The epilogue reads this tile's residual rows, 14 scattered fragments the
+                        // The epilogue reads this tile's residual rows, scattered fragments the
                         // hardware prefetcher does not foresee: ask for them while the tile computes.
                         prefetch_rows(&res[row * n + c0..], n, rows);
                     }
                     f.tile(isa, &a, p - p0, nb, c, n, rows, cols);
-                    for r in 0..rows {
-                        let o = std::slice::from_raw_parts_mut(c.add(r * n), cols);
-                        let at = (row + r) * n + c0;
-                        epilogue::finish(
-                            isa,
-                            o,
-                            epi.bias.map(|b| &b[c0..c0 + cols]),
-                            epi.quick_gelu,
-                            epi.residual.map(|res| &res[at..at + cols]),
-                        );
-                    }
+                    let tile = epilogue::Tile {
+                        c,
+                        ld: n,
+                        rows,
+                        cols,
+                        bias: epi.bias.map(|b| &b[c0..c0 + cols]),
+                        quick_gelu: epi.quick_gelu,
+                        residual: epi.residual.map(|res| &res[row * n + c0..]),
+                    };
+                    epilogue::finish(isa, &tile);
                 }
             }
         }
