@@ -7,7 +7,8 @@ use std::time::Instant;
 
 use clip::candle::{Device, Tensor};
 use clip::checkpoint::{load_checkpoint, Activation, Checkpoint};
-use clip::{ClipModel, ModelError};
+use clip::kernels::{Isa, Precision};
+use clip::{ClipModel, LoadOptions, ModelError};
 use clip_fixtures::{
     committed, fullsize, image_abs_tolerance, parity, read_goldens, read_npy, reference,
     ModelGoldens, FULLSIZE_ARCHS, MAX_ABS, MAX_LOGIT, MIN_COSINE,
@@ -60,7 +61,9 @@ fn pixels(paths: &[PathBuf]) -> Tensor {
     Tensor::from_vec(data, (paths.len(), 3, 224, 224), &Device::Cpu).unwrap()
 }
 
-/// Compares a model with its goldens. `images`: (index into the goldens' images, npy path).
+/// Compares a model with its goldens, once per f32 kernel set this CPU runs (AVX-512 machines run
+/// the packed kernels, others candle's GEMM: both paths are checked wherever they can run).
+/// `images`: (index into the goldens' images, npy path).
 fn check(
     label: &str,
     ckpt: &Checkpoint,
@@ -68,8 +71,27 @@ fn check(
     images: &[(usize, PathBuf)],
     max_abs_image: f64,
 ) {
+    for isa in Isa::available(Precision::F32) {
+        let label = format!("{label} ({isa:?} kernels)");
+        check_with(&label, ckpt, g, images, max_abs_image, isa);
+    }
+}
+
+fn check_with(
+    label: &str,
+    ckpt: &Checkpoint,
+    g: &ModelGoldens,
+    images: &[(usize, PathBuf)],
+    max_abs_image: f64,
+    isa: Isa,
+) {
     let t0 = Instant::now();
-    let model = ClipModel::new(ckpt, &Device::Cpu).unwrap_or_else(|e| panic!("{label}: {e}"));
+    let options = LoadOptions {
+        kernels: Some(isa),
+        ..Default::default()
+    };
+    let model = ClipModel::with_options(ckpt, &Device::Cpu, options)
+        .unwrap_or_else(|e| panic!("{label}: {e}"));
     let t_load = t0.elapsed();
     assert_eq!(model.config().embed_dim, g.embed_dim);
     assert_eq!(model.config().image_resolution(), g.resolution);

@@ -13,7 +13,7 @@ use std::time::Instant;
 use anyhow::{bail, Context};
 use clap::Args;
 use clip::candle::{Device, Tensor};
-use clip::kernels::{Isa, Precision};
+use clip::kernels::{runs_packed, Isa, Precision};
 use clip::model::random::{arch_config, random_checkpoint, ARCHITECTURES};
 use clip::tokenizer::{Overflow, Tokenizer};
 use clip::{ClipModel, LoadOptions, Towers};
@@ -254,9 +254,9 @@ pub fn run(args: BenchArgs) -> anyhow::Result<i32> {
         "batch": args.batch,
         "threads": threads,
         "precision": args.precision.as_str(),
-        "kernels": match args.precision {
-            Precision::F32 => "candle-gemm".to_string(),
-            p => format!("{:?}", Isa::detect(p)).to_lowercase(),
+        "kernels": match Isa::detect(args.precision) {
+            isa if runs_packed(args.precision, isa) => format!("{isa:?}").to_lowercase(),
+            _ => "candle-gemm".to_string(),
         },
         "towers": "one",
         "b1_latency_ms": b1,

@@ -3,10 +3,10 @@
 //! streams) and the fused multi-head attention every precision uses ([`packed_attention`]).
 //!
 //! Why our own kernels: candle's CPU matmul has no bf16 or int8 arithmetic (its bf16 path widens
-//! to f32), so the native dot-product instructions of the CPU (AVX512-BF16 `vdpbf16ps`,
-//! AVX512-VNNI `vpdpbusd`) are out of reach through it. f32 keeps candle's GEMM (the parity
-//! path); these kernels only serve [`Precision::Bf16`], [`Precision::F16`] and
-//! [`Precision::Int8`].
+//! to f32), so the native dot-product instructions of the CPU (AMX tiles, AVX512-BF16
+//! `vdpbf16ps`, AVX512-VNNI `vpdpbusd`) are out of reach through it. f32 runs these kernels on
+//! AVX-512 machines (faster than candle's GEMM there, same f32 arithmetic in another order of
+//! additions) and candle's GEMM elsewhere ([`runs_packed`]).
 //!
 //! One driver ([`matmul`]) splits the output into tiles of `MR x NR` (32 x 32 for AMX) and the rows into blocks
 //! whose packed activations fit the L2 cache; each [`Format`] brings its packing and its
@@ -17,7 +17,7 @@ mod amx;
 mod attention;
 mod bf16;
 mod epilogue;
-mod f16;
+mod fma;
 mod int8;
 
 use std::fmt;
@@ -47,7 +47,7 @@ fn a_block_bytes(isa: Isa) -> usize {
 /// Numeric precision of the weights (and of the matrix products) of the model's linear layers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum Precision {
-    /// f32 everywhere: the reference's numbers (candle's GEMM).
+    /// f32 everywhere: the reference's numbers.
     #[default]
     F32,
     /// Weights and activations rounded to bfloat16 for the products, f32 accumulation
@@ -135,7 +135,7 @@ impl Isa {
             }
             let f = is_x86_feature_detected!("avx512f");
             let native = match precision {
-                Precision::F32 => false,
+                Precision::F32 => f,
                 Precision::Bf16 => f && is_x86_feature_detected!("avx512bf16"),
                 Precision::F16 => f,
                 Precision::Int8 => {
@@ -170,6 +170,12 @@ pub struct Epilogue<'a> {
     pub residual: Option<&'a [f32]>,
 }
 
+/// Whether the linear layers of `precision` run on these kernels with `isa`: always for the
+/// reduced precisions; for f32 only with AVX-512 (below it candle's GEMM is the faster one).
+pub fn runs_packed(precision: Precision, isa: Isa) -> bool {
+    precision != Precision::F32 || isa >= Isa::Avx512
+}
+
 /// Rows of one micro-kernel tile, and of one panel of packed activations, for `isa`.
 fn tile_rows(isa: Isa) -> usize {
     match isa {
@@ -196,8 +202,9 @@ pub struct PackedMatrix {
 }
 
 enum Packed {
+    F32(fma::FmaMatrix<f32>),
     Bf16(bf16::Bf16Matrix),
-    F16(f16::F16Matrix),
+    F16(fma::FmaMatrix<half::f16>),
     Int8(int8::Int8Matrix),
 }
 
@@ -216,9 +223,9 @@ impl fmt::Debug for PackedMatrix {
 
 impl PackedMatrix {
     /// Packs `w` where `w(k, n)` is element `[k, n]` of the `[k, n]` matrix (so a `[out, in]`
-    /// torch weight passes `|k, n| w[n * in + k]`). `precision` must not be f32, and `isa` must be
-    /// one of [`Isa::available`] for it: the kernels run that CPU's instructions, so asking for
-    /// others is refused here, once, rather than checked in every tile.
+    /// torch weight passes `|k, n| w[n * in + k]`). `isa` must be one of [`Isa::available`] for
+    /// `precision`: the kernels run that CPU's instructions, so asking for others is refused here,
+    /// once, rather than checked in every tile.
     pub fn pack(
         k: usize,
         n: usize,
@@ -232,9 +239,9 @@ impl PackedMatrix {
         );
         let data = match precision {
             Precision::Bf16 => Packed::Bf16(bf16::Bf16Matrix::pack(k, n, isa, &w)),
-            Precision::F16 => Packed::F16(f16::F16Matrix::pack(k, n, &w)),
+            Precision::F16 => Packed::F16(fma::FmaMatrix::pack(k, n, &w)),
             Precision::Int8 => Packed::Int8(int8::Int8Matrix::pack(k, n, isa, &w)),
-            Precision::F32 => panic!("f32 weights are not packed (candle's GEMM runs them)"),
+            Precision::F32 => Packed::F32(fma::FmaMatrix::pack(k, n, &w)),
         };
         PackedMatrix { k, n, isa, data }
     }
@@ -253,6 +260,7 @@ impl PackedMatrix {
 
     pub fn precision(&self) -> Precision {
         match self.data {
+            Packed::F32(_) => Precision::F32,
             Packed::Bf16(_) => Precision::Bf16,
             Packed::F16(_) => Precision::F16,
             Packed::Int8(_) => Precision::Int8,
@@ -262,6 +270,7 @@ impl PackedMatrix {
     /// Bytes held by the packed weights.
     pub fn bytes(&self) -> usize {
         match &self.data {
+            Packed::F32(b) => b.bytes(),
             Packed::Bf16(b) => b.bytes(),
             Packed::F16(b) => b.bytes(),
             Packed::Int8(b) => b.bytes(),
@@ -278,6 +287,7 @@ impl PackedMatrix {
             assert_eq!(r.len(), m * self.n, "residual is not [m, n]");
         }
         match &self.data {
+            Packed::F32(b) => drive(b, (self.k, self.n), self.isa, x, m, epi),
             Packed::Bf16(b) => drive(b, (self.k, self.n), self.isa, x, m, epi),
             Packed::F16(b) => drive(b, (self.k, self.n), self.isa, x, m, epi),
             Packed::Int8(b) => drive(b, (self.k, self.n), self.isa, x, m, epi),
@@ -590,6 +600,11 @@ mod tests {
     fn bf16_matches_a_naive_product_of_the_rounded_values() {
         // Only the f32 accumulation order differs.
         check(Precision::Bf16, |k| 2e-6 * k as f32 + 1e-5);
+    }
+
+    #[test]
+    fn f32_matches_a_naive_product() {
+        check(Precision::F32, |k| 2e-6 * k as f32 + 1e-5);
     }
 
     #[test]

@@ -85,8 +85,6 @@ impl ClipModel {
         let table = config.expected_tensors();
         validate(&ckpt.state, &table)?;
         let isa = match options.kernels {
-            // f32 runs candle's GEMM: no kernel set to choose.
-            _ if options.precision == Precision::F32 => Isa::Portable,
             None => Isa::detect(options.precision),
             Some(isa) if Isa::available(options.precision).contains(&isa) => isa,
             Some(isa) => {

@@ -6,7 +6,7 @@ use clip_checkpoint::Activation;
 
 use super::error::{Context, ModelError};
 use super::weights::Weights;
-use crate::kernels::{self, PackedMatrix, Precision};
+use crate::kernels::{self, PackedMatrix};
 use rayon::prelude::*;
 
 type Result<T> = std::result::Result<T, ModelError>;
@@ -52,8 +52,8 @@ pub(crate) enum Layout {
 }
 
 /// `x @ W + b` over the last dimension (any leading dimensions), in the model's [`Precision`]:
-/// f32 runs candle's GEMM on `W` transposed once to a contiguous `[in, out]`; the other
-/// precisions run [`crate::kernels`] on `W` packed once.
+/// [`crate::kernels`] on `W` packed once, or, for f32 on CPUs without AVX-512
+/// ([`kernels::runs_packed`]), candle's GEMM on `W` transposed once to a contiguous `[in, out]`.
 pub(crate) enum Linear {
     F32 {
         w: Tensor,
@@ -75,29 +75,26 @@ impl Linear {
         (k, n): (usize, usize),
         bias: Option<&str>,
     ) -> Result<Self> {
-        match w.precision() {
-            Precision::F32 => {
-                // candle's GEMM wants a contiguous `[in, out]`; a transposed view runs slower.
-                let v = match layout {
-                    Layout::OutIn => w.values_transposed_as(name, (n, k))?,
-                    Layout::InOut => w.values(name)?,
-                };
-                let b = bias.map(|b| w.tensor(b)).transpose()?;
-                Ok(Linear::F32 {
-                    w: Tensor::from_vec(v, (k, n), w.device()).ctx(name)?,
-                    b,
-                })
-            }
-            p => {
-                let values = w.values(name)?;
-                let packed = match layout {
-                    Layout::OutIn => PackedMatrix::pack(k, n, p, w.isa(), |i, j| values[j * k + i]),
-                    Layout::InOut => PackedMatrix::pack(k, n, p, w.isa(), |i, j| values[i * n + j]),
-                };
-                let b = bias.map(|b| w.values(b)).transpose()?;
-                Ok(Linear::Packed { w: packed, b })
-            }
+        let (p, isa) = (w.precision(), w.isa());
+        if !kernels::runs_packed(p, isa) {
+            // candle's GEMM wants a contiguous `[in, out]`; a transposed view runs slower.
+            let v = match layout {
+                Layout::OutIn => w.values_transposed_as(name, (n, k))?,
+                Layout::InOut => w.values(name)?,
+            };
+            let b = bias.map(|b| w.tensor(b)).transpose()?;
+            return Ok(Linear::F32 {
+                w: Tensor::from_vec(v, (k, n), w.device()).ctx(name)?,
+                b,
+            });
         }
+        let values = w.values(name)?;
+        let packed = match layout {
+            Layout::OutIn => PackedMatrix::pack(k, n, p, isa, |i, j| values[j * k + i]),
+            Layout::InOut => PackedMatrix::pack(k, n, p, isa, |i, j| values[i * n + j]),
+        };
+        let b = bias.map(|b| w.values(b)).transpose()?;
+        Ok(Linear::Packed { w: packed, b })
     }
 
     /// A checkpoint matrix `name` (`[out, in]` or `[in, out]` per `layout`) and optional bias.

@@ -91,14 +91,15 @@ impl<'a> Weights<'a> {
         }
     }
 
-    /// The same tensors, matrices built in `precision`.
-    pub fn with_precision(&self, precision: Precision) -> Weights<'a> {
+    /// The same tensors, matrices in f32 on candle's GEMM whatever the model's precision and
+    /// kernels: for the layers whose numbers need its blocked summation (see the ResNet).
+    pub fn candle_f32(&self) -> Weights<'a> {
         Weights {
             state: self.state,
             shapes: self.shapes.clone(),
             device: self.device.clone(),
-            precision,
-            isa: self.isa,
+            precision: Precision::F32,
+            isa: Isa::Portable,
         }
     }
 

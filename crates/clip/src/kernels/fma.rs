@@ -1,22 +1,54 @@
-//! Half-precision weights, f32 arithmetic: each weight vector is widened (`vcvtph2ps`) as it is
-//! loaded, so the model holds half the bytes while the products stay f32 (CPUs without native
-//! f16 arithmetic, which is most of them, gain memory and bandwidth, not FLOPs).
+//! f32 arithmetic (FMA) over f32 or half-precision weights.
 //!
-//! Weights: `[n / NR][k][NR]` f16 bits. Activations: `[panel][k][MR]` f32.
+//! f16 weights are widened (`vcvtph2ps`) as they are loaded, so the model holds half the bytes
+//! while the products stay f32 (CPUs without native f16 arithmetic, which is most of them, gain
+//! memory and bandwidth, not FLOPs). f32 weights are the f32 precision's kernels on AVX-512
+//! machines, where they beat candle's GEMM (its blocking is tuned for large square products;
+//! a model's layers are tall and thin, and small at batch 1).
+//!
+//! Weights: `[n / NR][k][NR]` lanes. Activations: `[panel][k][MR]` f32.
 
 use half::f16;
 use rayon::prelude::*;
 
 use super::{scatter_row, Format, Isa, MR, NR};
 
-pub(super) struct F16Matrix {
-    k: usize,
-    data: Vec<u16>,
+/// A weight element: f32, or f16 widened as loaded.
+pub(super) trait Lane: Copy + Default + Send + Sync + 'static {
+    /// Stored as IEEE half (the kernels widen 8 or 16 lanes with `vcvtph2ps`).
+    const HALF: bool;
+    fn from_f32(v: f32) -> Self;
+    fn to_f32(self) -> f32;
 }
 
-impl F16Matrix {
+impl Lane for f32 {
+    const HALF: bool = false;
+    fn from_f32(v: f32) -> Self {
+        v
+    }
+    fn to_f32(self) -> f32 {
+        self
+    }
+}
+
+impl Lane for f16 {
+    const HALF: bool = true;
+    fn from_f32(v: f32) -> Self {
+        f16::from_f32(v)
+    }
+    fn to_f32(self) -> f32 {
+        f16::to_f32(self)
+    }
+}
+
+pub(super) struct FmaMatrix<W> {
+    k: usize,
+    data: Vec<W>,
+}
+
+impl<W: Lane> FmaMatrix<W> {
     pub fn pack(k: usize, n: usize, w: &(impl Fn(usize, usize) -> f32 + Sync)) -> Self {
-        let mut data = vec![0u16; n.div_ceil(NR) * k * NR];
+        let mut data = vec![W::default(); n.div_ceil(NR) * k * NR];
         data.par_chunks_mut((k * NR).max(1))
             .enumerate()
             .for_each(|(nb, panel)| {
@@ -24,7 +56,7 @@ impl F16Matrix {
                     for (l, v) in lanes.iter_mut().enumerate() {
                         let j = nb * NR + l;
                         if j < n {
-                            *v = f16::from_f32(w(p, j)).to_bits();
+                            *v = W::from_f32(w(p, j));
                         }
                     }
                 }
@@ -33,11 +65,11 @@ impl F16Matrix {
     }
 
     pub fn bytes(&self) -> usize {
-        self.data.len() * 2
+        self.data.len() * std::mem::size_of::<W>()
     }
 }
 
-impl Format for F16Matrix {
+impl<W: Lane> Format for FmaMatrix<W> {
     type Panels = Vec<f32>;
 
     fn a_row_bytes(&self) -> usize {
@@ -77,9 +109,9 @@ impl Format for F16Matrix {
     }
 }
 
-unsafe fn tile_portable(
+unsafe fn tile_portable<W: Lane>(
     a: &[f32],
-    b: &[u16],
+    b: &[W],
     k: usize,
     c: *mut f32,
     ldc: usize,
@@ -88,7 +120,7 @@ unsafe fn tile_portable(
 ) {
     let mut acc = [[0f32; NR]; MR];
     for p in 0..k {
-        let bv: [f32; NR] = std::array::from_fn(|j| f16::from_bits(b[p * NR + j]).to_f32());
+        let bv: [f32; NR] = std::array::from_fn(|j| b[p * NR + j].to_f32());
         for (r, acc) in acc.iter_mut().enumerate() {
             let av = a[p * MR + r];
             for j in 0..NR {
@@ -103,9 +135,9 @@ unsafe fn tile_portable(
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn tile_avx2(
+unsafe fn tile_avx2<W: Lane>(
     a: &[f32],
-    b: &[u16],
+    b: &[W],
     k: usize,
     c: *mut f32,
     ldc: usize,
@@ -125,9 +157,9 @@ unsafe fn tile_avx2(
             let r = (rows - r0).min(6);
             let out = c.add(r0 * ldc + c0);
             match r {
-                6 => avx2::f16_rows::<6>(a, b, k, r0, c0, out, ldc, r, n),
-                5 | 4 => avx2::f16_rows::<5>(a, b, k, r0, c0, out, ldc, r, n),
-                _ => avx2::f16_rows::<3>(a, b, k, r0, c0, out, ldc, r, n),
+                6 => avx2::rows::<W, 6>(a, b, k, r0, c0, out, ldc, r, n),
+                5 | 4 => avx2::rows::<W, 5>(a, b, k, r0, c0, out, ldc, r, n),
+                _ => avx2::rows::<W, 3>(a, b, k, r0, c0, out, ldc, r, n),
             }
             r0 += r;
         }
@@ -139,13 +171,14 @@ mod avx2 {
     use std::arch::x86_64::*;
 
     use super::super::{MR, NR};
+    use super::Lane;
 
     /// Rows `r0..r0 + rows` (`rows <= R`) x columns `c0..c0 + n` (`n <= 16`) of the tile.
     #[inline(always)]
     #[allow(clippy::too_many_arguments)]
-    pub(super) unsafe fn f16_rows<const R: usize>(
+    pub(super) unsafe fn rows<W: Lane, const R: usize>(
         a: &[f32],
-        b: &[u16],
+        b: &[W],
         k: usize,
         r0: usize,
         c0: usize,
@@ -158,8 +191,17 @@ mod avx2 {
         let (ap, bp) = (a.as_ptr().add(r0), b.as_ptr().add(c0));
         for p in 0..k {
             let w = bp.add(p * NR);
-            let b0 = _mm256_cvtph_ps(_mm_loadu_si128(w as *const __m128i));
-            let b1 = _mm256_cvtph_ps(_mm_loadu_si128(w.add(8) as *const __m128i));
+            let (b0, b1) = if W::HALF {
+                (
+                    _mm256_cvtph_ps(_mm_loadu_si128(w as *const __m128i)),
+                    _mm256_cvtph_ps(_mm_loadu_si128(w.add(8) as *const __m128i)),
+                )
+            } else {
+                (
+                    _mm256_loadu_ps(w as *const f32),
+                    _mm256_loadu_ps(w.add(8) as *const f32),
+                )
+            };
             for (i, acc) in acc.iter_mut().enumerate() {
                 // Rows past `rows` read the panel's zero padding (or the next rows): not stored.
                 let x = _mm256_set1_ps(*ap.add(p * MR + i.min(MR - 1 - r0)));
@@ -176,11 +218,12 @@ mod avx512 {
     use std::arch::x86_64::*;
 
     use super::super::{lane_masks, MR, NR};
+    use super::Lane;
 
     #[target_feature(enable = "avx512f")]
-    pub(super) unsafe fn tile(
+    pub(super) unsafe fn tile<W: Lane>(
         a: &[f32],
-        b: &[u16],
+        b: &[W],
         k: usize,
         c: *mut f32,
         ldc: usize,
@@ -191,8 +234,17 @@ mod avx512 {
         let mut acc1 = [_mm512_setzero_ps(); MR];
         let (mut ap, mut bp) = (a.as_ptr(), b.as_ptr());
         for _ in 0..k {
-            let b0 = _mm512_cvtph_ps(_mm256_loadu_si256(bp as *const _));
-            let b1 = _mm512_cvtph_ps(_mm256_loadu_si256(bp.add(16) as *const _));
+            let (b0, b1) = if W::HALF {
+                (
+                    _mm512_cvtph_ps(_mm256_loadu_si256(bp as *const _)),
+                    _mm512_cvtph_ps(_mm256_loadu_si256(bp.add(16) as *const _)),
+                )
+            } else {
+                (
+                    _mm512_loadu_ps(bp as *const f32),
+                    _mm512_loadu_ps(bp.add(16) as *const f32),
+                )
+            };
             for r in 0..MR {
                 let av = _mm512_set1_ps(*ap.add(r));
                 acc0[r] = _mm512_fmadd_ps(av, b0, acc0[r]);
