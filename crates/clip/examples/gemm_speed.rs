@@ -1,5 +1,5 @@
 //! GFLOP/s of the linear-layer kernels on ViT-B/32-sized products (batch 32 x 50 tokens), every
-//! precision and kernel set this CPU runs, next to candle's f32 matmul.
+//! precision and kernel set this CPU runs (f32 included), next to candle's f32 matmul.
 //!
 //! `cargo run --release -p clip --example gemm_speed` (set `RAYON_NUM_THREADS` to pin threads).
 
@@ -41,7 +41,7 @@ fn main() -> candle_core::Result<()> {
             xt.matmul(&wt).unwrap();
         });
         println!("{m}x{k}x{n} candle f32: {:.1} GFLOP/s", flop / s / 1e9);
-        for p in [Precision::Bf16, Precision::F16, Precision::Int8] {
+        for p in Precision::ALL {
             for isa in Isa::available(p) {
                 let packed = PackedMatrix::pack(k, n, p, isa, |a, b| w[a * n + b]);
                 let s = median_secs(|| {
