@@ -8,35 +8,80 @@
 
 use rayon::prelude::*;
 
-/// `[B, Tq, D]` attention output (before `out_proj`) of `qkv` `[B, T, 3D]` (q, k, v blocks of
-/// `D = heads * hd` each): softmax(q k^T / sqrt(hd)) v per head. `causal`: position `i` attends to
-/// `0..=i`. `first_only`: only position 0 is a query (`Tq = 1`); every position is still a key.
+/// Which positions of each sequence are queries (every position is a key and a value).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Queries {
+    /// Every position: one output row per input row.
+    All,
+    /// Only position 0 (the vision tower's class token): one output row per sequence.
+    First,
+    /// Only the last position (the text tower's end-of-text token, sequences cut right after it):
+    /// one output row per sequence.
+    Last,
+}
+
+/// Attention output (before `out_proj`) of `qkv`: the rows of every sequence back to back,
+/// `[sum(lens), 3D]` (q, k, v blocks of `D = heads * hd` each), sequence `i` `lens[i]` rows long:
+/// softmax(q k^T / sqrt(hd)) v per head within each sequence. `causal`: position `p` attends to
+/// `0..=p`. Returns `[sum(lens), D]` for [`Queries::All`], `[lens.len(), D]` otherwise.
+///
+/// Sequences of different lengths need no padding: the text tower runs each caption on its own
+/// length, the linear layers on the concatenated rows.
 pub fn packed_attention(
     qkv: &[f32],
-    b: usize,
-    t: usize,
+    lens: &[usize],
     heads: usize,
     causal: bool,
-    first_only: bool,
+    queries: Queries,
 ) -> Vec<f32> {
-    let d3 = qkv.len() / (b * t).max(1);
+    let rows: usize = lens.iter().sum();
+    let d3 = qkv.len() / rows.max(1);
     let d = d3 / 3;
-    assert_eq!(qkv.len(), b * t * 3 * d, "qkv is not [B, T, 3D]");
+    assert_eq!(qkv.len(), rows * 3 * d, "qkv is not [sum(lens), 3D]");
     assert!(
-        heads > 0 && d % heads == 0,
+        heads > 0 && d.is_multiple_of(heads),
         "width {d} is not a multiple of {heads} heads"
     );
-    let tq = if first_only { 1.min(t) } else { t };
-    let mut out = vec![0f32; b * tq * d];
+    assert!(
+        queries == Queries::All || lens.iter().all(|&t| t > 0),
+        "an empty sequence has no first or last position"
+    );
+    let starts: Vec<usize> = lens
+        .iter()
+        .scan(0, |at, &t| {
+            let s = *at;
+            *at += t;
+            Some(s)
+        })
+        .collect();
+    let out_rows = match queries {
+        Queries::All => rows,
+        _ => lens.len(),
+    };
+    let mut out = vec![0f32; out_rows * d];
     let ptr = OutPtr(out.as_mut_ptr());
-    (0..b * heads).into_par_iter().for_each(|bh| {
-        let ptr = ptr;
-        let (bi, h) = (bh / heads, bh % heads);
-        let one = &qkv[bi * t * d3..][..t * d3];
-        // SAFETY: every task writes the `hd` columns of head `h` in the rows of item `bi` only.
-        unsafe { head(one, t, d, heads, h, causal, tq, ptr.0.add(bi * tq * d)) };
+    (0..lens.len() * heads).into_par_iter().for_each(|bh| {
+        let (i, h) = (bh / heads, bh % heads);
+        let (start, t) = (starts[i], lens[i]);
+        let one = &qkv[start * d3..][..t * d3];
+        let (q0, tq, row) = match queries {
+            Queries::All => (0, t, start),
+            Queries::First => (0, 1, i),
+            Queries::Last => (t - 1, 1, i),
+        };
+        let span = Span { t, q0, tq };
+        // SAFETY: every task writes the `hd` columns of head `h` in its own sequence's rows only.
+        unsafe { head(one, span, d, heads, h, causal, ptr.get().add(row * d)) };
     });
     out
+}
+
+/// One sequence of `t` positions whose queries are positions `q0..q0 + tq`.
+#[derive(Clone, Copy)]
+struct Span {
+    t: usize,
+    q0: usize,
+    tq: usize,
 }
 
 #[derive(Clone, Copy)]
@@ -44,58 +89,62 @@ struct OutPtr(*mut f32);
 unsafe impl Send for OutPtr {}
 unsafe impl Sync for OutPtr {}
 
+impl OutPtr {
+    /// The pointer (a method, so closures capture the `Send` wrapper, not its field).
+    fn get(self) -> *mut f32 {
+        self.0
+    }
+}
+
 /// Dispatches one head to the widest vector code this CPU runs (the loops are written to
 /// auto-vectorise; the f32 arithmetic is the same in every version).
 unsafe fn head(
     qkv: &[f32],
-    t: usize,
+    s: Span,
     d: usize,
     heads: usize,
     h: usize,
     causal: bool,
-    tq: usize,
     out: *mut f32,
 ) {
     #[cfg(target_arch = "x86_64")]
     {
         if is_x86_feature_detected!("avx512f") {
-            return head_avx512(qkv, t, d, heads, h, causal, tq, out);
+            return head_avx512(qkv, s, d, heads, h, causal, out);
         }
         if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
-            return head_avx2(qkv, t, d, heads, h, causal, tq, out);
+            return head_avx2(qkv, s, d, heads, h, causal, out);
         }
     }
-    head_body::<false>(qkv, t, d, heads, h, causal, tq, out)
+    head_body::<false>(qkv, s, d, heads, h, causal, out)
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx2,fma")]
 unsafe fn head_avx512(
     qkv: &[f32],
-    t: usize,
+    s: Span,
     d: usize,
     heads: usize,
     h: usize,
     causal: bool,
-    tq: usize,
     out: *mut f32,
 ) {
-    head_body::<true>(qkv, t, d, heads, h, causal, tq, out)
+    head_body::<true>(qkv, s, d, heads, h, causal, out)
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 unsafe fn head_avx2(
     qkv: &[f32],
-    t: usize,
+    s: Span,
     d: usize,
     heads: usize,
     h: usize,
     causal: bool,
-    tq: usize,
     out: *mut f32,
 ) {
-    head_body::<false>(qkv, t, d, heads, h, causal, tq, out)
+    head_body::<false>(qkv, s, d, heads, h, causal, out)
 }
 
 /// Queries per register tile.
@@ -103,21 +152,20 @@ const QB: usize = 8;
 /// Lanes per vector: keys per score tile, head columns per output tile.
 const L: usize = 16;
 
-/// One head of one item: `qkv` `[T, 3D]`, output rows `[Tq, D]` at `out`.
+/// One head of one sequence: `qkv` `[T, 3D]`, output rows `[Tq, D]` (queries `q0..q0 + Tq`) at
+/// `out`.
 ///
 /// Register-tiled like a small GEMM: scores for `QB` queries x `L` keys accumulate in `QB`
 /// vectors over the head dimension, outputs for `QB` queries x `L` columns over the keys. Keys
 /// are kept transposed and values copied, both zero-padded to whole vectors, per task.
 #[inline(always)]
-#[allow(clippy::too_many_arguments)]
 unsafe fn head_body<const AVX512: bool>(
     qkv: &[f32],
-    t: usize,
+    Span { t, q0, tq }: Span,
     d: usize,
     heads: usize,
     h: usize,
     causal: bool,
-    tq: usize,
     out: *mut f32,
 ) {
     let hd = d / heads;
@@ -138,7 +186,7 @@ unsafe fn head_body<const AVX512: bool>(
     let tqp = tq.next_multiple_of(QB);
     let mut q = vec![0f32; tqp * hd];
     for i in 0..tq {
-        for (c, &x) in qkv[i * d3 + h * hd..][..hd].iter().enumerate() {
+        for (c, &x) in qkv[(q0 + i) * d3 + h * hd..][..hd].iter().enumerate() {
             // The reference scales q before the product (`q * scale`, then `q @ k^T`).
             q[i * hd + c] = x * scale;
         }
@@ -146,7 +194,7 @@ unsafe fn head_body<const AVX512: bool>(
     let mut p = vec![0f32; QB * tp];
     for i0 in (0..tq).step_by(QB) {
         // Keys any query of this block may see.
-        let n = if causal { (i0 + QB).min(t) } else { t };
+        let n = if causal { (q0 + i0 + QB).min(t) } else { t };
         let np = n.next_multiple_of(L);
         // Scores `[QB, np]`.
         for j0 in (0..np).step_by(L) {
@@ -173,7 +221,7 @@ unsafe fn head_body<const AVX512: bool>(
         }
         // Softmax per query over its visible keys; masked and padded keys get weight 0.
         for r in 0..QB.min(tq - i0) {
-            let i = i0 + r;
+            let i = q0 + i0 + r;
             let visible = if causal { i + 1 } else { t };
             let row = &mut p[r * tp..r * tp + np];
             let max = row[..visible]
@@ -253,23 +301,31 @@ mod avx512 {
 
 #[cfg(test)]
 mod tests {
-    /// Naive f64 attention of `[B, T, 3D]`.
+    use super::{packed_attention, Queries};
+
+    /// Naive f64 attention of back-to-back sequences `[sum(lens), 3D]`.
     fn naive(
         qkv: &[f32],
-        b: usize,
-        t: usize,
+        lens: &[usize],
         d: usize,
         heads: usize,
         causal: bool,
-        tq: usize,
+        queries: Queries,
     ) -> Vec<f32> {
         let hd = d / heads;
-        let mut out = vec![0f32; b * tq * d];
-        for bi in 0..b {
-            for h in 0..heads {
-                for i in 0..tq {
+        let mut out = Vec::new();
+        let mut start = 0;
+        for &t in lens {
+            let positions: Vec<usize> = match queries {
+                Queries::All => (0..t).collect(),
+                Queries::First => vec![0],
+                Queries::Last => vec![t - 1],
+            };
+            for i in positions {
+                let mut row = vec![0f32; d];
+                for h in 0..heads {
                     let at = |j: usize, part: usize, c: usize| {
-                        qkv[(bi * t + j) * 3 * d + part * d + h * hd + c] as f64
+                        qkv[(start + j) * 3 * d + part * d + h * hd + c] as f64
                     };
                     let n = if causal { i + 1 } else { t };
                     let s: Vec<f64> = (0..n)
@@ -283,30 +339,39 @@ mod tests {
                     let z: f64 = e.iter().sum();
                     for c in 0..hd {
                         let v: f64 = (0..n).map(|j| e[j] / z * at(j, 2, c)).sum();
-                        out[(bi * tq + i) * d + h * hd + c] = v as f32;
+                        row[h * hd + c] = v as f32;
                     }
                 }
+                out.extend(row);
             }
+            start += t;
         }
         out
     }
 
     #[test]
     fn matches_naive_attention_on_odd_shapes() {
-        for &(b, t, heads, hd, causal, first) in &[
-            (1, 1, 1, 1, false, false),
-            (2, 7, 3, 5, true, false),
-            (3, 50, 2, 64, false, true),
-            (1, 77, 8, 64, true, false),
-            (2, 13, 4, 16, false, false),
+        let lens = |n: usize, t: usize| vec![t; n];
+        for (lens, heads, hd, causal, queries) in [
+            (lens(1, 1), 1, 1, false, Queries::All),
+            (lens(2, 7), 3, 5, true, Queries::All),
+            (lens(3, 50), 2, 64, false, Queries::First),
+            (lens(1, 77), 8, 64, true, Queries::All),
+            (lens(2, 13), 4, 16, false, Queries::All),
+            // Ragged: captions of different lengths back to back.
+            (vec![5, 1, 17, 9], 2, 16, true, Queries::All),
+            (vec![5, 1, 17, 9], 2, 16, true, Queries::Last),
+            (vec![3, 20, 11], 3, 8, false, Queries::First),
+            (vec![12, 2], 1, 64, true, Queries::Last),
         ] {
             let d = heads * hd;
-            let qkv: Vec<f32> = (0..b * t * 3 * d)
+            let rows: usize = lens.iter().sum();
+            let qkv: Vec<f32> = (0..rows * 3 * d)
                 .map(|i| ((i * 7919 % 1000) as f32 / 250.0) - 2.0)
                 .collect();
-            let tq = if first { 1 } else { t };
-            let got = super::packed_attention(&qkv, b, t, heads, causal, first);
-            let want = naive(&qkv, b, t, d, heads, causal, tq);
+            let got = packed_attention(&qkv, &lens, heads, causal, queries);
+            let want = naive(&qkv, &lens, d, heads, causal, queries);
+            assert_eq!(got.len(), want.len());
             let worst = got
                 .iter()
                 .zip(&want)
@@ -314,7 +379,7 @@ mod tests {
                 .fold(0f32, f32::max);
             assert!(
                 worst < 2e-5,
-                "b={b} t={t} heads={heads} hd={hd} causal={causal}: {worst}"
+                "lens={lens:?} heads={heads} hd={hd} causal={causal} {queries:?}: {worst}"
             );
         }
     }

@@ -25,7 +25,7 @@ use std::str::FromStr;
 
 use rayon::prelude::*;
 
-pub use attention::packed_attention;
+pub use attention::{packed_attention, Queries};
 
 /// Rows of one micro-kernel tile (14 x 2 accumulators + 2 weight vectors + 1 broadcast: 31 of
 /// the 32 AVX-512 registers).

@@ -6,7 +6,7 @@ use clip_checkpoint::Activation;
 
 use super::error::{Context, ModelError};
 use super::weights::Weights;
-use crate::kernels::{self, PackedMatrix};
+use crate::kernels::{self, PackedMatrix, Queries};
 use rayon::prelude::*;
 
 type Result<T> = std::result::Result<T, ModelError>;
@@ -487,29 +487,44 @@ impl ResidualAttentionBlock {
         })
     }
 
-    /// `x [B, T, D]` -> `[B, T, D]`; `causal`: position `i` attends to `0..=i` only (the text
-    /// tower). With `first_only` only the first position's output is computed (`[B, 1, D]`):
-    /// every position still serves as key and value, so that output is the same as row 0 of the
-    /// full result.
+    /// `x`: the rows of every sequence back to back, `[sum(lens), D]`; returns the rows of the
+    /// `queries` positions (`[sum(lens), D]` for all, one row per sequence otherwise). `causal`:
+    /// position `p` attends to `0..=p` only (the text tower). Every position is still a key and a
+    /// value, so a first- or last-only block gives those rows of the full result while computing
+    /// its out-projection and MLP on them alone.
     pub fn forward(
         &self,
         x: &Tensor,
+        lens: &[usize],
         causal: bool,
-        first_only: bool,
+        queries: Queries,
     ) -> candle_core::Result<Tensor> {
         let h = self.ln_1.forward(x)?;
-        let qkv = self.in_proj.forward(&h)?; // [B, T, 3D]
-        let (b, t, _) = qkv.dims3()?;
+        let qkv = self.in_proj.forward(&h)?; // [N, 3D]
         let a = fused::with_f32(&qkv, |s| {
-            kernels::packed_attention(s, b, t, self.heads, causal, first_only)
+            kernels::packed_attention(s, lens, self.heads, causal, queries)
         })?
         .ok_or_else(|| candle_core::Error::Msg("attention runs on f32 CPU tensors".into()))?;
-        let tq = if first_only { 1 } else { t };
-        let a = Tensor::from_vec(a, (b, tq, self.width), x.device())?;
-        let x = if first_only {
-            x.narrow(1, 0, 1)?
-        } else {
-            x.clone()
+        let rows = a.len() / self.width;
+        let a = Tensor::from_vec(a, (rows, self.width), x.device())?;
+        let x = match queries {
+            Queries::All => x.clone(),
+            _ => {
+                let mut at = 0;
+                let picked: Vec<u32> = lens
+                    .iter()
+                    .map(|&t| {
+                        let row = if queries == Queries::First {
+                            at
+                        } else {
+                            at + t - 1
+                        };
+                        at += t;
+                        row as u32
+                    })
+                    .collect();
+                x.index_select(&Tensor::from_vec(picked, rows, x.device())?, 0)?
+            }
         };
         let x = self.out_proj.forward_residual(&a, &x)?;
         let m = self.c_fc.forward_act(&self.ln_2.forward(&x)?, self.act)?;
@@ -540,17 +555,20 @@ impl Transformer {
         Ok(Self { blocks })
     }
 
-    /// All blocks; with `first_only` the last block computes only position 0 (`[B, 1, D]`).
+    /// All blocks over the rows of back-to-back sequences `x` `[sum(lens), D]` (see
+    /// [`ResidualAttentionBlock::forward`]); the last block computes only the `queries` rows.
     pub fn forward(
         &self,
         x: &Tensor,
+        lens: &[usize],
         causal: bool,
-        first_only: bool,
+        queries: Queries,
     ) -> candle_core::Result<Tensor> {
         let mut x = x.clone();
         let n = self.blocks.len();
         for (i, b) in self.blocks.iter().enumerate() {
-            x = b.forward(&x, causal, first_only && i + 1 == n)?;
+            let q = if i + 1 == n { queries } else { Queries::All };
+            x = b.forward(&x, lens, causal, q)?;
         }
         Ok(x)
     }

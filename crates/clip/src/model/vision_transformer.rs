@@ -7,6 +7,7 @@ use clip_checkpoint::Activation;
 use super::error::ModelError;
 use super::layers::{LayerNorm, Layout, Linear, Transformer};
 use super::weights::Weights;
+use crate::kernels::Queries;
 
 pub(crate) struct VisionTransformer {
     patch_embed: Linear,          // [3*P*P, W]
@@ -84,8 +85,12 @@ impl VisionTransformer {
         let cls = self.class_embedding.broadcast_as((b, 1, w))?;
         let x = Tensor::cat(&[&cls, &tokens], 1)?.broadcast_add(&self.positional_embedding)?;
         let x = self.ln_pre.forward(&x)?;
-        let x = self.transformer.forward(&x, false, true)?; // [B, 1, W]
-        let x = self.ln_post.forward(&x.squeeze(1)?)?;
+        let t = x.dim(1)?;
+        let x = x.reshape((b * t, w))?;
+        let x = self
+            .transformer
+            .forward(&x, &vec![t; b], false, Queries::First)?; // [B, W]
+        let x = self.ln_post.forward(&x)?;
         self.proj.forward(&x)
     }
 }
