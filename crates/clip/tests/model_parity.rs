@@ -432,7 +432,7 @@ fn fullsize_checkpoints_match_goldens() {
 }
 
 /// Rows of a batch come back in input order even when a longer text precedes a shorter one
-/// (regression: a single length group was returned in its sorted order).
+/// (regression: when captions still ran in length groups, a single group came back sorted).
 #[test]
 fn text_rows_keep_their_input_order() {
     let clip = clip::Clip::load(committed("models/tiny-vit.safetensors")).unwrap();
