@@ -9,6 +9,8 @@ use super::weights::Weights;
 use crate::kernels::{self, PackedMatrix, Queries};
 use rayon::prelude::*;
 
+pub(crate) use fused::with_f32;
+
 type Result<T> = std::result::Result<T, ModelError>;
 
 /// `nn.LayerNorm` over the last dimension, eps 1e-5, computed in two passes (mean, then the
@@ -226,7 +228,7 @@ mod fused {
     const MIN_ELEMS_PER_TASK: usize = 1 << 15;
 
     /// Runs `f` on the contiguous f32 CPU data of `t` (made contiguous if needed).
-    pub(super) fn with_f32<R>(
+    pub(crate) fn with_f32<R>(
         t: &Tensor,
         f: impl FnOnce(&[f32]) -> R,
     ) -> candle_core::Result<Option<R>> {

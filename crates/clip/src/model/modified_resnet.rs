@@ -4,10 +4,11 @@
 //! eps 1e-5).
 
 use candle_core::{Tensor, D};
+use rayon::prelude::*;
 
 use super::config::resnet_blocks;
 use super::error::{Context, ModelError};
-use super::layers::{attention, Linear};
+use super::layers::{attention, with_f32, Linear};
 use super::weights::Weights;
 
 type Result<T> = std::result::Result<T, ModelError>;
@@ -19,9 +20,9 @@ const BN_EPS: f64 = 1e-5;
 /// and `beta = bias - running_mean * alpha`. (Folding the scale into the kernel is faster but
 /// moves the rounding: on the tiny ResNet goldens it doubles the distance to the reference.)
 struct ConvBn {
-    weight: Tensor, // [out, in, k, k]
-    alpha: Tensor,  // [1, out, 1, 1]
-    beta: Tensor,   // [1, out, 1, 1]
+    weight: Tensor,  // [out, in, k, k]
+    alpha: Vec<f32>, // [out]
+    beta: Vec<f32>,  // [out]
     padding: usize,
 }
 
@@ -47,20 +48,67 @@ impl ConvBn {
         }
         Ok(Self {
             weight: w.tensor(&format!("{conv}.weight"))?,
-            alpha: Tensor::from_vec(alpha, (1, out, 1, 1), w.device()).ctx(bn)?,
-            beta: Tensor::from_vec(beta, (1, out, 1, 1), w.device()).ctx(bn)?,
+            alpha,
+            beta,
             padding,
         })
     }
 
-    fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
-        self.forward_strided(x, 1)
+    /// `conv(x) * alpha + beta`, then `+ residual` if given, then ReLU if `relu`.
+    fn forward(
+        &self,
+        x: &Tensor,
+        stride: usize,
+        residual: Option<&Tensor>,
+        relu: bool,
+    ) -> candle_core::Result<Tensor> {
+        let y = x.conv2d(&self.weight, self.padding, stride, 1, 1)?;
+        self.finish(&y, residual, relu)
     }
 
-    fn forward_strided(&self, x: &Tensor, stride: usize) -> candle_core::Result<Tensor> {
-        x.conv2d(&self.weight, self.padding, stride, 1, 1)?
-            .broadcast_mul(&self.alpha)?
-            .broadcast_add(&self.beta)
+    /// The BatchNorm, the residual and the ReLU in one pass over the convolution's output: as
+    /// candle ops they were three passes, each into a fresh buffer (ResNet activations reach
+    /// 100 MB at batch 32: past glibc's largest mmap threshold, every one is page-faulted in).
+    /// Same f32 operations in the same order: `(y * alpha) + beta`, `+ residual`, `max(0)`.
+    fn finish(
+        &self,
+        y: &Tensor,
+        residual: Option<&Tensor>,
+        relu: bool,
+    ) -> candle_core::Result<Tensor> {
+        let (b, c, h, w) = y.dims4()?;
+        if let Some(r) = residual {
+            if r.dims() != y.dims() {
+                candle_core::bail!("residual {:?} does not match {:?}", r.dims(), y.dims());
+            }
+        }
+        let plane = h * w;
+        let apply = |ys: &[f32], rs: Option<&[f32]>| -> Vec<f32> {
+            let mut out = vec![0f32; ys.len()];
+            out.par_chunks_mut(plane.max(1))
+                .enumerate()
+                .for_each(|(p, o)| {
+                    let (a, be) = (self.alpha[p % c], self.beta[p % c]);
+                    let src = &ys[p * plane..][..plane];
+                    for (i, (o, &v)) in o.iter_mut().zip(src).enumerate() {
+                        let mut v = v * a + be;
+                        if let Some(r) = rs {
+                            v += r[p * plane + i];
+                        }
+                        *o = if relu { v.max(0.0) } else { v };
+                    }
+                });
+            out
+        };
+        let out = match residual {
+            Some(r) => with_f32(y, |ys| with_f32(r, |rs| apply(ys, Some(rs))))?
+                .transpose()?
+                .flatten(),
+            None => with_f32(y, |ys| apply(ys, None))?,
+        };
+        let out = out
+            .ok_or_else(|| candle_core::Error::Msg("the ResNet runs on f32 CPU tensors".into()))?;
+        Tensor::from_vec(out, (b, c, h, w), y.device())
     }
 }
 
@@ -74,12 +122,11 @@ struct Bottleneck {
 
 impl Bottleneck {
     fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
-        let out = self.c1.forward(x)?.relu()?;
-        let mut out = self.c2.forward(&out)?.relu()?;
+        let out = self.c1.forward(x, 1, None, true)?;
+        let mut out = self.c2.forward(&out, 1, None, true)?;
         if self.stride > 1 {
             out = out.avg_pool2d(self.stride)?;
         }
-        let out = self.c3.forward(&out)?;
         let identity = match &self.downsample {
             Some(ds) => {
                 let x = if self.stride > 1 {
@@ -87,11 +134,11 @@ impl Bottleneck {
                 } else {
                     x.clone()
                 };
-                ds.forward(&x)?
+                ds.forward(&x, 1, None, false)?
             }
             None => x.clone(),
         };
-        (out + identity)?.relu()
+        self.c3.forward(&out, 1, Some(&identity), true)
     }
 }
 
@@ -167,9 +214,9 @@ impl ModifiedResNet {
 
     /// `[B, 3, R, R]` f32 -> `[B, E]`.
     pub fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
-        let x = self.stem[0].forward_strided(x, 2)?.relu()?;
-        let x = self.stem[1].forward(&x)?.relu()?;
-        let x = self.stem[2].forward(&x)?.relu()?;
+        let x = self.stem[0].forward(x, 2, None, true)?;
+        let x = self.stem[1].forward(&x, 1, None, true)?;
+        let x = self.stem[2].forward(&x, 1, None, true)?;
         let mut x = x.avg_pool2d(2)?;
         for b in &self.blocks {
             x = b.forward(&x)?;
