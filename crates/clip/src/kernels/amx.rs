@@ -153,33 +153,28 @@ pub(super) unsafe fn tile(
         let a1 = a0.add(16 * GROUPS);
         let b0 = b.add(g * super::NR);
         let b1 = b0.add(16);
+        // One step of 16 groups: two activation tiles, two weight tiles, four products. The
+        // instruction is part of the template (`asm!` takes literal strings), hence the macro.
+        macro_rules! step {
+            ($dot:literal) => {
+                asm!(
+                    "tileloadd tmm4, [{a0} + {sa} * 1]",
+                    "tileloadd tmm6, [{b0} + {sb} * 1]",
+                    concat!($dot, " tmm0, tmm4, tmm6"),
+                    "tileloadd tmm7, [{b1} + {sb} * 1]",
+                    concat!($dot, " tmm1, tmm4, tmm7"),
+                    "tileloadd tmm5, [{a1} + {sa} * 1]",
+                    concat!($dot, " tmm2, tmm5, tmm6"),
+                    concat!($dot, " tmm3, tmm5, tmm7"),
+                    a0 = in(reg) a0, a1 = in(reg) a1, b0 = in(reg) b0, b1 = in(reg) b1,
+                    sa = in(reg) sa, sb = in(reg) sb,
+                    options(nostack, readonly)
+                )
+            };
+        }
         match product {
-            Product::Bf16 => asm!(
-                "tileloadd tmm4, [{a0} + {sa} * 1]",
-                "tileloadd tmm6, [{b0} + {sb} * 1]",
-                "tdpbf16ps tmm0, tmm4, tmm6",
-                "tileloadd tmm7, [{b1} + {sb} * 1]",
-                "tdpbf16ps tmm1, tmm4, tmm7",
-                "tileloadd tmm5, [{a1} + {sa} * 1]",
-                "tdpbf16ps tmm2, tmm5, tmm6",
-                "tdpbf16ps tmm3, tmm5, tmm7",
-                a0 = in(reg) a0, a1 = in(reg) a1, b0 = in(reg) b0, b1 = in(reg) b1,
-                sa = in(reg) sa, sb = in(reg) sb,
-                options(nostack, readonly)
-            ),
-            Product::Int8 => asm!(
-                "tileloadd tmm4, [{a0} + {sa} * 1]",
-                "tileloadd tmm6, [{b0} + {sb} * 1]",
-                "tdpbusd tmm0, tmm4, tmm6",
-                "tileloadd tmm7, [{b1} + {sb} * 1]",
-                "tdpbusd tmm1, tmm4, tmm7",
-                "tileloadd tmm5, [{a1} + {sa} * 1]",
-                "tdpbusd tmm2, tmm5, tmm6",
-                "tdpbusd tmm3, tmm5, tmm7",
-                a0 = in(reg) a0, a1 = in(reg) a1, b0 = in(reg) b0, b1 = in(reg) b1,
-                sa = in(reg) sa, sb = in(reg) sb,
-                options(nostack, readonly)
-            ),
+            Product::Bf16 => step!("tdpbf16ps"),
+            Product::Int8 => step!("tdpbusd"),
         }
     }
     let sc = ldc * 4;
