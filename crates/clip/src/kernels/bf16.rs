@@ -172,21 +172,11 @@ unsafe fn tile_avx2(
     rows: usize,
     cols: usize,
 ) {
-    // 16 ymm registers: passes of up to 5 rows x 16 columns (10 accumulators, 4 widened weight
-    // vectors: low and high halves of the pairs, 2 broadcasts), each a stream over the pairs.
-    for half in 0..2 {
-        let c0 = half * 16;
-        if c0 >= cols {
-            break;
-        }
-        let n = (cols - c0).min(16);
-        let mut r0 = 0;
-        while r0 < rows {
-            let r = (rows - r0).min(5);
-            avx2::bf16_rows::<5>(a, b, kp, r0, c0, c.add(r0 * ldc + c0), ldc, r, n);
-            r0 += r;
-        }
-    }
+    // Passes of up to 5 rows x 16 columns (10 accumulators, 4 widened weight vectors: low and
+    // high halves of the pairs, 2 broadcasts).
+    super::avx2_passes(rows, cols, 5, |r0, c0, r, n| {
+        avx2::bf16_rows::<5>(a, b, kp, r0, c0, c.add(r0 * ldc + c0), ldc, r, n)
+    });
 }
 
 #[cfg(target_arch = "x86_64")]

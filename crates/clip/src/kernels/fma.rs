@@ -144,26 +144,15 @@ unsafe fn tile_avx2<W: Lane>(
     rows: usize,
     cols: usize,
 ) {
-    // 16 ymm registers: a tile is done in passes of up to 6 rows x 16 columns (12 accumulators,
-    // 2 weight vectors, 1 broadcast), each a stream over `k`.
-    for half in 0..2 {
-        let c0 = half * 16;
-        if c0 >= cols {
-            break;
+    // Passes of up to 6 rows x 16 columns (12 accumulators, 2 weight vectors, 1 broadcast).
+    super::avx2_passes(rows, cols, 6, |r0, c0, r, n| {
+        let out = c.add(r0 * ldc + c0);
+        match r {
+            6 => avx2::rows::<W, 6>(a, b, k, r0, c0, out, ldc, r, n),
+            5 | 4 => avx2::rows::<W, 5>(a, b, k, r0, c0, out, ldc, r, n),
+            _ => avx2::rows::<W, 3>(a, b, k, r0, c0, out, ldc, r, n),
         }
-        let n = (cols - c0).min(16);
-        let mut r0 = 0;
-        while r0 < rows {
-            let r = (rows - r0).min(6);
-            let out = c.add(r0 * ldc + c0);
-            match r {
-                6 => avx2::rows::<W, 6>(a, b, k, r0, c0, out, ldc, r, n),
-                5 | 4 => avx2::rows::<W, 5>(a, b, k, r0, c0, out, ldc, r, n),
-                _ => avx2::rows::<W, 3>(a, b, k, r0, c0, out, ldc, r, n),
-            }
-            r0 += r;
-        }
-    }
+    });
 }
 
 #[cfg(target_arch = "x86_64")]

@@ -460,6 +460,28 @@ fn prefetch_rows(x: &[f32], ld: usize, rows: usize) {
     let _ = (x, ld, rows);
 }
 
+/// The passes an AVX2 kernel covers a `rows x cols` tile (`cols <= NR`) in, with its 16 ymm
+/// registers: 16 columns (two 8-lane vectors) by up to `max_rows` rows; `pass(r0, c0, rows, cols)`
+/// for each, every pass a stream over `k`.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+fn avx2_passes(
+    rows: usize,
+    cols: usize,
+    max_rows: usize,
+    mut pass: impl FnMut(usize, usize, usize, usize),
+) {
+    for c0 in (0..cols).step_by(16) {
+        let n = (cols - c0).min(16);
+        let mut r0 = 0;
+        while r0 < rows {
+            let r = (rows - r0).min(max_rows);
+            pass(r0, c0, r, n);
+            r0 += r;
+        }
+    }
+}
+
 /// Stores the first `rows` rows x `n` columns of AVX2 accumulators (two 8-lane vectors a row).
 #[cfg(target_arch = "x86_64")]
 #[inline(always)]
