@@ -8,6 +8,8 @@
 
 use rayon::prelude::*;
 
+use super::OutPtr;
+
 /// Which positions of each sequence are queries (every position is a key and a value).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Queries {
@@ -82,18 +84,6 @@ struct Span {
     t: usize,
     q0: usize,
     tq: usize,
-}
-
-#[derive(Clone, Copy)]
-struct OutPtr(*mut f32);
-unsafe impl Send for OutPtr {}
-unsafe impl Sync for OutPtr {}
-
-impl OutPtr {
-    /// The pointer (a method, so closures capture the `Send` wrapper, not its field).
-    fn get(self) -> *mut f32 {
-        self.0
-    }
 }
 
 /// Dispatches one head to the widest vector code this CPU runs (the loops are written to

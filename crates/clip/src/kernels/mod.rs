@@ -340,11 +340,19 @@ fn scatter_row<T: Copy>(isa: Isa, panels: &mut [T], groups: &[T], r: usize) {
     }
 }
 
-/// The output pointer shared by the tasks; each task writes its own tiles only.
+/// The output pointer shared by parallel tasks (matrix tiles, attention heads); each task
+/// writes its own part only.
 #[derive(Clone, Copy)]
 struct OutPtr(*mut f32);
 unsafe impl Send for OutPtr {}
 unsafe impl Sync for OutPtr {}
+
+impl OutPtr {
+    /// The pointer (a method, so closures capture the `Send` wrapper, not its field).
+    fn get(self) -> *mut f32 {
+        self.0
+    }
+}
 
 fn drive<F: Format>(
     f: &F,
@@ -392,7 +400,6 @@ fn drive<F: Format>(
     };
     let ptr = OutPtr(out.as_mut_ptr());
     (0..m_chunks * n_chunks).into_par_iter().for_each(|t| {
-        let ptr = ptr;
         let (mi, ni) = (t / n_chunks, t % n_chunks);
         let (p0, p1, _, _) = rows_of(mi);
         let nb0 = ni * nb_per_chunk;
@@ -416,7 +423,7 @@ fn drive<F: Format>(
                 let rows = mr.min(m - row);
                 // SAFETY: tile (row.., c0..) lies inside `out` and belongs to this task alone.
                 unsafe {
-                    let c = ptr.0.add(row * n + c0);
+                    let c = ptr.get().add(row * n + c0);
                     if let Some(res) = epi.residual {
                         // The epilogue reads this tile's residual rows, scattered fragments the
                         // hardware prefetcher does not foresee: ask for them while the tile computes.
