@@ -33,8 +33,9 @@ pub struct LoadOptions {
     /// Precision of the linear layers (f32: the reference's numbers).
     pub precision: Precision,
     pub towers: Towers,
-    /// Kernel set for the reduced precisions; `None` picks the best this CPU runs
-    /// ([`Isa::detect`]). Tests force the fallbacks with it.
+    /// Kernel set of the linear layers; `None` picks the best this CPU runs for the precision
+    /// ([`Isa::detect`]). f32 below [`Isa::Avx512`] runs candle's GEMM
+    /// ([`crate::kernels::runs_packed`]). Tests force the fallbacks with it.
     pub kernels: Option<Isa>,
 }
 
