@@ -8,9 +8,9 @@
 //! AVX-512 machines (faster than candle's GEMM there, same f32 arithmetic in another order of
 //! additions) and candle's GEMM elsewhere ([`runs_packed`]).
 //!
-//! One driver ([`matmul`]) splits the output into tiles of `MR x NR` (32 x 32 for AMX) and the rows into blocks
-//! whose packed activations fit the L2 cache; each [`Format`] brings its packing and its
-//! micro-kernels. The instruction set is picked at run time ([`Isa::detect`]); `CLIP_KERNELS`
+//! One driver (behind [`PackedMatrix::matmul`]) splits the output into tiles of `MR x NR`
+//! (32 x 32 for AMX) and the rows into blocks whose packed activations fit the L2 cache; each
+//! weight format brings its packing and its micro-kernels. The instruction set is picked at run time ([`Isa::detect`]); `CLIP_KERNELS`
 //! (`portable`, `avx2`, `avx512`) caps it, which is how the fallbacks are tested on any machine.
 
 mod amx;
