@@ -124,7 +124,8 @@ fn text_only_runs_and_bad_precisions_are_refused() {
 
 #[test]
 fn bench_reports_the_precision_it_measured() {
-    for precision in ["f32", "int8"] {
+    // ViT-B/32's image tower: 87 849 216 parameters, 335.1 MiB in f32 (packing pads a little).
+    for (precision, weights_mib) in [("f32", 335.1..339.0), ("int8", 80.0..90.0)] {
         let v = clip_json(&[
             "bench",
             "--arch",
@@ -142,7 +143,13 @@ fn bench_reports_the_precision_it_measured() {
         ]);
         assert_eq!(v["precision"], precision);
         assert!(v["images_per_s"].as_f64().unwrap() > 0.0);
-        assert!(v["peak_rss_mb"].as_f64().unwrap() > 0.0);
+        let (peak, weights) = (
+            v["peak_rss_mb"].as_f64().unwrap(),
+            v["weights_mb"].as_f64().unwrap(),
+        );
+        assert!(weights_mib.contains(&weights), "{precision}: {weights} MiB");
+        assert!(peak > 0.0);
+        assert!((v["rss_over_weights"].as_f64().unwrap() - peak / weights).abs() < 1e-2);
     }
 }
 

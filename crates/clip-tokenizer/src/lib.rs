@@ -55,7 +55,7 @@ pub enum TokenizeError {
 
 /// The CLIP BPE tokenizer over the embedded vocabulary.
 pub struct Tokenizer {
-    vocab: vocab::Vocab,
+    tokens: vocab::TokenBytes,
     bpe: bpe::Bpe,
 }
 
@@ -67,7 +67,10 @@ impl Tokenizer {
         GLOBAL.get_or_init(|| {
             let vocab = vocab::Vocab::embedded();
             let bpe = bpe::Bpe::new(&vocab);
-            Tokenizer { vocab, bpe }
+            Tokenizer {
+                tokens: vocab.into_token_bytes(),
+                bpe,
+            }
         })
     }
 
@@ -92,7 +95,7 @@ impl Tokenizer {
     pub fn decode(&self, ids: &[u32]) -> String {
         let mut bytes = Vec::new();
         for &id in ids {
-            if let Some(token) = self.vocab.token_bytes(id) {
+            if let Some(token) = self.tokens.get(id) {
                 bytes.extend_from_slice(token);
             }
         }
@@ -148,7 +151,7 @@ impl Tokenizer {
 
     /// Number of ids: 256 byte tokens, their 256 end-of-word forms, 48 894 merges, SOT and EOT.
     pub fn vocab_size(&self) -> usize {
-        self.vocab.len()
+        self.tokens.len()
     }
 }
 

@@ -44,16 +44,55 @@ fn byte_chars_in_vocab_order(byte_char: &[char; 256]) -> Vec<char> {
     first.chain(rest).map(|b| byte_char[b]).collect()
 }
 
+/// The whole vocabulary, as the reference builds it: what the BPE tables are made from. Only its
+/// [`TokenBytes`] outlive start-up (the strings and their index are ~12 MB the encoder no longer
+/// needs once [`crate::bpe::Bpe`] holds the merges by id).
 pub(crate) struct Vocab {
-    /// Token string of each id, as the raw bytes it stands for (`</w>` kept literally, so that
-    /// decoding is concatenation followed by the `</w>` -> space replacement of the reference).
-    token_bytes: Vec<Vec<u8>>,
+    token_bytes: TokenBytes,
     /// Token string -> id. Later duplicates win, as in the reference's `dict(zip(vocab, ids))`.
     encoder: FxHashMap<String, u32>,
     /// Merge pairs (as token strings) in rank order.
     merges: Vec<(String, String)>,
     /// The character standing for each byte.
     pub(crate) byte_char: [char; 256],
+}
+
+/// Token string of each id, as the raw bytes it stands for (`</w>` kept literally, so that
+/// decoding is concatenation followed by the `</w>` -> space replacement of the reference): all
+/// tokens back to back in one buffer, `ends[id]` the end of token `id`.
+pub(crate) struct TokenBytes {
+    bytes: Vec<u8>,
+    ends: Vec<u32>,
+}
+
+impl TokenBytes {
+    fn new<'a>(tokens: impl Iterator<Item = &'a str>, byte_of_char: &HashMap<char, u8>) -> Self {
+        let (mut bytes, mut ends) = (Vec::new(), Vec::new());
+        for token in tokens {
+            push_token_bytes(token, byte_of_char, &mut bytes);
+            // The vocabulary is ~400 KB of bytes: its offsets fit u32.
+            ends.push(bytes.len() as u32);
+        }
+        TokenBytes { bytes, ends }
+    }
+
+    /// The bytes token `id` stands for, or `None` for an id outside the vocabulary. (The
+    /// reference's decoder is the inverted encoder, so an id shadowed by a later duplicate string
+    /// would be missing there; the vocabulary has no duplicates, which a test checks.)
+    pub(crate) fn get(&self, id: u32) -> Option<&[u8]> {
+        let id = id as usize;
+        let end = *self.ends.get(id)? as usize;
+        let start = if id == 0 {
+            0
+        } else {
+            self.ends[id - 1] as usize
+        };
+        Some(&self.bytes[start..end])
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.ends.len()
+    }
 }
 
 impl Vocab {
@@ -103,10 +142,7 @@ impl Vocab {
         for (id, s) in strings.iter().enumerate() {
             encoder.insert(s.clone(), id as u32);
         }
-        let token_bytes = strings
-            .iter()
-            .map(|s| token_to_bytes(s, &byte_of_char))
-            .collect();
+        let token_bytes = TokenBytes::new(strings.iter().map(String::as_str), &byte_of_char);
         Vocab {
             token_bytes,
             encoder,
@@ -115,19 +151,13 @@ impl Vocab {
         }
     }
 
-    pub(crate) fn len(&self) -> usize {
-        self.token_bytes.len()
+    /// The part of the vocabulary decoding needs, the rest dropped.
+    pub(crate) fn into_token_bytes(self) -> TokenBytes {
+        self.token_bytes
     }
 
     pub(crate) fn id(&self, token: &str) -> Option<u32> {
         self.encoder.get(token).copied()
-    }
-
-    /// The bytes a token stands for, or `None` for an id outside the vocabulary. (The reference's
-    /// decoder is the inverted encoder, so an id shadowed by a later duplicate string would be
-    /// missing there; the vocabulary has no duplicates, which a test checks.)
-    pub(crate) fn token_bytes(&self, id: u32) -> Option<&[u8]> {
-        self.token_bytes.get(id as usize).map(Vec::as_slice)
     }
 
     pub(crate) fn merges(&self) -> &[(String, String)] {
@@ -135,10 +165,10 @@ impl Vocab {
     }
 }
 
-/// Maps each character of a token back to its byte; characters outside the byte alphabet (only
-/// the special tokens' ASCII, which maps to itself) fall back to their UTF-8 encoding.
-fn token_to_bytes(token: &str, byte_of_char: &HashMap<char, u8>) -> Vec<u8> {
-    let mut out = Vec::with_capacity(token.len());
+/// Maps each character of a token back to its byte, appended to `out`; characters outside the byte
+/// alphabet (only the special tokens' ASCII, which maps to itself) fall back to their UTF-8
+/// encoding.
+fn push_token_bytes(token: &str, byte_of_char: &HashMap<char, u8>, out: &mut Vec<u8>) {
     for c in token.chars() {
         match byte_of_char.get(&c) {
             Some(&b) => out.push(b),
@@ -148,7 +178,6 @@ fn token_to_bytes(token: &str, byte_of_char: &HashMap<char, u8>) -> Vec<u8> {
             }
         }
     }
-    out
 }
 
 #[cfg(test)]
@@ -172,7 +201,7 @@ mod tests {
     #[test]
     fn vocabulary_layout() {
         let v = Vocab::embedded();
-        assert_eq!(v.len(), 49408);
+        assert_eq!(v.token_bytes.len(), 49408);
         assert_eq!(v.encoder.len(), 49408, "token strings are unique");
         assert_eq!(v.id("!"), Some(0));
         assert_eq!(v.id("!</w>"), Some(256));
@@ -180,11 +209,11 @@ mod tests {
         assert_eq!(v.id("<|endoftext|>"), Some(49407));
         assert_eq!(v.merges()[0], ("i".to_owned(), "n".to_owned()));
         assert_eq!(v.id("in"), Some(512));
-        assert_eq!(v.token_bytes(512), Some(&b"in"[..]));
-        assert_eq!(v.token_bytes(49408), None);
-        assert_eq!(v.token_bytes(49406), Some(&b"<|startoftext|>"[..]));
+        assert_eq!(v.token_bytes.get(512), Some(&b"in"[..]));
+        assert_eq!(v.token_bytes.get(49408), None);
+        assert_eq!(v.token_bytes.get(49406), Some(&b"<|startoftext|>"[..]));
         assert_eq!(
-            v.token_bytes(256 + 0xC3 - 174 + 106),
+            v.token_bytes.get(256 + 0xC3 - 174 + 106),
             Some(&b"\xc3</w>"[..])
         );
     }

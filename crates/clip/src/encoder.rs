@@ -9,7 +9,7 @@ use clip_checkpoint::load_checkpoint;
 use clip_image::{preprocess, DecodedImage, Normalization};
 use clip_tokenizer::{Overflow, Tokenizer};
 
-use crate::model::{ClipModel, LoadOptions};
+use crate::model::{ClipModel, LoadOptions, Towers};
 use crate::similarity::{logits_per_image, softmax, Embeddings};
 use crate::ClipError;
 
@@ -36,8 +36,11 @@ impl Clip {
     /// As [`Clip::load`], with a precision and a choice of towers ([`LoadOptions`]).
     pub fn load_with(path: impl AsRef<Path>, options: LoadOptions) -> Result<Self, ClipError> {
         let path = path.as_ref();
-        // The tokenizer's tables take ~50 ms to build: build them while the weights convert.
-        std::thread::spawn(Tokenizer::global);
+        // The tokenizer's tables take ~50 ms to build: build them while the weights convert
+        // (an image-only model never tokenises).
+        if options.towers != Towers::Image {
+            std::thread::spawn(Tokenizer::global);
+        }
         let device = Device::Cpu;
         let checkpoint = load_checkpoint(path)?;
         let model = ClipModel::with_options(&checkpoint, &device, options)?;

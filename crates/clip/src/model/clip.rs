@@ -5,6 +5,7 @@ use clip_checkpoint::Checkpoint;
 
 use super::config::{ModelConfig, VisionConfig};
 use super::error::ModelError;
+use super::footprint::Footprint;
 use super::layers::to_f32;
 use super::modified_resnet::ModifiedResNet;
 use super::text_transformer::TextTransformer;
@@ -15,6 +16,15 @@ use crate::kernels::{Isa, Precision};
 enum Visual {
     Vit(VisionTransformer),
     ResNet(ModifiedResNet),
+}
+
+impl Footprint for Visual {
+    fn weight_bytes(&self) -> usize {
+        match self {
+            Visual::Vit(v) => v.weight_bytes(),
+            Visual::ResNet(r) => r.weight_bytes(),
+        }
+    }
 }
 
 /// Which towers to build. A text-only command (embedding captions, zero-shot labels from the
@@ -145,6 +155,12 @@ impl ClipModel {
     }
 
     /// The precision and towers it was built with.
+    /// Bytes of the weights the built towers hold, matrices at their packed size in the load
+    /// precision (what a memory budget compares with; the checkpoint itself is not kept).
+    pub fn weight_bytes(&self) -> usize {
+        self.visual.weight_bytes() + self.text.weight_bytes()
+    }
+
     pub fn options(&self) -> LoadOptions {
         self.options
     }
@@ -281,6 +297,42 @@ mod tests {
 
     fn err(ckpt: &Checkpoint) -> String {
         ClipModel::new(ckpt, &Device::Cpu).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn weight_bytes_count_what_the_built_towers_hold() {
+        let ckpt = tiny_vit();
+        let build = |precision, towers, kernels| {
+            let options = LoadOptions {
+                precision,
+                towers,
+                kernels,
+            };
+            let model = ClipModel::with_options(&ckpt, &Device::Cpu, options).unwrap();
+            model.weight_bytes()
+        };
+        // f32 on candle's GEMM holds every tensor as it is, but `logit_scale` (kept as a float).
+        let config = ModelConfig::infer(&ckpt.state, &ckpt.hints).unwrap();
+        let numel: usize = config
+            .expected_tensors()
+            .iter()
+            .filter(|(name, _)| name != "logit_scale")
+            .map(|(_, shape)| shape.iter().product::<usize>())
+            .sum();
+        let portable = Some(Isa::Portable);
+        let f32_both = build(Precision::F32, Towers::Both, portable);
+        assert_eq!(f32_both, 4 * numel);
+        assert_eq!(
+            build(Precision::F32, Towers::Text, portable)
+                + build(Precision::F32, Towers::Image, portable),
+            f32_both
+        );
+        // Packed matrices count at their packed size: smaller in each reduced precision.
+        let (bf16, int8) = (
+            build(Precision::Bf16, Towers::Both, portable),
+            build(Precision::Int8, Towers::Both, portable),
+        );
+        assert!(int8 < bf16 && bf16 < f32_both, "{int8} {bf16} {f32_both}");
     }
 
     #[test]

@@ -5,6 +5,7 @@ use candle_core::{DType, Device, Tensor, D};
 use clip_checkpoint::Activation;
 
 use super::error::{Context, ModelError};
+use super::footprint::{footprint, Footprint};
 use super::weights::Weights;
 use crate::kernels::{self, PackedMatrix, Queries};
 use rayon::prelude::*;
@@ -19,6 +20,8 @@ pub(crate) struct LayerNorm {
     weight: Tensor,
     bias: Tensor,
 }
+
+footprint!(LayerNorm: weight, bias);
 
 impl LayerNorm {
     pub const EPS: f64 = 1e-5;
@@ -65,6 +68,15 @@ pub(crate) enum Linear {
         w: PackedMatrix,
         b: Option<Vec<f32>>,
     },
+}
+
+impl Footprint for Linear {
+    fn weight_bytes(&self) -> usize {
+        match self {
+            Linear::F32 { w, b } => w.weight_bytes() + b.weight_bytes(),
+            Linear::Packed { w, b } => w.bytes() + b.as_ref().map_or(0, |b| b.weight_bytes()),
+        }
+    }
 }
 
 impl Linear {
@@ -462,6 +474,8 @@ pub(crate) struct ResidualAttentionBlock {
     act: Activation,
 }
 
+footprint!(ResidualAttentionBlock: ln_1, in_proj, out_proj, ln_2, c_fc, c_proj);
+
 impl ResidualAttentionBlock {
     pub fn load(
         w: &Weights,
@@ -538,6 +552,8 @@ impl ResidualAttentionBlock {
 pub(crate) struct Transformer {
     pub blocks: Vec<ResidualAttentionBlock>,
 }
+
+footprint!(Transformer: blocks);
 
 impl Transformer {
     pub fn load(

@@ -5,6 +5,7 @@
 mod clip;
 mod config;
 mod error;
+mod footprint;
 mod layers;
 mod modified_resnet;
 pub mod random;

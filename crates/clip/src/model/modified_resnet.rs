@@ -8,6 +8,7 @@ use rayon::prelude::*;
 
 use super::config::resnet_blocks;
 use super::error::{Context, ModelError};
+use super::footprint::footprint;
 use super::layers::{attention, with_f32, Linear};
 use super::weights::Weights;
 
@@ -25,6 +26,8 @@ struct ConvBn {
     beta: Vec<f32>,  // [out]
     padding: usize,
 }
+
+footprint!(ConvBn: weight, alpha, beta);
 
 impl ConvBn {
     fn load(w: &Weights, conv: &str, bn: &str, padding: usize) -> Result<Self> {
@@ -120,6 +123,8 @@ struct Bottleneck {
     stride: usize,
 }
 
+footprint!(Bottleneck: c1, c2, c3, downsample);
+
 impl Bottleneck {
     fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
         let out = self.c1.forward(x, 1, None, true)?;
@@ -152,6 +157,8 @@ pub(crate) struct ModifiedResNet {
     c_proj: Linear,
     heads: usize,
 }
+
+footprint!(ModifiedResNet: stem, blocks, positional_embedding, q_proj, k_proj, v_proj, c_proj);
 
 impl ModifiedResNet {
     pub fn load(

@@ -6,6 +6,7 @@ use clip_checkpoint::Activation;
 
 use super::config::TextConfig;
 use super::error::{Context, ModelError};
+use super::footprint::footprint;
 use super::layers::{LayerNorm, Layout, Linear, Transformer};
 use super::weights::Weights;
 use crate::kernels::Queries;
@@ -17,6 +18,8 @@ pub(crate) struct TextTransformer {
     ln_final: LayerNorm,
     text_projection: Linear, // [D, E]
 }
+
+footprint!(TextTransformer: token_embedding, positional_embedding, transformer, ln_final, text_projection);
 
 impl TextTransformer {
     pub fn load(w: &Weights, cfg: &TextConfig, act: Activation) -> Result<Self, ModelError> {

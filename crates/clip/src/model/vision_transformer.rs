@@ -5,6 +5,7 @@ use candle_core::Tensor;
 use clip_checkpoint::Activation;
 
 use super::error::ModelError;
+use super::footprint::footprint;
 use super::layers::{LayerNorm, Layout, Linear, Transformer};
 use super::weights::Weights;
 use crate::kernels::Queries;
@@ -21,6 +22,8 @@ pub(crate) struct VisionTransformer {
     patch: usize,
     resolution: usize,
 }
+
+footprint!(VisionTransformer: patch_embed, class_embedding, positional_embedding, ln_pre, transformer, ln_post, proj);
 
 impl VisionTransformer {
     pub fn load(
