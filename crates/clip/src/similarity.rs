@@ -14,7 +14,7 @@ impl Embeddings {
     /// Panics if `data.len()` is not a multiple of `dim` (a programming error, never user input).
     pub fn new(dim: usize, data: Vec<f32>) -> Self {
         assert!(
-            dim > 0 && data.len() % dim == 0,
+            dim > 0 && data.len().is_multiple_of(dim),
             "embedding data of length {} is not a multiple of {dim}",
             data.len()
         );

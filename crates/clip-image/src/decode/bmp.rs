@@ -52,7 +52,6 @@ fn extract(word: u32, mask: u32) -> u8 {
 
 /// Pillow's `BmpRleDecoder` on `data`, which starts at file offset `base`: returns the indices in
 /// file row order (bottom-up for positive heights).
-#[allow(clippy::manual_is_multiple_of)] // `is_multiple_of` is newer than the workspace's Rust 1.80
 fn rle(data: &[u8], base: usize, w: usize, h: usize, rle4: bool) -> Vec<u8> {
     let dest = w * h;
     let mut out: Vec<u8> = Vec::with_capacity(dest);
@@ -81,7 +80,7 @@ fn rle(data: &[u8], base: usize, w: usize, h: usize, rle4: bool) -> Vec<u8> {
         }
         match byte {
             0 => {
-                while out.len() % w != 0 {
+                while !out.len().is_multiple_of(w) {
                     out.push(0);
                 }
                 x = 0;
@@ -115,7 +114,7 @@ fn rle(data: &[u8], base: usize, w: usize, h: usize, rle4: bool) -> Vec<u8> {
                 }
                 x += usize::from(n);
                 // Absolute runs end on an even file offset (Pillow checks `fd.tell() % 2`).
-                if (base + pos) % 2 != 0 {
+                if !(base + pos).is_multiple_of(2) {
                     pos += 1;
                 }
             }

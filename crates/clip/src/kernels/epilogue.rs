@@ -139,7 +139,8 @@ mod avx512 {
         p = _mm512_fmadd_ps(p, r, c(8.333_452e-3));
         p = _mm512_fmadd_ps(p, r, c(4.166_579_6e-2));
         p = _mm512_fmadd_ps(p, r, c(1.666_666_5e-1));
-        p = _mm512_fmadd_ps(p, r, c(5.000_000_1e-1));
+        // Cephes's 5.0000001e-1, which is 0.5 in f32.
+        p = _mm512_fmadd_ps(p, r, c(0.5));
         let e = _mm512_add_ps(_mm512_fmadd_ps(_mm512_mul_ps(p, r), r, r), c(1.0));
         let bits = _mm512_slli_epi32::<23>(_mm512_add_epi32(
             _mm512_cvttps_epi32(n),
@@ -171,7 +172,7 @@ fn exp_fast(x: f32) -> f32 {
     p = p * r + 8.333_452e-3;
     p = p * r + 4.166_579_6e-2;
     p = p * r + 1.666_666_5e-1;
-    p = p * r + 5.000_000_1e-1;
+    p = p * r + 0.5; // Cephes's 5.0000001e-1, which is 0.5 in f32
     let e = p * r * r + r + 1.0;
     e * f32::from_bits(((n as i32 + 127) as u32) << 23)
 }

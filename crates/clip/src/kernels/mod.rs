@@ -310,6 +310,7 @@ trait Format: Sync {
     /// # Safety
     /// `c` must be valid for `rows` rows of `cols` floats at stride `ldc`; `isa` must be one of
     /// [`Isa::available`] for this format's precision.
+    #[allow(clippy::too_many_arguments)]
     unsafe fn tile(
         &self,
         isa: Isa,
@@ -429,7 +430,7 @@ fn drive<F: Format>(
                         // hardware prefetcher does not foresee: ask for them while the tile computes.
                         prefetch_rows(&res[row * n + c0..], n, rows);
                     }
-                    f.tile(isa, &a, p - p0, nb, c, n, rows, cols);
+                    f.tile(isa, a, p - p0, nb, c, n, rows, cols);
                     let tile = epilogue::Tile {
                         c,
                         ld: n,

@@ -13,6 +13,8 @@ use super::vision_transformer::VisionTransformer;
 use super::weights::{validate, Weights};
 use crate::kernels::{Isa, Precision};
 
+// One per model: the variants' inline sizes (a few hundred bytes) do not matter.
+#[allow(clippy::large_enum_variant)]
 enum Visual {
     Vit(VisionTransformer),
     ResNet(ModifiedResNet),

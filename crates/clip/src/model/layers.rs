@@ -324,8 +324,8 @@ mod fused {
                         if let Some(res) = res {
                             let off = start + r * n;
                             for (o, &x) in orow.iter_mut().zip(&res[off..off + n]) {
-                                // candle: residual + y
-                                *o = x + *o;
+                                // candle: residual + y (the same sum: f32 addition commutes)
+                                *o += x;
                             }
                         }
                     }
