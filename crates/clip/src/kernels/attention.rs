@@ -6,6 +6,8 @@
 //! keeps its keys transposed in L1 and writes its output slice in place. Causal attention skips
 //! the masked positions (their `exp(-inf)` terms are exactly 0 in the reference too).
 
+use std::cell::RefCell;
+
 use rayon::prelude::*;
 
 use super::OutPtr;
@@ -72,10 +74,43 @@ pub fn packed_attention(
             Queries::Last => (t - 1, 1, i),
         };
         let span = Span { t, q0, tq };
+        if h + 1 < heads {
+            prefetch_head(one, t, d, (h + 1) * (d / heads), d / heads);
+        }
         // SAFETY: every task writes the `hd` columns of head `h` in its own sequence's rows only.
-        unsafe { head(one, span, d, heads, h, causal, ptr.get().add(row * d)) };
+        unsafe {
+            head(
+                one,
+                span,
+                Dims { d, heads },
+                h,
+                causal,
+                ptr.get().add(row * d),
+            )
+        };
     });
     out
+}
+
+/// Asks for the q, k and v columns `c0..c0 + hd` of a sequence's `t` rows (`[t, 3d]`): the next
+/// head's, which the same thread computes next, while this one computes (its rows lie 3d floats
+/// apart, a stride the hardware prefetchers do not follow).
+fn prefetch_head(qkv: &[f32], t: usize, d: usize, c0: usize, hd: usize) {
+    #[cfg(target_arch = "x86_64")]
+    for j in 0..t {
+        for part in 0..3 {
+            let cols = &qkv[j * 3 * d + part * d + c0..][..hd];
+            for line in cols.iter().step_by(16) {
+                // SAFETY: a prefetch is a hint; the address is inside `qkv`.
+                unsafe {
+                    use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T1};
+                    _mm_prefetch::<_MM_HINT_T1>(line as *const f32 as *const i8);
+                }
+            }
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = (qkv, t, d, c0, hd);
 }
 
 /// One sequence of `t` positions whose queries are positions `q0..q0 + tq`.
@@ -86,27 +121,35 @@ struct Span {
     tq: usize,
 }
 
-/// Dispatches one head to the widest vector code this CPU runs (the loops are written to
-/// auto-vectorise; the f32 arithmetic is the same in every version).
-unsafe fn head(
-    qkv: &[f32],
-    s: Span,
+/// Width `d` of the model, split into `heads` heads.
+#[derive(Clone, Copy)]
+struct Dims {
     d: usize,
     heads: usize,
-    h: usize,
-    causal: bool,
-    out: *mut f32,
-) {
-    #[cfg(target_arch = "x86_64")]
-    {
-        if is_x86_feature_detected!("avx512f") {
-            return head_avx512(qkv, s, d, heads, h, causal, out);
+}
+
+thread_local! {
+    /// Each thread's scratch for [`head_body`], reused across heads, layers and calls (four fresh
+    /// zeroed buffers per head were ~3% of a ViT-B/32 image's time).
+    static SCRATCH: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Dispatches one head to the widest vector code this CPU runs (the loops are written to
+/// auto-vectorise; the f32 arithmetic is the same in every version but the softmax's `exp`:
+/// AVX-512 evaluates it in vectors, see [`super::epilogue`]).
+unsafe fn head(qkv: &[f32], s: Span, dims: Dims, h: usize, causal: bool, out: *mut f32) {
+    SCRATCH.with_borrow_mut(|scratch| {
+        #[cfg(target_arch = "x86_64")]
+        {
+            if is_x86_feature_detected!("avx512f") {
+                return head_avx512(qkv, s, dims, h, causal, scratch, out);
+            }
+            if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
+                return head_avx2(qkv, s, dims, h, causal, scratch, out);
+            }
         }
-        if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
-            return head_avx2(qkv, s, d, heads, h, causal, out);
-        }
-    }
-    head_body::<false>(qkv, s, d, heads, h, causal, out)
+        head_body::<false>(qkv, s, dims, h, causal, scratch, out)
+    })
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -114,13 +157,13 @@ unsafe fn head(
 unsafe fn head_avx512(
     qkv: &[f32],
     s: Span,
-    d: usize,
-    heads: usize,
+    dims: Dims,
     h: usize,
     causal: bool,
+    scratch: &mut Vec<f32>,
     out: *mut f32,
 ) {
-    head_body::<true>(qkv, s, d, heads, h, causal, out)
+    head_body::<true>(qkv, s, dims, h, causal, scratch, out)
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -128,13 +171,13 @@ unsafe fn head_avx512(
 unsafe fn head_avx2(
     qkv: &[f32],
     s: Span,
-    d: usize,
-    heads: usize,
+    dims: Dims,
     h: usize,
     causal: bool,
+    scratch: &mut Vec<f32>,
     out: *mut f32,
 ) {
-    head_body::<false>(qkv, s, d, heads, h, causal, out)
+    head_body::<false>(qkv, s, dims, h, causal, scratch, out)
 }
 
 /// Queries per register tile.
@@ -147,42 +190,68 @@ const L: usize = 16;
 ///
 /// Register-tiled like a small GEMM: scores for `QB` queries x `L` keys accumulate in `QB`
 /// vectors over the head dimension, outputs for `QB` queries x `L` columns over the keys. Keys
-/// are kept transposed and values copied, both zero-padded to whole vectors, per task.
+/// are transposed into the scratch and queries scaled there, both zero-padded to whole tiles;
+/// values are read in place (copied, padded, only when the head width is not whole vectors).
 #[inline(always)]
 unsafe fn head_body<const AVX512: bool>(
     qkv: &[f32],
     Span { t, q0, tq }: Span,
-    d: usize,
-    heads: usize,
+    Dims { d, heads }: Dims,
     h: usize,
     causal: bool,
+    scratch: &mut Vec<f32>,
     out: *mut f32,
 ) {
     let hd = d / heads;
     let d3 = 3 * d;
     let scale = 1.0 / (hd as f32).sqrt();
     let tp = t.next_multiple_of(L);
-    let hp = hd.next_multiple_of(L);
-    // Keys transposed `[hd, tp]`, values `[t, hp]`, queries scaled `[tq padded, hd]`.
-    let mut kt = vec![0f32; hd * tp];
-    let mut v = vec![0f32; t * hp];
-    for j in 0..t {
-        let k = &qkv[j * d3 + d + h * hd..][..hd];
-        for (c, &x) in k.iter().enumerate() {
-            kt[c * tp + j] = x;
-        }
-        v[j * hp..j * hp + hd].copy_from_slice(&qkv[j * d3 + 2 * d + h * hd..][..hd]);
-    }
     let tqp = tq.next_multiple_of(QB);
-    let mut q = vec![0f32; tqp * hd];
-    for i in 0..tq {
-        for (c, &x) in qkv[(q0 + i) * d3 + h * hd..][..hd].iter().enumerate() {
-            // The reference scales q before the product (`q * scale`, then `q @ k^T`).
-            q[i * hd + c] = x * scale;
+    let hp = hd.next_multiple_of(L);
+    let copy_v = hd % L != 0;
+    // Keys transposed `[hd, tp]`, queries scaled `[tqp, hd]`, probabilities `[QB, tp]`, and
+    // (`copy_v`) values `[t, hp]`.
+    let need = hd * tp + tqp * hd + QB * tp + if copy_v { t * hp } else { 0 };
+    if scratch.len() < need {
+        scratch.resize(need, 0.0);
+    }
+    let (kt, rest) = scratch.split_at_mut(hd * tp);
+    let (q, rest) = rest.split_at_mut(tqp * hd);
+    let (p, v) = rest.split_at_mut(QB * tp);
+    let keys = &qkv[d + h * hd..];
+    #[cfg(target_arch = "x86_64")]
+    if AVX512 {
+        avx512::transpose(keys, d3, (t, hd), kt, tp);
+    }
+    if !AVX512 {
+        for c in 0..hd {
+            let row = &mut kt[c * tp..][..tp];
+            for (dst, &x) in row.iter_mut().zip(keys[c..].iter().step_by(d3)) {
+                *dst = x;
+            }
+            row[t..].fill(0.0);
         }
     }
-    let mut p = vec![0f32; QB * tp];
+    let (v, ldv) = if copy_v {
+        for j in 0..t {
+            let row = &mut v[j * hp..][..hp];
+            row[..hd].copy_from_slice(&qkv[j * d3 + 2 * d + h * hd..][..hd]);
+            row[hd..].fill(0.0);
+        }
+        (&v[..t * hp], hp)
+    } else {
+        (&qkv[2 * d + h * hd..], d3)
+    };
+    let queries = qkv[q0 * d3 + h * hd..].chunks(d3);
+    for (dst, src) in q.chunks_exact_mut(hd).zip(queries).take(tq) {
+        for (o, &x) in dst.iter_mut().zip(&src[..hd]) {
+            // The reference scales q before the product (`q * scale`, then `q @ k^T`).
+            *o = x * scale;
+        }
+    }
+    q[tq * hd..].fill(0.0);
     for i0 in (0..tq).step_by(QB) {
+        let rows = QB.min(tq - i0);
         // Keys any query of this block may see.
         let n = if causal { (q0 + i0 + QB).min(t) } else { t };
         let np = n.next_multiple_of(L);
@@ -209,21 +278,21 @@ unsafe fn head_body<const AVX512: bool>(
                 p[r * tp + j0..][..L].copy_from_slice(acc);
             }
         }
-        // Softmax per query over its visible keys; masked and padded keys get weight 0.
-        for r in 0..QB.min(tq - i0) {
-            let i = q0 + i0 + r;
-            let visible = if causal { i + 1 } else { t };
+        // Softmax per query over its visible keys; masked and padded keys get weight 0 (and the
+        // rows past the last query too, so the product below reads only finite numbers).
+        for r in 0..QB {
             let row = &mut p[r * tp..r * tp + np];
-            let max = row[..visible]
-                .iter()
-                .fold(f32::NEG_INFINITY, |m, &x| m.max(x));
-            let mut sum = 0f32;
-            for x in row[..visible].iter_mut() {
-                *x = (*x - max).exp();
-                sum += *x;
+            if r >= rows {
+                row.fill(0.0);
+                continue;
             }
-            for x in row[..visible].iter_mut() {
-                *x /= sum;
+            let visible = if causal { q0 + i0 + r + 1 } else { t };
+            #[cfg(target_arch = "x86_64")]
+            if AVX512 {
+                avx512::softmax(&mut row[..visible]);
+            }
+            if !AVX512 {
+                softmax(&mut row[..visible]);
             }
             row[visible..].fill(0.0);
         }
@@ -232,11 +301,11 @@ unsafe fn head_body<const AVX512: bool>(
             let mut acc = [[0f32; L]; QB];
             #[cfg(target_arch = "x86_64")]
             if AVX512 {
-                avx512::tile(&p, tp, &v[c0..], hp, n, &mut acc);
+                avx512::tile(p, tp, &v[c0..], ldv, n, &mut acc);
             }
             if !AVX512 {
                 for j in 0..n {
-                    let vv: &[f32; L] = v[j * hp + c0..][..L].try_into().unwrap();
+                    let vv: &[f32; L] = v[j * ldv + c0..][..L].try_into().unwrap();
                     for (r, acc) in acc.iter_mut().enumerate() {
                         let pr = p[r * tp + j];
                         for l in 0..L {
@@ -246,7 +315,7 @@ unsafe fn head_body<const AVX512: bool>(
                 }
             }
             let cols = L.min(hd - c0);
-            for (r, acc) in acc.iter().enumerate().take(tq - i0) {
+            for (r, acc) in acc.iter().enumerate().take(rows) {
                 std::ptr::copy_nonoverlapping(
                     acc.as_ptr(),
                     out.add((i0 + r) * d + h * hd + c0),
@@ -257,11 +326,134 @@ unsafe fn head_body<const AVX512: bool>(
     }
 }
 
+/// `row = exp(row - max) / sum`, in place.
+#[inline(always)]
+fn softmax(row: &mut [f32]) {
+    let max = row.iter().fold(f32::NEG_INFINITY, |m, &x| m.max(x));
+    let mut sum = 0f32;
+    for x in row.iter_mut() {
+        *x = (*x - max).exp();
+        sum += *x;
+    }
+    for x in row.iter_mut() {
+        *x /= sum;
+    }
+}
+
 #[cfg(target_arch = "x86_64")]
 mod avx512 {
     use std::arch::x86_64::*;
 
+    use super::super::epilogue::exp;
     use super::{L, QB};
+
+    /// [`super::softmax`] in 16-lane vectors, `exp` included (Cephes's polynomial, ~1 ulp: the
+    /// scalar libm calls were a sixth of the attention's time).
+    #[inline(always)]
+    pub(super) unsafe fn softmax(row: &mut [f32]) {
+        let n = row.len();
+        let at = row.as_mut_ptr();
+        let mask = |i: usize| ((1u32 << (n - i).min(L)) - 1) as u16;
+        let mut max = _mm512_set1_ps(f32::NEG_INFINITY);
+        for i in (0..n).step_by(L) {
+            let x = _mm512_mask_loadu_ps(max, mask(i), at.add(i));
+            max = _mm512_max_ps(max, x);
+        }
+        let max = _mm512_set1_ps(_mm512_reduce_max_ps(max));
+        let mut sum = _mm512_setzero_ps();
+        for i in (0..n).step_by(L) {
+            let m = mask(i);
+            let e = exp(_mm512_sub_ps(_mm512_maskz_loadu_ps(m, at.add(i)), max));
+            _mm512_mask_storeu_ps(at.add(i), m, e);
+            sum = _mm512_add_ps(sum, _mm512_maskz_mov_ps(m, e));
+        }
+        let sum = _mm512_set1_ps(_mm512_reduce_add_ps(sum));
+        for i in (0..n).step_by(L) {
+            let m = mask(i);
+            let x = _mm512_maskz_loadu_ps(m, at.add(i));
+            _mm512_mask_storeu_ps(at.add(i), m, _mm512_div_ps(x, sum));
+        }
+    }
+
+    /// `dst[c * ldd + j] = src[j * lds + c]` for `j < rows`, `c < cols`, and 0 for the columns
+    /// `rows..` up to the next multiple of 16 (`dst` holds `cols` rows of at least that many):
+    /// 16 x 16 blocks through registers (a scalar transpose of the keys, strided loads or stores
+    /// either way, was a fifth of the attention's time).
+    #[inline(always)]
+    pub(super) unsafe fn transpose(
+        src: &[f32],
+        lds: usize,
+        (rows, cols): (usize, usize),
+        dst: &mut [f32],
+        ldd: usize,
+    ) {
+        assert!(
+            rows == 0
+                || cols == 0
+                || (src.len() >= (rows - 1) * lds + cols
+                    && dst.len() >= (cols - 1) * ldd + rows.next_multiple_of(L)
+                    && ldd >= rows.next_multiple_of(L))
+        );
+        let lanes = |n: usize| ((1u32 << n.min(L)) - 1) as u16;
+        for j0 in (0..rows).step_by(L) {
+            for c0 in (0..cols).step_by(L) {
+                let mask = lanes(cols - c0);
+                let block: [__m512; L] = std::array::from_fn(|r| {
+                    if j0 + r < rows {
+                        _mm512_maskz_loadu_ps(mask, src.as_ptr().add((j0 + r) * lds + c0))
+                    } else {
+                        _mm512_setzero_ps()
+                    }
+                });
+                let out = transpose16(block);
+                for (c, v) in out.iter().enumerate().take(cols - c0) {
+                    _mm512_storeu_ps(dst.as_mut_ptr().add((c0 + c) * ldd + j0), *v);
+                }
+            }
+        }
+    }
+
+    /// The transpose of a 16 x 16 block, one row a vector: pairs of rows interleaved, then
+    /// quadruples within 128-bit lanes, then the lanes exchanged in two rounds.
+    #[inline(always)]
+    unsafe fn transpose16(r: [__m512; L]) -> [__m512; L] {
+        // t[2i], t[2i + 1]: rows 2i and 2i + 1 interleaved (elements 4k, 4k + 1 / 4k + 2, 4k + 3
+        // of lane k).
+        let t: [__m512; L] = std::array::from_fn(|i| {
+            let (a, b) = (r[i & !1], r[i | 1]);
+            if i % 2 == 0 {
+                _mm512_unpacklo_ps(a, b)
+            } else {
+                _mm512_unpackhi_ps(a, b)
+            }
+        });
+        // u[4q + e]: element 4k + e of rows 4q..4q + 4, in lane k.
+        let u: [__m512; L] = std::array::from_fn(|i| {
+            let (q, e) = (i / 4, i % 4);
+            let (x, y) = (t[4 * q + e / 2], t[4 * q + 2 + e / 2]);
+            if e % 2 == 0 {
+                _mm512_shuffle_ps::<0x44>(x, y)
+            } else {
+                _mm512_shuffle_ps::<0xEE>(x, y)
+            }
+        });
+        let mut out = [_mm512_setzero_ps(); L];
+        for e in 0..4 {
+            let (v0, v1) = (
+                _mm512_shuffle_f32x4::<0x88>(u[e], u[4 + e]),
+                _mm512_shuffle_f32x4::<0xDD>(u[e], u[4 + e]),
+            );
+            let (w0, w1) = (
+                _mm512_shuffle_f32x4::<0x88>(u[8 + e], u[12 + e]),
+                _mm512_shuffle_f32x4::<0xDD>(u[8 + e], u[12 + e]),
+            );
+            out[e] = _mm512_shuffle_f32x4::<0x88>(v0, w0);
+            out[8 + e] = _mm512_shuffle_f32x4::<0xDD>(v0, w0);
+            out[4 + e] = _mm512_shuffle_f32x4::<0x88>(v1, w1);
+            out[12 + e] = _mm512_shuffle_f32x4::<0xDD>(v1, w1);
+        }
+        out
+    }
 
     /// `acc[r] = sum_c a[r * lda + c] * b[c * ldb .. + L]` for `c < k`: `QB` rows of `a` times a
     /// `k x L` panel of `b` (both the score tile, `q k^T`, and the output tile, `p v`).

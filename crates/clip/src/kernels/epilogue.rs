@@ -78,6 +78,9 @@ fn finish_body(o: &mut [f32], bias: Option<&[f32]>, quick_gelu: bool, residual: 
 
 /// The same arithmetic as [`finish_body`] in explicit 16-lane vectors, two a row.
 #[cfg(target_arch = "x86_64")]
+pub(super) use avx512::exp;
+
+#[cfg(target_arch = "x86_64")]
 mod avx512 {
     use std::arch::x86_64::*;
 
@@ -125,9 +128,9 @@ mod avx512 {
         _mm512_div_ps(x, _mm512_add_ps(_mm512_set1_ps(1.0), e))
     }
 
-    /// [`super::exp_fast`], lane by lane.
+    /// [`super::exp_fast`], lane by lane (also the attention's softmax).
     #[inline(always)]
-    unsafe fn exp(x: __m512) -> __m512 {
+    pub(in crate::kernels) unsafe fn exp(x: __m512) -> __m512 {
         let c = _mm512_set1_ps;
         let x = _mm512_min_ps(_mm512_max_ps(x, c(-87.0)), c(88.0));
         let n = _mm512_fmadd_ps(x, c(std::f32::consts::LOG2_E), c(0.5));
