@@ -17,6 +17,9 @@
 #   BF16_RN50=1  also run RN50 under bf16 autocast (minutes per call without native bf16)
 #   CANDLE_BIN  a prebuilt shared/perf/candle_baseline binary to include (optional)
 #   OUT       where the JSON lines go (default a temp file; its path is printed)
+#   REPEAT (1)  runs of the whole sequence, one after the other: every ratio is taken within a
+#             run (ours and the peer minutes apart) and the table gives the median over the runs
+#             with their range, so a peer's (or our) drift between runs shows instead of hiding
 # ONNX Runtime is run when the python has onnxruntime, otherwise skipped (and said so).
 set -u
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -33,6 +36,7 @@ PEERS="${PEERS:-openai openai-bf16 transformers transformers-bf16}"
 CONFIGS="${CONFIGS:-vitb32-image vitb32-text}"
 PRECISIONS="${PRECISIONS:-f32 bf16 f16 int8}"
 LARGE_BATCH="${LARGE_BATCH:-8}"
+REPEAT="${REPEAT:-1}"
 OUT="${OUT:-$(mktemp "${TMPDIR:-/tmp}/bench_peers.XXXXXX.jsonl")}"
 export OMP_NUM_THREADS="$THREADS" MKL_NUM_THREADS="$THREADS" RAYON_NUM_THREADS="$THREADS"
 
@@ -49,7 +53,7 @@ rec() {
   local line
   line="$("$@" 2>/dev/null | tail -n 1)"
   if [ -n "$line" ] && [ "${line:0:1}" = "{" ]; then
-    "$PY" -c 'import json,sys; r=json.loads(sys.argv[1]); r["config"]=sys.argv[2]; r["load_avg"]=open("/proc/loadavg").read().split()[0]; print(json.dumps(r))' "$line" "$cfg" >> "$OUT"
+    "$PY" -c 'import json,sys; r=json.loads(sys.argv[1]); r["config"]=sys.argv[2]; r["repeat"]=int(sys.argv[3]); r["load_avg"]=open("/proc/loadavg").read().split()[0]; print(json.dumps(r))' "$line" "$cfg" "$rep" >> "$OUT"
   else
     log "FAILED: $*"
   fi
@@ -59,7 +63,8 @@ tb() { local cfg="$1" impl="$2"; shift 2
   rec "$cfg" "$PY" "$PERF_DIR/torch_baseline.py" --impl "$impl" --threads "$THREADS" --json "${r[@]}" "$@"; }
 
 has_ort=0; "$PY" -c "import onnxruntime" 2>/dev/null && has_ort=1
-log "start: $(nproc) cpus, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), threads $THREADS, batch $BATCH -> $OUT"
+log "start: $(nproc) cpus, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), threads $THREADS, batch $BATCH, $REPEAT run(s) -> $OUT"
+for rep in $(seq 1 "$REPEAT"); do
 for cfg in $CONFIGS; do
   batch="$BATCH"
   case "$cfg" in
@@ -96,42 +101,56 @@ for cfg in $CONFIGS; do
     esac
   fi
 done
+done
 log "done"
 
 "$PY" - "$OUT" <<'EOF'
-import json, sys
+import json, statistics, sys
 rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
 print(f"\nresults: {sys.argv[1]}\n")
+tp = lambda r: r.get("images_per_s", r.get("texts_per_s"))
+key = lambda r: r.get("impl", "?") + (f" {r['precision']}" if r.get("impl") == "clip-rs" else "")
+med = lambda v: statistics.median(v) if v else None
+# config -> impl key -> run -> record
 by = {}
 for r in rows:
-    by.setdefault(r["config"], []).append(r)
-tp = lambda r: r.get("images_per_s", r.get("texts_per_s"))
+    by.setdefault(r["config"], {}).setdefault(key(r), {})[r.get("repeat", 1)] = r
 precs = []
 for r in rows:
     if r.get("impl") == "clip-rs" and r["precision"] not in precs:
         precs.append(r["precision"])
+runs = len({r.get("repeat", 1) for r in rows})
 print("| config | impl | throughput /s | b1 ms | peak RSS MB | " + " | ".join(f"clip-rs {p}: ratio / b1 speed-up" for p in precs) + " |")
 print("|" + "---|" * (5 + len(precs)))
-for cfg, rs in by.items():
-    ours = {r["precision"]: r for r in rs if r.get("impl") == "clip-rs"}
-    for r in rs:
-        name = r.get("impl", "?")
-        if name == "clip-rs":
-            name += f" {r['precision']} ({r.get('kernels', '')})"
-        if "seq_len" in r:
-            name += f" (pad {r['seq_len']})"
+for cfg, impls in by.items():
+    for k, reps in impls.items():
+        first = next(iter(reps.values()))
+        ours_row = first.get("impl") == "clip-rs"
+        name = f"clip-rs {first['precision']} ({first.get('kernels', '')})" if ours_row else k
+        if "seq_len" in first:
+            name += f" (pad {first['seq_len']})"
         cells = []
         for p in precs:
-            o = ours.get(p)
-            if o is None or r.get("impl") == "clip-rs" or not tp(r):
+            ours = impls.get(f"clip-rs {p}", {})
+            pairs = [(ours[i], r) for i, r in reps.items() if i in ours and tp(r)]
+            if ours_row or not pairs:
                 cells.append("")
                 continue
-            cell = f"{tp(o) / tp(r):.2f}x"
-            if r.get("b1_latency_ms") and o.get("b1_latency_ms"):
-                cell += f" / {r['b1_latency_ms'] / o['b1_latency_ms']:.2f}x"
+            ratios = [tp(o) / tp(r) for o, r in pairs]
+            cell = f"{med(ratios):.2f}x"
+            if len(ratios) > 1:
+                cell += f" ({min(ratios):.2f}-{max(ratios):.2f})"
+            b1s = [r["b1_latency_ms"] / o["b1_latency_ms"] for o, r in pairs
+                   if r.get("b1_latency_ms") and o.get("b1_latency_ms")]
+            if b1s:
+                cell += f" / {med(b1s):.2f}x"
             cells.append(cell)
-        b1 = r.get("b1_latency_ms")
-        print(f"| {cfg} b{r.get('batch')} | {name} | {tp(r):.2f} | {'' if b1 is None else f'{b1:.1f}'} | "
-              f"{r.get('peak_rss_mb', 0):.0f} | " + " | ".join(cells) + " |")
-print("\nratio > 1: clip-rs in that precision is faster than the peer (throughput ours / theirs; b1: their latency / ours).")
+        t = med([tp(r) for r in reps.values() if tp(r)])
+        b1 = med([r["b1_latency_ms"] for r in reps.values() if r.get("b1_latency_ms")])
+        rss = med([r.get("peak_rss_mb", 0) for r in reps.values()])
+        print(f"| {cfg} b{first.get('batch')} | {name} | {t:.2f} | {'' if b1 is None else f'{b1:.1f}'} | "
+              f"{rss:.0f} | " + " | ".join(cells) + " |")
+what = f"Medians over {runs} runs; a ratio's range (min-max) follows it." if runs > 1 else "One run."
+print(f"\n{what} Ratio > 1: clip-rs in that precision is faster than the peer (throughput ours / theirs;"
+      " b1: their latency / ours), each ratio taken within one run.")
 EOF
