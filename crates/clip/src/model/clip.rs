@@ -321,17 +321,32 @@ mod tests {
             let model = ClipModel::with_options(&ckpt, &Device::Cpu, options).unwrap();
             model.weight_bytes()
         };
-        // f32 on candle's GEMM holds every tensor as it is, but `logit_scale` (kept as a float).
+        // f32 on candle's GEMM holds every tensor in f32 but `logit_scale` (kept as a float) and
+        // the token embedding (as stored: f16 in this fixture).
         let config = ModelConfig::infer(&ckpt.state, &ckpt.hints).unwrap();
-        let numel: usize = config
+        let bytes: usize = config
             .expected_tensors()
             .iter()
             .filter(|(name, _)| name != "logit_scale")
-            .map(|(_, shape)| shape.iter().product::<usize>())
+            .map(|(name, shape)| {
+                let size = match name.as_str() {
+                    "token_embedding.weight" => ckpt.state.get(name).unwrap().dtype().size(),
+                    _ => 4,
+                };
+                size * shape.iter().product::<usize>()
+            })
             .sum();
         let portable = Some(Isa::Portable);
         let f32_both = build(Precision::F32, Towers::Both, portable);
-        assert_eq!(f32_both, 4 * numel);
+        assert_eq!(
+            ckpt.state
+                .get("token_embedding.weight")
+                .unwrap()
+                .dtype()
+                .size(),
+            2
+        );
+        assert_eq!(f32_both, bytes);
         assert_eq!(
             build(Precision::F32, Towers::Text, portable)
                 + build(Precision::F32, Towers::Image, portable),
@@ -387,6 +402,19 @@ mod tests {
         assert_eq!(
             err(&c),
             format!("{path}: tensor transformer.resblocks.0.ln_2.weight contains infinite values")
+        );
+        // NaN in the token embedding, which is kept as stored (f16 here): checked on its bits.
+        let mut c = tiny_vit();
+        let emb = c.state.get("token_embedding.weight").unwrap();
+        let (shape, mut bytes) = (emb.shape().to_vec(), emb.bytes().to_vec());
+        bytes[2 * 1000..2 * 1000 + 2].copy_from_slice(&half::f16::NAN.to_le_bytes());
+        c.state.insert(
+            "token_embedding.weight",
+            TensorData::owned(clip_checkpoint::DType::F16, shape, bytes),
+        );
+        assert_eq!(
+            err(&c),
+            format!("{path}: tensor token_embedding.weight contains NaN")
         );
         // A wrong shape that inference does not read.
         let c = with(

@@ -12,7 +12,7 @@ use super::weights::Weights;
 use crate::kernels::Queries;
 
 pub(crate) struct TextTransformer {
-    token_embedding: Tensor,      // [V, D]
+    token_embedding: Tensor, // [V, D], as stored (rows widen exactly to f32 when gathered)
     positional_embedding: Tensor, // [C, D]
     transformer: Transformer,
     ln_final: LayerNorm,
@@ -24,7 +24,7 @@ footprint!(TextTransformer: token_embedding, positional_embedding, transformer, 
 impl TextTransformer {
     pub fn load(w: &Weights, cfg: &TextConfig, act: Activation) -> Result<Self, ModelError> {
         Ok(Self {
-            token_embedding: w.tensor("token_embedding.weight")?,
+            token_embedding: w.tensor_as_stored("token_embedding.weight")?,
             positional_embedding: w.tensor("positional_embedding")?,
             transformer: Transformer::load(
                 w,
@@ -74,7 +74,11 @@ impl TextTransformer {
         let n = flat.len();
         let flat = Tensor::from_vec(flat, n, device).ctx(ctx)?;
         let positions = Tensor::from_vec(positions, n, device).ctx(ctx)?;
-        let x = self.token_embedding.index_select(&flat, 0).ctx(ctx)?; // [N, D]
+        let x = self
+            .token_embedding
+            .index_select(&flat, 0)
+            .and_then(|x| x.to_dtype(DType::F32))
+            .ctx(ctx)?; // [N, D]
         let pos = self
             .positional_embedding
             .index_select(&positions, 0)
