@@ -206,18 +206,15 @@ impl TensorData {
                 .collect(),
             // Whole slices through `half`'s converters (F16C eight at a time where the CPU has
             // it): the per-value conversion was two fifths of loading a half-precision model.
-            DType::F16 => {
-                let mut out = vec![0f32; b.len() / 2];
-                le_u16s(b)
-                    .reinterpret_cast::<f16>()
-                    .convert_to_f32_slice(&mut out);
-                out
-            }
-            DType::BF16 => {
-                let mut out = vec![0f32; b.len() / 2];
-                le_u16s(b)
-                    .reinterpret_cast::<bf16>()
-                    .convert_to_f32_slice(&mut out);
+            DType::F16 | DType::BF16 => {
+                let (bits, mut out) = (le_u16s(b), vec![0f32; b.len() / 2]);
+                if self.dtype == DType::F16 {
+                    bits.reinterpret_cast::<f16>()
+                        .convert_to_f32_slice(&mut out);
+                } else {
+                    bits.reinterpret_cast::<bf16>()
+                        .convert_to_f32_slice(&mut out);
+                }
                 out
             }
             DType::F64 => b
