@@ -344,13 +344,13 @@ fn scatter_row<T: Copy>(isa: Isa, panels: &mut [T], groups: &[T], r: usize) {
 /// The output pointer shared by parallel tasks (matrix tiles, attention heads); each task
 /// writes its own part only.
 #[derive(Clone, Copy)]
-struct OutPtr(*mut f32);
+pub(crate) struct OutPtr(pub(crate) *mut f32);
 unsafe impl Send for OutPtr {}
 unsafe impl Sync for OutPtr {}
 
 impl OutPtr {
     /// The pointer (a method, so closures capture the `Send` wrapper, not its field).
-    fn get(self) -> *mut f32 {
+    pub(crate) fn get(self) -> *mut f32 {
         self.0
     }
 }

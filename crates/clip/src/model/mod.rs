@@ -4,6 +4,7 @@
 
 mod clip;
 mod config;
+mod conv;
 mod error;
 mod footprint;
 mod layers;
