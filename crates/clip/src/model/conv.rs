@@ -1,7 +1,11 @@
-//! The ResNet's k x k convolutions (k > 1), computed exactly as candle's CPU `conv2d` computes
-//! them, only faster around the products.
+//! The ResNet's convolutions, computed exactly as candle's CPU `conv2d` computes them, only faster
+//! around the products.
 //!
-//! candle (0.11, `conv2d_tiled`) multiplies the kernel `[c_out, k*k*c_in]` (ordered kh, kw, c_in)
+//! 1 x 1, stride 1, no padding: candle (0.11, `conv2d_1x1`) multiplies the kernel `[c_out, c_in]`
+//! by each image `[c_in, H*W]`, after copying the image element by element (it is already that
+//! matrix in NCHW) and before copying the result back element by element; here the image is used
+//! in place and the result copied as one block. k x k (k > 1): candle (`conv2d_tiled`) multiplies
+//! the kernel `[c_out, k*k*c_in]` (ordered kh, kw, c_in)
 //! by patch matrices `[k*k*c_in, 512 output pixels]`, one per image and tile of 512 pixels. Those
 //! products are kept here as they are, through candle's own matmul on the same shapes and layouts:
 //! the same sums in the same order, so the outputs are bit-identical (a test checks it), which
@@ -22,21 +26,21 @@ use crate::kernels::OutPtr;
 /// candle's `TILE_SIZE`: the products' shapes, hence their sums, follow from it.
 const TILE: usize = 512;
 
-/// A `[c_out, c_in, k, k]` convolution kernel with `k > 1`, reordered for the patch products.
-pub(crate) struct PatchConv {
+/// A `[c_out, c_in, k, k]` convolution kernel, reordered for the products.
+pub(crate) struct Conv2d {
     /// `[c_out, k * k * c_in]`, columns ordered (kh, kw, c_in) as candle orders them.
     kernel: Tensor,
     c_in: usize,
     k: usize,
 }
 
-footprint!(PatchConv: kernel);
+footprint!(Conv2d: kernel);
 
-impl PatchConv {
+impl Conv2d {
     pub fn new(weight: &Tensor) -> Result<Self> {
         let (c_out, c_in, kh, kw) = weight.dims4()?;
-        if kh != kw || kh < 2 {
-            candle_core::bail!("patch convolution of a {kh} x {kw} kernel");
+        if kh != kw || kh == 0 {
+            candle_core::bail!("convolution with a {kh} x {kw} kernel");
         }
         let kernel = weight
             .permute((0, 2, 3, 1))?
@@ -51,8 +55,17 @@ impl PatchConv {
 
     /// `conv2d(x, weight, padding, stride)` for `x` `[B, c_in, H, W]`: `[B, c_out, H', W']`.
     pub fn forward(&self, x: &Tensor, padding: usize, stride: usize) -> Result<Tensor> {
-        let (b, c, h, w) = x.dims4()?;
         let k = self.k;
+        if k == 1 && (padding, stride) == (0, 1) {
+            return self.pointwise(x);
+        }
+        if k == 1 {
+            // candle's full-im2col path (no ResNet layer takes it).
+            let (c_out, c_in) = self.kernel.dims2()?;
+            let weight = self.kernel.reshape((c_out, c_in, 1, 1))?;
+            return x.conv2d(&weight, padding, stride, 1, 1);
+        }
+        let (b, c, h, w) = x.dims4()?;
         if c != self.c_in || h + 2 * padding < k || w + 2 * padding < k || stride == 0 {
             candle_core::bail!(
                 "conv2d: input {:?} for a {k} x {k} kernel over {} channels (padding {padding}, stride {stride})",
@@ -101,6 +114,35 @@ impl PatchConv {
         })?
         .ok_or_else(|| candle_core::Error::Msg("the ResNet runs on f32 CPU tensors".into()))??;
         Tensor::from_vec(out, (b, c_out, oh, ow), x.device())
+    }
+
+    /// The 1 x 1, stride 1 convolution: `kernel [c_out, c_in] @ image [c_in, H*W]` per image.
+    fn pointwise(&self, x: &Tensor) -> Result<Tensor> {
+        let (b, c, h, w) = x.dims4()?;
+        if c != self.c_in {
+            candle_core::bail!(
+                "conv2d: input {:?} for a kernel over {} channels",
+                x.dims(),
+                c
+            );
+        }
+        let (c_out, hw) = (self.kernel.dim(0)?, h * w);
+        let x = x.contiguous()?;
+        let mut dst = vec![0f32; b * c_out * hw];
+        let ptr = OutPtr(dst.as_mut_ptr());
+        (0..b).into_par_iter().try_for_each(|bi| {
+            let image = x.get(bi)?.reshape((c, hw))?;
+            let y = self.kernel.matmul(&image)?; // [c_out, hw]
+            with_f32(&y, |ys| {
+                // SAFETY: task bi writes image bi's block only.
+                unsafe {
+                    let at = ptr.get().add(bi * c_out * hw);
+                    std::ptr::copy_nonoverlapping(ys.as_ptr(), at, ys.len());
+                }
+            })?
+            .ok_or_else(|| candle_core::Error::Msg("the ResNet runs on f32 CPU tensors".into()))
+        })?;
+        Tensor::from_vec(dst, (b, c_out, h, w), x.device())
     }
 }
 
@@ -161,7 +203,7 @@ impl Geometry {
 mod tests {
     use candle_core::{Device, Tensor};
 
-    use super::PatchConv;
+    use super::Conv2d;
 
     fn values(n: usize, seed: usize) -> Vec<f32> {
         (0..n)
@@ -181,11 +223,15 @@ mod tests {
             (2, 16, 24, 24, 16, 3, 1, 1),
             (1, 2, 9, 7, 3, 5, 2, 1),
             (1, 4, 8, 8, 6, 3, 0, 1),
+            // 1 x 1: candle's per-image product, and its im2col path (stride 2, padding).
+            (3, 6, 7, 5, 4, 1, 0, 1),
+            (2, 64, 28, 28, 32, 1, 0, 1),
+            (2, 5, 9, 9, 3, 1, 1, 2),
         ] {
             let x = Tensor::from_vec(values(b * ci * h * w, 1), (b, ci, h, w), &dev).unwrap();
             let wt = Tensor::from_vec(values(co * ci * k * k, 2), (co, ci, k, k), &dev).unwrap();
             let want = x.conv2d(&wt, pad, s, 1, 1).unwrap();
-            let got = PatchConv::new(&wt).unwrap().forward(&x, pad, s).unwrap();
+            let got = Conv2d::new(&wt).unwrap().forward(&x, pad, s).unwrap();
             assert_eq!(got.dims(), want.dims());
             let (g, e) = (
                 got.flatten_all().unwrap().to_vec1::<f32>().unwrap(),

@@ -7,9 +7,9 @@ use candle_core::{Tensor, D};
 use rayon::prelude::*;
 
 use super::config::resnet_blocks;
-use super::conv::PatchConv;
+use super::conv::Conv2d;
 use super::error::{Context, ModelError};
-use super::footprint::{footprint, Footprint};
+use super::footprint::footprint;
 use super::layers::{attention, with_f32, Linear};
 use super::weights::Weights;
 
@@ -22,30 +22,13 @@ const BN_EPS: f64 = 1e-5;
 /// and `beta = bias - running_mean * alpha`. (Folding the scale into the kernel is faster but
 /// moves the rounding: on the tiny ResNet goldens it doubles the distance to the reference.)
 struct ConvBn {
-    kernel: Kernel,
+    kernel: Conv2d,
     alpha: Vec<f32>, // [out]
     beta: Vec<f32>,  // [out]
     padding: usize,
 }
 
 footprint!(ConvBn: kernel, alpha, beta);
-
-/// A convolution's kernel: 1 x 1 ones run candle's `conv2d` (a matmul per image there), larger
-/// ones the same products with faster patch building ([`PatchConv`]).
-enum Kernel {
-    /// `[out, in, 1, 1]`.
-    Pointwise(Tensor),
-    Patches(PatchConv),
-}
-
-impl Footprint for Kernel {
-    fn weight_bytes(&self) -> usize {
-        match self {
-            Kernel::Pointwise(w) => w.weight_bytes(),
-            Kernel::Patches(p) => p.weight_bytes(),
-        }
-    }
-}
 
 impl ConvBn {
     fn load(w: &Weights, conv: &str, bn: &str, padding: usize) -> Result<Self> {
@@ -69,10 +52,7 @@ impl ConvBn {
         }
         let name = format!("{conv}.weight");
         let weight = w.tensor(&name)?;
-        let kernel = match weight.dims() {
-            [_, _, 1, 1] => Kernel::Pointwise(weight),
-            _ => Kernel::Patches(PatchConv::new(&weight).ctx(&name)?),
-        };
+        let kernel = Conv2d::new(&weight).ctx(&name)?;
         Ok(Self {
             kernel,
             alpha,
@@ -89,10 +69,7 @@ impl ConvBn {
         residual: Option<&Tensor>,
         relu: bool,
     ) -> candle_core::Result<Tensor> {
-        let y = match &self.kernel {
-            Kernel::Pointwise(w) => x.conv2d(w, self.padding, stride, 1, 1)?,
-            Kernel::Patches(p) => p.forward(x, self.padding, stride)?,
-        };
+        let y = self.kernel.forward(x, self.padding, stride)?;
         self.finish(&y, residual, relu)
     }
 
