@@ -380,6 +380,7 @@ fn transpose_with(rows: usize, cols: usize, get: impl Fn(usize) -> f32) -> Vec<f
     }
     out
 }
+
 /// Little-endian 16-bit values of `b`: see [`le_words`].
 fn le_u16s(b: &[u8]) -> Cow<'_, [u16]> {
     le_words(b, |c| u16::from_le_bytes([c[0], c[1]]))

@@ -73,33 +73,25 @@ pub fn packed_attention(
             Queries::First => (0, 1, i),
             Queries::Last => (t - 1, 1, i),
         };
-        let span = Span { t, q0, tq };
+        let (span, dims) = (Span { t, q0, tq }, Dims { d, heads });
         if h + 1 < heads {
-            prefetch_head(one, t, d, (h + 1) * (d / heads), d / heads);
+            prefetch_head(one, t, dims, h + 1);
         }
         // SAFETY: every task writes the `hd` columns of head `h` in its own sequence's rows only.
-        unsafe {
-            head(
-                one,
-                span,
-                Dims { d, heads },
-                h,
-                causal,
-                ptr.get().add(row * d),
-            )
-        };
+        unsafe { head(one, span, dims, h, causal, ptr.get().add(row * d)) };
     });
     out
 }
 
-/// Asks for the q, k and v columns `c0..c0 + hd` of a sequence's `t` rows (`[t, 3d]`): the next
+/// Asks for head `h`'s q, k and v columns of a sequence's `t` rows (`[t, 3d]`) to L2: the next
 /// head's, which the same thread computes next, while this one computes (its rows lie 3d floats
 /// apart, a stride the hardware prefetchers do not follow).
-fn prefetch_head(qkv: &[f32], t: usize, d: usize, c0: usize, hd: usize) {
+fn prefetch_head(qkv: &[f32], t: usize, Dims { d, heads }: Dims, h: usize) {
+    let hd = d / heads;
     #[cfg(target_arch = "x86_64")]
     for j in 0..t {
         for part in 0..3 {
-            let cols = &qkv[j * 3 * d + part * d + c0..][..hd];
+            let cols = &qkv[j * 3 * d + part * d + h * hd..][..hd];
             for line in cols.iter().step_by(16) {
                 // SAFETY: a prefetch is a hint; the address is inside `qkv`.
                 unsafe {
@@ -110,7 +102,7 @@ fn prefetch_head(qkv: &[f32], t: usize, d: usize, c0: usize, hd: usize) {
         }
     }
     #[cfg(not(target_arch = "x86_64"))]
-    let _ = (qkv, t, d, c0, hd);
+    let _ = (qkv, t, hd, h);
 }
 
 /// One sequence of `t` positions whose queries are positions `q0..q0 + tq`.

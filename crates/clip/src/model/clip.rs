@@ -164,13 +164,13 @@ impl ClipModel {
         })
     }
 
-    /// The precision and towers it was built with.
     /// Bytes of the weights the built towers hold, matrices at their packed size in the load
     /// precision (what a memory budget compares with; the checkpoint itself is not kept).
     pub fn weight_bytes(&self) -> usize {
         self.visual.weight_bytes() + self.text.weight_bytes()
     }
 
+    /// The precision and towers it was built with.
     pub fn options(&self) -> LoadOptions {
         self.options
     }

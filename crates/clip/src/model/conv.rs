@@ -108,11 +108,11 @@ impl Conv2d {
                         }
                     }
                 })?
-                .ok_or_else(|| candle_core::Error::Msg("matmul gave no f32 CPU tensor".into()))
+                .ok_or_else(not_f32_cpu)
             })?;
             Ok(dst)
         })?
-        .ok_or_else(|| candle_core::Error::Msg("the ResNet runs on f32 CPU tensors".into()))??;
+        .ok_or_else(not_f32_cpu)??;
         Tensor::from_vec(out, (b, c_out, oh, ow), x.device())
     }
 
@@ -123,7 +123,7 @@ impl Conv2d {
             candle_core::bail!(
                 "conv2d: input {:?} for a kernel over {} channels",
                 x.dims(),
-                c
+                self.c_in
             );
         }
         let (c_out, hw) = (self.kernel.dim(0)?, h * w);
@@ -140,10 +140,15 @@ impl Conv2d {
                     std::ptr::copy_nonoverlapping(ys.as_ptr(), at, ys.len());
                 }
             })?
-            .ok_or_else(|| candle_core::Error::Msg("the ResNet runs on f32 CPU tensors".into()))
+            .ok_or_else(not_f32_cpu)
         })?;
         Tensor::from_vec(dst, (b, c_out, h, w), x.device())
     }
+}
+
+/// The error of a ResNet tensor that is not f32 on the CPU (the only kind the tower builds).
+pub(super) fn not_f32_cpu() -> candle_core::Error {
+    candle_core::Error::Msg("the ResNet runs on f32 CPU tensors".into())
 }
 
 /// Where output pixels read the input.

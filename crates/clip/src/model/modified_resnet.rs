@@ -7,7 +7,7 @@ use candle_core::{Tensor, D};
 use rayon::prelude::*;
 
 use super::config::resnet_blocks;
-use super::conv::Conv2d;
+use super::conv::{not_f32_cpu, Conv2d};
 use super::error::{Context, ModelError};
 use super::footprint::footprint;
 use super::layers::{attention, with_f32, Linear};
@@ -113,8 +113,7 @@ impl ConvBn {
                 .flatten(),
             None => with_f32(y, |ys| apply(ys, None))?,
         };
-        let out = out
-            .ok_or_else(|| candle_core::Error::Msg("the ResNet runs on f32 CPU tensors".into()))?;
+        let out = out.ok_or_else(not_f32_cpu)?;
         Tensor::from_vec(out, (b, c, h, w), y.device())
     }
 }
