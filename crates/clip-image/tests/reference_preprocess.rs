@@ -241,7 +241,6 @@ fn bad_files_are_clear_errors() {
     names.sort();
     assert_eq!(names.len(), 8);
     for path in names {
-        let start = Instant::now();
         let err =
             decode_file(&path, &DecodeOptions::default()).expect_err(&path.display().to_string());
         let msg = err.to_string();
@@ -263,11 +262,18 @@ fn bad_files_are_clear_errors() {
         assert!(msg.contains(expected), "{file}: {msg}");
         if file.starts_with("bomb") {
             assert!(matches!(err, ImageError::DecompressionBomb { .. }));
-            assert!(
-                start.elapsed().as_millis() < 100,
-                "bomb took {:?}",
-                start.elapsed()
-            );
+            // Refused from its 74-byte header, before any pixel buffer: the fastest of three
+            // refusals (a single one was once descheduled for 210 ms while the other tests of
+            // this binary ran on both cores).
+            let fastest = (0..3)
+                .map(|_| {
+                    let start = Instant::now();
+                    let _ = decode_file(&path, &DecodeOptions::default());
+                    start.elapsed()
+                })
+                .min()
+                .unwrap();
+            assert!(fastest.as_millis() < 100, "bomb took {fastest:?}");
         }
     }
 }
