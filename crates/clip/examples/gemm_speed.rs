@@ -1,7 +1,8 @@
 //! GFLOP/s of the linear-layer kernels on ViT-B/32-sized products (batch 32 x 50 tokens), every
 //! precision and kernel set this CPU runs (f32 included), next to candle's f32 matmul.
 //!
-//! `cargo run --release -p clip --example gemm_speed` (set `RAYON_NUM_THREADS` to pin threads).
+//! `cargo run --release -p clip --example gemm_speed [KERNELS...]` (set `RAYON_NUM_THREADS` to pin
+//! threads); naming kernel sets (`amx`, `avx512`, ...) measures only those, without candle.
 
 use std::time::Instant;
 
@@ -22,6 +23,8 @@ fn median_secs(mut f: impl FnMut()) -> f64 {
 }
 
 fn main() -> candle_core::Result<()> {
+    let only: Vec<String> = std::env::args().skip(1).map(|a| a.to_lowercase()).collect();
+    let wanted = |isa: Isa| only.is_empty() || only.contains(&format!("{isa:?}").to_lowercase());
     for (m, k, n) in [
         (1600, 768, 3072),
         (1600, 3072, 768),
@@ -37,12 +40,14 @@ fn main() -> candle_core::Result<()> {
             .collect();
         let xt = Tensor::from_slice(&x, (m, k), &Device::Cpu)?;
         let wt = Tensor::from_slice(&w, (k, n), &Device::Cpu)?;
-        let s = median_secs(|| {
-            xt.matmul(&wt).unwrap();
-        });
-        println!("{m}x{k}x{n} candle f32: {:.1} GFLOP/s", flop / s / 1e9);
+        if only.is_empty() {
+            let s = median_secs(|| {
+                xt.matmul(&wt).unwrap();
+            });
+            println!("{m}x{k}x{n} candle f32: {:.1} GFLOP/s", flop / s / 1e9);
+        }
         for p in Precision::ALL {
-            for isa in Isa::available(p) {
+            for isa in Isa::available(p).into_iter().filter(|&i| wanted(i)) {
                 let packed = PackedMatrix::pack(k, n, p, isa, |a, b| w[a * n + b]);
                 let s = median_secs(|| {
                     packed.matmul(&x, m, &Epilogue::default());

@@ -105,6 +105,12 @@ unsafe fn configure() {
     }
 }
 
+/// One 32 x 32 tile of 4-byte sums on the stack, starting a cache line like the tile rows stored
+/// to it (see [`super::aligned`]).
+#[cfg(target_arch = "x86_64")]
+#[repr(C, align(64))]
+pub(super) struct Sums<T>(pub(super) [T; TILE * super::NR]);
+
 /// Where group `16 * step` of row `r` starts in packed activations of `groups` groups a row:
 /// `[32-row panel][step][16-row half][row][16 groups]`.
 pub(super) fn tile_offset(groups: usize, r: usize, step: usize) -> usize {

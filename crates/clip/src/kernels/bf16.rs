@@ -7,13 +7,14 @@
 
 use rayon::prelude::*;
 
+use super::aligned::Aligned;
 use super::{amx, padded_groups, scatter_row, tile_rows, Format, Isa, MR, NR};
 
 pub(super) struct Bf16Matrix {
     k: usize,
     /// `k` in pairs (odd `k` padded with a zero; AMX: padded to whole tiles).
     kp: usize,
-    data: Vec<u32>,
+    data: Aligned<u32>,
 }
 
 fn pair(lo: f32, hi: f32) -> u32 {
@@ -35,7 +36,7 @@ fn to_bf16(x: f32) -> u32 {
 impl Bf16Matrix {
     pub fn pack(k: usize, n: usize, isa: Isa, w: &(impl Fn(usize, usize) -> f32 + Sync)) -> Self {
         let kp = padded_groups(k.div_ceil(2), isa);
-        let mut data = vec![0u32; n.div_ceil(NR) * kp * NR];
+        let mut data = Aligned::zeroed(n.div_ceil(NR) * kp * NR);
         let at = |p: usize, j: usize| if p < k && j < n { w(p, j) } else { 0.0 };
         data.par_chunks_mut((kp * NR).max(1))
             .enumerate()
@@ -56,15 +57,15 @@ impl Bf16Matrix {
 }
 
 impl Format for Bf16Matrix {
-    type Panels = Vec<u32>;
+    type Panels = Aligned<u32>;
 
     fn a_row_bytes(&self) -> usize {
         self.kp * 4
     }
 
-    fn pack_a(&self, isa: Isa, x: &[f32], rows: usize) -> Vec<u32> {
+    fn pack_a(&self, isa: Isa, x: &[f32], rows: usize) -> Aligned<u32> {
         let (k, kp, mr) = (self.k, self.kp, tile_rows(isa));
-        let mut a = vec![0u32; rows.div_ceil(mr) * kp * mr];
+        let mut a = Aligned::zeroed(rows.div_ceil(mr) * kp * mr);
         // One row as bf16 pairs, then strided into its panel.
         let mut pairs = vec![0u32; kp];
         for r in 0..rows {
@@ -88,7 +89,7 @@ impl Format for Bf16Matrix {
     unsafe fn tile(
         &self,
         isa: Isa,
-        a: &Vec<u32>,
+        a: &Aligned<u32>,
         panel: usize,
         nb: usize,
         c: *mut f32,
@@ -106,16 +107,16 @@ impl Format for Bf16Matrix {
                 if rows == amx::TILE && cols == NR {
                     amx::tile(product, a.as_ptr(), b.as_ptr(), kp, c as *mut u32, ldc);
                 } else {
-                    let mut t = [0f32; amx::TILE * NR];
+                    let mut t = amx::Sums([0f32; amx::TILE * NR]);
                     amx::tile(
                         product,
                         a.as_ptr(),
                         b.as_ptr(),
                         kp,
-                        t.as_mut_ptr() as *mut u32,
+                        t.0.as_mut_ptr() as *mut u32,
                         NR,
                     );
-                    for (r, row) in t.chunks_exact(NR).take(rows).enumerate() {
+                    for (r, row) in t.0.chunks_exact(NR).take(rows).enumerate() {
                         std::ptr::copy_nonoverlapping(row.as_ptr(), c.add(r * ldc), cols);
                     }
                 }

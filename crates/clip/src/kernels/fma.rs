@@ -11,10 +11,11 @@
 use half::f16;
 use rayon::prelude::*;
 
+use super::aligned::Aligned;
 use super::{scatter_row, Format, Isa, MR, NR};
 
 /// A weight element: f32, or f16 widened as loaded.
-pub(super) trait Lane: Copy + Default + Send + Sync + 'static {
+pub(super) trait Lane: Copy + Default + bytemuck::Zeroable + Send + Sync + 'static {
     /// Stored as IEEE half (the kernels widen 8 or 16 lanes with `vcvtph2ps`).
     const HALF: bool;
     fn from_f32(v: f32) -> Self;
@@ -43,12 +44,12 @@ impl Lane for f16 {
 
 pub(super) struct FmaMatrix<W> {
     k: usize,
-    data: Vec<W>,
+    data: Aligned<W>,
 }
 
 impl<W: Lane> FmaMatrix<W> {
     pub fn pack(k: usize, n: usize, w: &(impl Fn(usize, usize) -> f32 + Sync)) -> Self {
-        let mut data = vec![W::default(); n.div_ceil(NR) * k * NR];
+        let mut data = Aligned::zeroed(n.div_ceil(NR) * k * NR);
         data.par_chunks_mut((k * NR).max(1))
             .enumerate()
             .for_each(|(nb, panel)| {

@@ -13,20 +13,21 @@
 
 use rayon::prelude::*;
 
+use super::aligned::Aligned;
 use super::{amx, padded_groups, scatter_row, tile_rows, Format, Isa, MR, NR};
 
 pub(super) struct Int8Matrix {
     k: usize,
     /// `k` in groups of four (padded with zero weights; AMX: to whole tiles).
     kq: usize,
-    data: Vec<u32>,
+    data: Aligned<u32>,
     /// Per column (padded to a multiple of `NR` with zeros).
     scale: Vec<f32>,
     col_sum: Vec<i32>,
 }
 
 pub(super) struct Int8Panels {
-    q: Vec<u32>,
+    q: Aligned<u32>,
     scale: Vec<f32>,
     zero: Vec<i32>,
 }
@@ -53,7 +54,7 @@ impl Int8Matrix {
             scale[j] = *s;
             col_sum[j] = *sum;
         }
-        let mut data = vec![0u32; np / NR * kq * NR];
+        let mut data = Aligned::zeroed(np / NR * kq * NR);
         data.par_chunks_mut((kq * NR).max(1))
             .enumerate()
             .for_each(|(nb, panel)| {
@@ -151,7 +152,7 @@ impl Format for Int8Matrix {
     fn pack_a(&self, isa: Isa, x: &[f32], rows: usize) -> Int8Panels {
         let (k, kq, mr) = (self.k, self.kq, tile_rows(isa));
         let padded_rows = rows.div_ceil(mr) * mr;
-        let mut q = vec![0u32; padded_rows * kq];
+        let mut q = Aligned::zeroed(padded_rows * kq);
         let mut scale = vec![1f32; padded_rows];
         let mut zero = vec![0i32; padded_rows];
         // One row quantised to bytes (zero-padded to whole groups), then strided into its panel.
@@ -203,17 +204,17 @@ impl Format for Int8Matrix {
         match isa {
             #[cfg(target_arch = "x86_64")]
             Isa::Amx => {
-                let mut sums = [0i32; amx::TILE * NR];
+                let mut sums = amx::Sums([0i32; amx::TILE * NR]);
                 let (a, b) = (t.a.as_ptr(), t.b.as_ptr());
                 amx::tile(
                     amx::Product::Int8,
                     a,
                     b,
                     kq,
-                    sums.as_mut_ptr() as *mut u32,
+                    sums.0.as_mut_ptr() as *mut u32,
                     NR,
                 );
-                avx512::dequantise(&t, &sums, c, ldc, rows, cols);
+                avx512::dequantise(&t, &sums.0, c, ldc, rows, cols);
             }
             #[cfg(target_arch = "x86_64")]
             Isa::Avx512 => avx512::tile(&t, c, ldc, rows, cols),

@@ -13,6 +13,7 @@
 //! weight format brings its packing and its micro-kernels. The instruction set is picked at run time ([`Isa::detect`]); `CLIP_KERNELS`
 //! (`portable`, `avx2`, `avx512`) caps it, which is how the fallbacks are tested on any machine.
 
+mod aligned;
 mod amx;
 mod attention;
 mod bf16;
@@ -584,6 +585,7 @@ mod tests {
         (15, 129, 7),
         (129, 65, 100),
         (30, 768, 48),
+        (70, 600, 64),
         (3, 1030, 17),
     ];
 
