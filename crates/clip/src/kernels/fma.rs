@@ -15,7 +15,7 @@ use super::aligned::Aligned;
 use super::{scatter_row, Format, Isa, MR, NR};
 
 /// A weight element: f32, or f16 widened as loaded.
-pub(super) trait Lane: Copy + Default + bytemuck::Zeroable + Send + Sync + 'static {
+pub(super) trait Lane: Copy + bytemuck::Zeroable + Send + Sync + 'static {
     /// Stored as IEEE half (the kernels widen 8 or 16 lanes with `vcvtph2ps`).
     const HALF: bool;
     fn from_f32(v: f32) -> Self;
