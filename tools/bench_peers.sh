@@ -71,7 +71,7 @@ for cfg in $CONFIGS; do
     vitb32-image) arch=ViT-B/32; text=(); b1=();;
     vitb32-text)  arch=ViT-B/32; text=(--text); b1=();;
     vitb16-image) arch=ViT-B/16; text=(); b1=();;
-    vitl14-image) arch=ViT-L/14; text=(); b1=(--no-b1); batch="$LARGE_BATCH";;
+    vitl14-image) arch=ViT-L/14; text=(); b1=(); batch="$LARGE_BATCH";;
     rn50-image)   arch=RN50; text=(); b1=();;
     *) log "unknown config $cfg"; continue;;
   esac
