@@ -12,6 +12,8 @@
 #   CLIP_BIN  our binary (default: target/release/clip, built with cargo if missing)
 #   THREADS (2)  BATCH (32)  ROUNDS (3)  SLOW_ROUNDS (1: bf16 peers on CPUs without native bf16)
 #   LARGE_BATCH (8)  batch of the ViT-L/14 configuration (as shared/perf measures it)
+#   LARGE_B1 (1)  0 skips ViT-L/14's batch-1 latency (minutes for the bf16 peers on CPUs without
+#             native bf16)
 #   PRECISIONS ("f32 bf16 f16 int8")  clip-rs precisions measured per configuration
 #   PEERS     torch peers to run (default "openai openai-bf16 transformers transformers-bf16")
 #   BF16_RN50=1  also run RN50 under bf16 autocast (minutes per call without native bf16)
@@ -35,7 +37,7 @@ THREADS="${THREADS:-2}"; BATCH="${BATCH:-32}"; ROUNDS="${ROUNDS:-3}"; SLOW_ROUND
 PEERS="${PEERS:-openai openai-bf16 transformers transformers-bf16}"
 CONFIGS="${CONFIGS:-vitb32-image vitb32-text}"
 PRECISIONS="${PRECISIONS:-f32 bf16 f16 int8}"
-LARGE_BATCH="${LARGE_BATCH:-8}"
+LARGE_BATCH="${LARGE_BATCH:-8}"; LARGE_B1="${LARGE_B1:-1}"
 REPEAT="${REPEAT:-1}"
 OUT="${OUT:-$(mktemp "${TMPDIR:-/tmp}/bench_peers.XXXXXX.jsonl")}"
 export OMP_NUM_THREADS="$THREADS" MKL_NUM_THREADS="$THREADS" RAYON_NUM_THREADS="$THREADS"
@@ -71,7 +73,7 @@ for cfg in $CONFIGS; do
     vitb32-image) arch=ViT-B/32; text=(); b1=();;
     vitb32-text)  arch=ViT-B/32; text=(--text); b1=();;
     vitb16-image) arch=ViT-B/16; text=(); b1=();;
-    vitl14-image) arch=ViT-L/14; text=(); b1=(); batch="$LARGE_BATCH";;
+    vitl14-image) arch=ViT-L/14; text=(); b1=(); [ "$LARGE_B1" = 1 ] || b1=(--no-b1); batch="$LARGE_BATCH";;
     rn50-image)   arch=RN50; text=(); b1=();;
     *) log "unknown config $cfg"; continue;;
   esac
