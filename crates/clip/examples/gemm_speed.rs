@@ -2,7 +2,7 @@
 //! precision and kernel set this CPU runs (f32 included), next to candle's f32 matmul.
 //!
 //! `cargo run --release -p clip --example gemm_speed [KERNELS...]` (set `RAYON_NUM_THREADS` to pin
-//! threads); naming kernel sets (`amx`, `avx512`, ...) measures only those, without candle.
+//! threads; `GEMM_SHAPES="1600x768x3072;50x768x2304"` for other `m x k x n`); naming kernel sets (`amx`, `avx512`, ...) measures only those, without candle.
 
 use std::time::Instant;
 
@@ -25,12 +25,22 @@ fn median_secs(mut f: impl FnMut()) -> f64 {
 fn main() -> candle_core::Result<()> {
     let only: Vec<String> = std::env::args().skip(1).map(|a| a.to_lowercase()).collect();
     let wanted = |isa: Isa| only.is_empty() || only.contains(&format!("{isa:?}").to_lowercase());
-    for (m, k, n) in [
-        (1600, 768, 3072),
-        (1600, 3072, 768),
-        (50, 768, 2304),
-        (1, 512, 512),
-    ] {
+    let shapes: Vec<(usize, usize, usize)> = match std::env::var("GEMM_SHAPES") {
+        Ok(s) => s
+            .split(';')
+            .map(|t| {
+                let d: Vec<usize> = t.split('x').map(|v| v.trim().parse().unwrap()).collect();
+                (d[0], d[1], d[2])
+            })
+            .collect(),
+        Err(_) => vec![
+            (1600, 768, 3072),
+            (1600, 3072, 768),
+            (50, 768, 2304),
+            (1, 512, 512),
+        ],
+    };
+    for (m, k, n) in shapes {
         let flop = 2.0 * (m * k * n) as f64;
         let x: Vec<f32> = (0..m * k)
             .map(|i| ((i * 7919 % 1000) as f32 / 500.0) - 1.0)
