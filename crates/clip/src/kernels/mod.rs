@@ -776,7 +776,7 @@ mod tests {
             );
             if tasks >= threads && panels * nblocks >= threads {
                 assert!(
-                    tasks % threads == 0 || s.n_chunks == nblocks || s.m_chunks == panels,
+                    tasks.is_multiple_of(threads) || s.n_chunks == nblocks || s.m_chunks == panels,
                     "{s:?}: {tasks} tasks on {threads} threads"
                 );
             }
