@@ -4,10 +4,9 @@
 //! eps 1e-5).
 
 use candle_core::{Tensor, D};
-use rayon::prelude::*;
 
 use super::config::resnet_blocks;
-use super::conv::{not_f32_cpu, Conv2d};
+use super::conv::{not_f32_cpu, Conv2d, Finish};
 use super::error::{Context, ModelError};
 use super::footprint::footprint;
 use super::layers::{attention, with_f32, Linear};
@@ -61,7 +60,8 @@ impl ConvBn {
         })
     }
 
-    /// `conv(x) * alpha + beta`, then `+ residual` if given, then ReLU if `relu`.
+    /// `conv(x) * alpha + beta`, then `+ residual` if given, then ReLU if `relu`: one pass, as
+    /// the convolution's results are copied out (see [`Finish`]).
     fn forward(
         &self,
         x: &Tensor,
@@ -69,52 +69,19 @@ impl ConvBn {
         residual: Option<&Tensor>,
         relu: bool,
     ) -> candle_core::Result<Tensor> {
-        let y = self.kernel.forward(x, self.padding, stride)?;
-        self.finish(&y, residual, relu)
-    }
-
-    /// The BatchNorm, the residual and the ReLU in one pass over the convolution's output: as
-    /// candle ops they were three passes, each into a fresh buffer (ResNet activations reach
-    /// 100 MB at batch 32: past glibc's largest mmap threshold, every one is page-faulted in).
-    /// Same f32 operations in the same order: `(y * alpha) + beta`, `+ residual`, `max(0)`.
-    fn finish(
-        &self,
-        y: &Tensor,
-        residual: Option<&Tensor>,
-        relu: bool,
-    ) -> candle_core::Result<Tensor> {
-        let (b, c, h, w) = y.dims4()?;
-        if let Some(r) = residual {
-            if r.dims() != y.dims() {
-                candle_core::bail!("residual {:?} does not match {:?}", r.dims(), y.dims());
-            }
+        let run = |residual: Option<&[f32]>| {
+            let finish = Finish {
+                alpha: &self.alpha,
+                beta: &self.beta,
+                residual,
+                relu,
+            };
+            self.kernel.forward(x, self.padding, stride, &finish)
+        };
+        match residual {
+            Some(r) => with_f32(r, |rs| run(Some(rs)))?.ok_or_else(not_f32_cpu)?,
+            None => run(None),
         }
-        let plane = h * w;
-        let apply = |ys: &[f32], rs: Option<&[f32]>| -> Vec<f32> {
-            let mut out = vec![0f32; ys.len()];
-            out.par_chunks_mut(plane.max(1))
-                .enumerate()
-                .for_each(|(p, o)| {
-                    let (a, be) = (self.alpha[p % c], self.beta[p % c]);
-                    let src = &ys[p * plane..][..plane];
-                    for (i, (o, &v)) in o.iter_mut().zip(src).enumerate() {
-                        let mut v = v * a + be;
-                        if let Some(r) = rs {
-                            v += r[p * plane + i];
-                        }
-                        *o = if relu { v.max(0.0) } else { v };
-                    }
-                });
-            out
-        };
-        let out = match residual {
-            Some(r) => with_f32(y, |ys| with_f32(r, |rs| apply(ys, Some(rs))))?
-                .transpose()?
-                .flatten(),
-            None => with_f32(y, |ys| apply(ys, None))?,
-        };
-        let out = out.ok_or_else(not_f32_cpu)?;
-        Tensor::from_vec(out, (b, c, h, w), y.device())
     }
 }
 
