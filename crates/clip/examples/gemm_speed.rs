@@ -2,7 +2,8 @@
 //! precision and kernel set this CPU runs (f32 included), next to candle's f32 matmul.
 //!
 //! `cargo run --release -p clip --example gemm_speed [KERNELS...]` (set `RAYON_NUM_THREADS` to pin
-//! threads; `GEMM_SHAPES="1600x768x3072;50x768x2304"` for other `m x k x n`); naming kernel sets (`amx`, `avx512`, ...) measures only those, without candle.
+//! threads; `GEMM_SHAPES="1600x768x3072;50x768x2304"` for other `m x k x n`); naming kernel sets
+//! (`amx`, `avx512`, ...) measures only those, without candle.
 
 use std::time::Instant;
 
