@@ -337,6 +337,7 @@ mod avx512 {
     use std::arch::x86_64::*;
 
     use super::super::epilogue::exp;
+    use super::super::transpose::transpose16;
     use super::{L, QB};
 
     /// [`super::softmax`] in 16-lane vectors, `exp` included (Cephes's polynomial, ~1 ulp: the
@@ -403,48 +404,6 @@ mod avx512 {
                 }
             }
         }
-    }
-
-    /// The transpose of a 16 x 16 block, one row a vector: pairs of rows interleaved, then
-    /// quadruples within 128-bit lanes, then the lanes exchanged in two rounds.
-    #[inline(always)]
-    unsafe fn transpose16(r: [__m512; L]) -> [__m512; L] {
-        // t[2i], t[2i + 1]: rows 2i and 2i + 1 interleaved (elements 4k, 4k + 1 / 4k + 2, 4k + 3
-        // of lane k).
-        let t: [__m512; L] = std::array::from_fn(|i| {
-            let (a, b) = (r[i & !1], r[i | 1]);
-            if i % 2 == 0 {
-                _mm512_unpacklo_ps(a, b)
-            } else {
-                _mm512_unpackhi_ps(a, b)
-            }
-        });
-        // u[4q + e]: element 4k + e of rows 4q..4q + 4, in lane k.
-        let u: [__m512; L] = std::array::from_fn(|i| {
-            let (q, e) = (i / 4, i % 4);
-            let (x, y) = (t[4 * q + e / 2], t[4 * q + 2 + e / 2]);
-            if e % 2 == 0 {
-                _mm512_shuffle_ps::<0x44>(x, y)
-            } else {
-                _mm512_shuffle_ps::<0xEE>(x, y)
-            }
-        });
-        let mut out = [_mm512_setzero_ps(); L];
-        for e in 0..4 {
-            let (v0, v1) = (
-                _mm512_shuffle_f32x4::<0x88>(u[e], u[4 + e]),
-                _mm512_shuffle_f32x4::<0xDD>(u[e], u[4 + e]),
-            );
-            let (w0, w1) = (
-                _mm512_shuffle_f32x4::<0x88>(u[8 + e], u[12 + e]),
-                _mm512_shuffle_f32x4::<0xDD>(u[8 + e], u[12 + e]),
-            );
-            out[e] = _mm512_shuffle_f32x4::<0x88>(v0, w0);
-            out[8 + e] = _mm512_shuffle_f32x4::<0xDD>(v0, w0);
-            out[4 + e] = _mm512_shuffle_f32x4::<0x88>(v1, w1);
-            out[12 + e] = _mm512_shuffle_f32x4::<0xDD>(v1, w1);
-        }
-        out
     }
 
     /// `acc[r] = sum_c a[r * lda + c] * b[c * ldb .. + L]` for `c < k`: `QB` rows of `a` times a

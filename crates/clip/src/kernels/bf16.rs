@@ -66,7 +66,14 @@ impl Format for Bf16Matrix {
     fn pack_a(&self, isa: Isa, x: &[f32], rows: usize) -> Aligned<u32> {
         let (k, kp, mr) = (self.k, self.kp, tile_rows(isa));
         let mut a = Aligned::zeroed(rows.div_ceil(mr) * kp * mr);
-        // One row as bf16 pairs, then strided into its panel.
+        #[cfg(target_arch = "x86_64")]
+        if isa == Isa::Avx512 && kp > 0 {
+            // SAFETY: `Avx512` is only chosen where avx512bf16 is present; `a` holds whole
+            // panels of `kp * MR` pairs for `rows` rows of `k` values of `x`.
+            unsafe { avx512::pack_panels(x, k, kp, rows, &mut a) };
+            return a;
+        }
+        // One row as bf16 pairs, then strided into its panel (or its AMX tiles).
         let mut pairs = vec![0u32; kp];
         for r in 0..rows {
             let row = &x[r * k..][..k];
@@ -229,7 +236,23 @@ mod avx2 {
 mod avx512 {
     use std::arch::x86_64::*;
 
-    use super::super::{lane_masks, MR, NR};
+    use super::super::transpose::write_panel;
+    use super::super::{lane_masks, load16, MR, NR};
+
+    /// `rows` rows of `x` (`[rows, k]`) rounded to bf16 pairs (as [`to_pairs`]) into `[panel]
+    /// [kp][MR]` panels, 16 rows x 16 pairs at a time through registers.
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512bf16")]
+    pub(super) unsafe fn pack_panels(x: &[f32], k: usize, kp: usize, rows: usize, a: &mut [u32]) {
+        for (p, panel) in a.chunks_exact_mut(kp * MR).enumerate() {
+            let r0 = p * MR;
+            write_panel(panel, kp, (rows - r0).min(MR), |r, c| {
+                let row = &x[(r0 + r) * k..][..k];
+                let (lo, hi) = (load16(row, 32 * c), load16(row, 32 * c + 16));
+                // Lanes 0..16 from `lo`, 16..32 from `hi`: pair `p` holds `row[2p]` low.
+                std::mem::transmute::<__m512bh, __m512i>(_mm512_cvtne2ps_pbh(hi, lo))
+            });
+        }
+    }
 
     /// `row` rounded to bf16 (nearest even), as `(row[2p], row[2p + 1])` pairs; an odd tail is
     /// paired with zero.

@@ -193,7 +193,18 @@ impl Format for Int8Matrix {
         let mut q = Aligned::zeroed(padded_rows * kq);
         let mut scale = vec![1f32; padded_rows];
         let mut zero = vec![0i32; padded_rows];
-        // One row quantised to bytes (zero-padded to whole groups), then strided into its panel.
+        #[cfg(target_arch = "x86_64")]
+        if isa == Isa::Avx512 && kq > 0 {
+            for r in 0..rows {
+                (scale[r], zero[r]) = row_params(isa, &x[r * k..][..k]);
+            }
+            // SAFETY: `Avx512` is only chosen where avx512bw is present; `q` holds whole panels
+            // of `kq * MR` groups for `rows` rows of `k` values of `x`.
+            unsafe { avx512::pack_panels(x, k, kq, rows, (&scale, &zero), &mut q) };
+            return Int8Panels { q, scale, zero };
+        }
+        // One row quantised to bytes (zero-padded to whole groups), then strided into its panel
+        // (or its AMX tiles).
         let mut groups = vec![0u32; kq];
         for r in 0..rows {
             let row = &x[r * k..][..k];
@@ -311,8 +322,45 @@ unsafe fn tile_avx2(t: &Tile, c: *mut f32, ldc: usize, rows: usize, cols: usize)
 mod avx512 {
     use std::arch::x86_64::*;
 
-    use super::super::{lane_masks, MR, NR};
+    use super::super::transpose::write_panel;
+    use super::super::{lane_masks, load16, MR, NR};
     use super::Tile;
+
+    /// `rows` rows of `x` (`[rows, k]`) quantised at their `(scale, zero point)` (as
+    /// [`quantise_row`], bytes past `k` zero) into `[panel][kq][MR]` panels, 16 rows x 16 groups
+    /// at a time through registers.
+    #[target_feature(enable = "avx512f,avx512bw")]
+    pub(super) unsafe fn pack_panels(
+        x: &[f32],
+        k: usize,
+        kq: usize,
+        rows: usize,
+        (scale, zero): (&[f32], &[i32]),
+        q: &mut [u32],
+    ) {
+        let (lo, hi) = (_mm512_setzero_si512(), _mm512_set1_epi32(255));
+        for (p, panel) in q.chunks_exact_mut(kq * MR).enumerate() {
+            let r0 = p * MR;
+            write_panel(panel, kq, (rows - r0).min(MR), |r, c| {
+                let row = &x[(r0 + r) * k..][..k];
+                let s = _mm512_set1_ps(1.0 / scale[r0 + r]);
+                let z = _mm512_set1_epi32(zero[r0 + r]);
+                // Four runs of 16 values, each to 16 bytes: 64 consecutive `k`, 16 groups.
+                let bytes: [__m128i; 4] = std::array::from_fn(|e| {
+                    let i = 64 * c + 16 * e;
+                    let inside = ((1u32 << row.len().saturating_sub(i).min(16)) - 1) as u16;
+                    let v =
+                        _mm512_add_epi32(_mm512_cvtps_epi32(_mm512_mul_ps(load16(row, i), s)), z);
+                    let v = _mm512_min_epi32(_mm512_max_epi32(v, lo), hi);
+                    _mm512_cvtepi32_epi8(_mm512_maskz_mov_epi32(inside, v))
+                });
+                let v = _mm512_castsi128_si512(bytes[0]);
+                let v = _mm512_inserti32x4::<1>(v, bytes[1]);
+                let v = _mm512_inserti32x4::<2>(v, bytes[2]);
+                _mm512_inserti32x4::<3>(v, bytes[3])
+            });
+        }
+    }
 
     /// [`super::range`] in 16-lane vectors (the portable loop, compiled for the baseline target,
     /// ran on 4-lane SSE: 8% of an int8 model's time).

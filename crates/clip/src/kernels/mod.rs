@@ -20,6 +20,8 @@ mod bf16;
 mod epilogue;
 mod fma;
 mod int8;
+#[cfg(target_arch = "x86_64")]
+mod transpose;
 
 use std::fmt;
 use std::str::FromStr;
@@ -554,6 +556,19 @@ unsafe fn store_rows<const R: usize>(
         _mm256_storeu_ps(row.as_mut_ptr().add(8), acc[1]);
         std::ptr::copy_nonoverlapping(row.as_ptr(), out.add(r * ldc), n);
     }
+}
+
+/// `row[i..i + 16]`, zeros past the row's end.
+///
+/// # Safety
+/// The CPU must have avx512f.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+unsafe fn load16(row: &[f32], i: usize) -> std::arch::x86_64::__m512 {
+    use std::arch::x86_64::_mm512_maskz_loadu_ps;
+    let n = row.len().saturating_sub(i).min(16);
+    // Masked-off lanes are not read, so the address may lie past the row.
+    _mm512_maskz_loadu_ps(((1u32 << n) - 1) as u16, row.as_ptr().wrapping_add(i))
 }
 
 /// Column masks of a tile's two 16-lane halves.
