@@ -24,10 +24,32 @@ pub enum Queries {
     Last,
 }
 
+/// The arithmetic of attention's two products, `q k^T` and `p v` (the softmax is f32 either way).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Products {
+    /// f32: the reference's numbers.
+    F32,
+    /// q (scaled), k, the probabilities and v rounded to bf16, f32 sums (`vdpbf16ps`: twice the
+    /// products of an f32 FMA a cycle), where AVX512-BF16 is present; f32 elsewhere. For the
+    /// bf16 and int8 modes, whose linear layers round their inputs at least as much.
+    Bf16,
+}
+
+impl Products {
+    /// The products a model in `precision` uses.
+    pub fn for_precision(precision: super::Precision) -> Products {
+        match precision {
+            super::Precision::Bf16 | super::Precision::Int8 => Products::Bf16,
+            super::Precision::F32 | super::Precision::F16 => Products::F32,
+        }
+    }
+}
+
 /// Attention output (before `out_proj`) of `qkv`: the rows of every sequence back to back,
 /// `[sum(lens), 3D]` (q, k, v blocks of `D = heads * hd` each), sequence `i` `lens[i]` rows long:
 /// softmax(q k^T / sqrt(hd)) v per head within each sequence. `causal`: position `p` attends to
 /// `0..=p`. Returns `[sum(lens), D]` for [`Queries::All`], `[lens.len(), D]` otherwise.
+/// `products`: see [`Products`].
 ///
 /// Sequences of different lengths need no padding: the text tower runs each caption on its own
 /// length, the linear layers on the concatenated rows.
@@ -37,6 +59,7 @@ pub fn packed_attention(
     heads: usize,
     causal: bool,
     queries: Queries,
+    products: Products,
 ) -> Vec<f32> {
     let rows: usize = lens.iter().sum();
     let d3 = qkv.len() / rows.max(1);
@@ -78,7 +101,7 @@ pub fn packed_attention(
             prefetch_head(one, t, dims, h + 1);
         }
         // SAFETY: every task writes the `hd` columns of head `h` in its own sequence's rows only.
-        unsafe { head(one, span, dims, h, causal, ptr.get().add(row * d)) };
+        unsafe { head(one, span, dims, h, causal, products, ptr.get().add(row * d)) };
     });
     out
 }
@@ -128,11 +151,23 @@ thread_local! {
 
 /// Dispatches one head to the widest vector code this CPU runs (the loops are written to
 /// auto-vectorise; the f32 arithmetic is the same in every version but the softmax's `exp`:
-/// AVX-512 evaluates it in vectors, see [`super::epilogue`]).
-unsafe fn head(qkv: &[f32], s: Span, dims: Dims, h: usize, causal: bool, out: *mut f32) {
+/// AVX-512 evaluates it in vectors, see [`super::epilogue`]), or, for [`Products::Bf16`] on CPUs
+/// with AVX512-BF16, to the bf16 products.
+unsafe fn head(
+    qkv: &[f32],
+    s: Span,
+    dims: Dims,
+    h: usize,
+    causal: bool,
+    products: Products,
+    out: *mut f32,
+) {
     SCRATCH.with_borrow_mut(|scratch| {
         #[cfg(target_arch = "x86_64")]
         {
+            if products == Products::Bf16 && is_x86_feature_detected!("avx512bf16") {
+                return avx512::head_bf16(qkv, s, dims, h, causal, scratch, out);
+            }
             if is_x86_feature_detected!("avx512f") {
                 return head_avx512(qkv, s, dims, h, causal, scratch, out);
             }
@@ -337,8 +372,133 @@ mod avx512 {
     use std::arch::x86_64::*;
 
     use super::super::epilogue::exp;
+    use super::super::load16;
     use super::super::transpose::transpose16;
-    use super::{L, QB};
+    use super::{Dims, Span, L, QB};
+
+    /// [`super::head_body`] with bf16 products: keys as `[hd / 2][tp]` pairs of head columns
+    /// (transposed 16 x 16 through registers), scaled queries as `[tqp][hd / 2]` pairs, each
+    /// block's probabilities as `[QB][tp / 2]` pairs of keys and values as `[tp / 2][hv]` pairs
+    /// of keys; `vdpbf16ps` sums both halves of a pair into an f32 lane.
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512bf16")]
+    pub(super) unsafe fn head_bf16(
+        qkv: &[f32],
+        Span { t, q0, tq }: Span,
+        Dims { d, heads }: Dims,
+        h: usize,
+        causal: bool,
+        scratch: &mut Vec<f32>,
+        out: *mut f32,
+    ) {
+        let hd = d / heads;
+        let d3 = 3 * d;
+        let scale = _mm512_set1_ps(1.0 / (hd as f32).sqrt());
+        let (hp, tp, tqp, hv) = (
+            hd.div_ceil(2),
+            t.next_multiple_of(2 * L),
+            tq.next_multiple_of(QB),
+            hd.next_multiple_of(L),
+        );
+        // u32 pairs: keys `[hp][tp]`, queries `[tqp][hp]`, values `[tp / 2][hv]`, probabilities
+        // `[QB][tp / 2]`; then f32 probabilities `[QB][tp]`.
+        let words = hp * tp + tqp * hp + tp / 2 * hv + QB * tp / 2;
+        if scratch.len() < words + QB * tp {
+            scratch.resize(words + QB * tp, 0.0);
+        }
+        let (pairs, p) = scratch.split_at_mut(words);
+        let pairs: &mut [u32] = bytemuck::cast_slice_mut(pairs);
+        let (kt, rest) = pairs.split_at_mut(hp * tp);
+        let (q, rest) = rest.split_at_mut(tqp * hp);
+        let (v, pp) = rest.split_at_mut(tp / 2 * hv);
+        let row = |j: usize, part: usize| &qkv[j * d3 + part * d + h * hd..][..hd];
+        // A pair vector of 32 consecutive values of `x` from `i` (zeros past its end).
+        let pair32 = |x: &[f32], i: usize, s: __m512| {
+            let (lo, hi) = (load16(x, i), load16(x, i + L));
+            let v = _mm512_cvtne2ps_pbh(_mm512_mul_ps(hi, s), _mm512_mul_ps(lo, s));
+            std::mem::transmute::<__m512bh, __m512i>(v)
+        };
+        let one = _mm512_set1_ps(1.0);
+        for j0 in (0..tp).step_by(L) {
+            for c0 in (0..hp).step_by(L) {
+                let block: [__m512; L] = std::array::from_fn(|r| {
+                    if j0 + r < t {
+                        _mm512_castsi512_ps(pair32(row(j0 + r, 1), 2 * c0, one))
+                    } else {
+                        _mm512_setzero_ps()
+                    }
+                });
+                for (i, col) in transpose16(block).iter().enumerate().take(hp - c0) {
+                    _mm512_storeu_ps(kt.as_mut_ptr().add((c0 + i) * tp + j0) as *mut f32, *col);
+                }
+            }
+        }
+        for i in 0..tqp {
+            for c0 in (0..hp).step_by(L) {
+                let lanes = ((1u32 << (hp - c0).min(L)) - 1) as u16;
+                let v = if i < tq {
+                    pair32(row(q0 + i, 0), 2 * c0, scale)
+                } else {
+                    _mm512_setzero_si512()
+                };
+                _mm512_mask_storeu_epi32(q.as_mut_ptr().add(i * hp + c0) as *mut i32, lanes, v);
+            }
+        }
+        // Value rows 2j and 2j + 1 interleaved: lane c of pair row j holds column c of both.
+        let half = |x: __m512| {
+            _mm512_cvtepu16_epi32(std::mem::transmute::<__m256bh, __m256i>(
+                _mm512_cvtneps_pbh(x),
+            ))
+        };
+        for j in 0..tp / 2 {
+            for c0 in (0..hv).step_by(L) {
+                let at = |r: usize| {
+                    if r < t {
+                        load16(row(r, 2), c0)
+                    } else {
+                        _mm512_setzero_ps()
+                    }
+                };
+                let (lo, hi) = (half(at(2 * j)), half(at(2 * j + 1)));
+                let pair = _mm512_or_si512(lo, _mm512_slli_epi32::<16>(hi));
+                _mm512_storeu_si512(v.as_mut_ptr().add(j * hv + c0) as *mut _, pair);
+            }
+        }
+        for i0 in (0..tq).step_by(QB) {
+            let rows = QB.min(tq - i0);
+            let n = if causal { (q0 + i0 + QB).min(t) } else { t };
+            let np = n.next_multiple_of(L);
+            for j0 in (0..np).step_by(L) {
+                let acc = tile_bf16(&q[i0 * hp..(i0 + QB) * hp], hp, &kt[j0..], tp, hp);
+                for (r, acc) in acc.iter().enumerate() {
+                    _mm512_storeu_ps(p.as_mut_ptr().add(r * tp + j0), *acc);
+                }
+            }
+            for r in 0..QB {
+                let prow = &mut p[r * tp..r * tp + np];
+                if r < rows {
+                    let visible = if causal { q0 + i0 + r + 1 } else { t };
+                    softmax(&mut prow[..visible]);
+                    prow[visible..].fill(0.0);
+                } else {
+                    prow.fill(0.0);
+                }
+                // Pairs of keys (zeros past `np`, whose values are zero pairs too).
+                let prow = &p[r * tp..r * tp + np];
+                for j0 in (0..tp / 2).step_by(L) {
+                    let pair = pair32(prow, 2 * j0, one);
+                    _mm512_storeu_si512(pp.as_mut_ptr().add(r * tp / 2 + j0) as *mut _, pair);
+                }
+            }
+            for c0 in (0..hd).step_by(L) {
+                let acc = tile_bf16(pp, tp / 2, &v[c0..], hv, np / 2);
+                let cols = L.min(hd - c0);
+                let lanes = ((1u32 << cols) - 1) as u16;
+                for (r, acc) in acc.iter().enumerate().take(rows) {
+                    _mm512_mask_storeu_ps(out.add((i0 + r) * d + h * hd + c0), lanes, *acc);
+                }
+            }
+        }
+    }
 
     /// [`super::softmax`] in 16-lane vectors, `exp` included (Cephes's polynomial, ~1 ulp: the
     /// scalar libm calls were a sixth of the attention's time).
@@ -406,6 +566,24 @@ mod avx512 {
         }
     }
 
+    /// [`tile`] on bf16 pairs: `acc[r] = sum_c a[r * lda + c] . b[c * ldb .. + L]` for `c < k`,
+    /// each term the two products of a pair summed in f32 (`vdpbf16ps`).
+    #[inline(always)]
+    unsafe fn tile_bf16(a: &[u32], lda: usize, b: &[u32], ldb: usize, k: usize) -> [__m512; QB] {
+        assert!(a.len() >= (QB - 1) * lda + k && b.len() >= (k.max(1) - 1) * ldb + L);
+        let mut acc = [_mm512_setzero_ps(); QB];
+        let (ap, bp) = (a.as_ptr(), b.as_ptr());
+        for c in 0..k {
+            let bv: __m512bh = std::mem::transmute(_mm512_loadu_si512(bp.add(c * ldb) as *const _));
+            for (r, acc) in acc.iter_mut().enumerate() {
+                let av: __m512bh =
+                    std::mem::transmute(_mm512_set1_epi32(*ap.add(r * lda + c) as i32));
+                *acc = _mm512_dpbf16_ps(*acc, av, bv);
+            }
+        }
+        acc
+    }
+
     /// `acc[r] = sum_c a[r * lda + c] * b[c * ldb .. + L]` for `c < k`: `QB` rows of `a` times a
     /// `k x L` panel of `b` (both the score tile, `q k^T`, and the output tile, `p v`).
     #[inline(always)]
@@ -434,7 +612,7 @@ mod avx512 {
 
 #[cfg(test)]
 mod tests {
-    use super::{packed_attention, Queries};
+    use super::{packed_attention, Products, Queries};
 
     /// Naive f64 attention of back-to-back sequences `[sum(lens), 3D]`.
     fn naive(
@@ -502,18 +680,23 @@ mod tests {
             let qkv: Vec<f32> = (0..rows * 3 * d)
                 .map(|i| ((i * 7919 % 1000) as f32 / 250.0) - 2.0)
                 .collect();
-            let got = packed_attention(&qkv, &lens, heads, causal, queries);
             let want = naive(&qkv, &lens, d, heads, causal, queries);
-            assert_eq!(got.len(), want.len());
-            let worst = got
-                .iter()
-                .zip(&want)
-                .map(|(a, b)| (a - b).abs())
-                .fold(0f32, f32::max);
-            assert!(
-                worst < 2e-5,
-                "lens={lens:?} heads={heads} hd={hd} causal={causal} {queries:?}: {worst}"
-            );
+            // bf16 products (where the CPU has them) round q, k, p and v to 8 bits of
+            // mantissa: the outputs (of magnitude ~2 here) move by up to ~1e-2.
+            for (products, bar) in [(Products::F32, 2e-5), (Products::Bf16, 3e-2)] {
+                let got = packed_attention(&qkv, &lens, heads, causal, queries, products);
+                assert_eq!(got.len(), want.len());
+                let worst = got
+                    .iter()
+                    .zip(&want)
+                    .map(|(a, b)| (a - b).abs())
+                    .fold(0f32, f32::max);
+                assert!(
+                    worst < bar,
+                    "lens={lens:?} heads={heads} hd={hd} causal={causal} {queries:?} \
+                     {products:?}: {worst}"
+                );
+            }
         }
     }
 }
