@@ -10,7 +10,7 @@ use std::cell::RefCell;
 
 use rayon::prelude::*;
 
-use super::OutPtr;
+use super::{Isa, OutPtr, Precision};
 
 /// Which positions of each sequence are queries (every position is a key and a value).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -37,10 +37,36 @@ pub enum Products {
 
 impl Products {
     /// The products a model in `precision` uses.
-    pub fn for_precision(precision: super::Precision) -> Products {
+    pub fn for_precision(precision: Precision) -> Products {
         match precision {
-            super::Precision::Bf16 | super::Precision::Int8 => Products::Bf16,
-            super::Precision::F32 | super::Precision::F16 => Products::F32,
+            Precision::Bf16 | Precision::Int8 => Products::Bf16,
+            Precision::F32 | Precision::F16 => Products::F32,
+        }
+    }
+}
+
+/// The code attention runs: the vector instructions of the model's kernel set (one of
+/// [`Isa::available`]: a model built on forced fallback kernels runs fallback attention too, which
+/// is how the tests reach it on any machine) and the arithmetic of its products.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AttentionKernels {
+    pub isa: Isa,
+    pub products: Products,
+}
+
+impl AttentionKernels {
+    /// Attention for a model whose linear layers run `precision` on `isa`. Its vector code is
+    /// f32 whatever the precision, so by default it runs the CPU's best f32 level (a bf16 model
+    /// on a CPU without AVX512-BF16 has AVX2 linear layers but AVX-512 attention); a kernel set
+    /// other than the precision's default (forced, as the tests force fallbacks) is followed.
+    pub fn for_model(precision: Precision, isa: Isa) -> AttentionKernels {
+        AttentionKernels {
+            isa: if isa == Isa::detect(precision) {
+                Isa::detect(Precision::F32)
+            } else {
+                isa
+            },
+            products: Products::for_precision(precision),
         }
     }
 }
@@ -49,7 +75,7 @@ impl Products {
 /// `[sum(lens), 3D]` (q, k, v blocks of `D = heads * hd` each), sequence `i` `lens[i]` rows long:
 /// softmax(q k^T / sqrt(hd)) v per head within each sequence. `causal`: position `p` attends to
 /// `0..=p`. Returns `[sum(lens), D]` for [`Queries::All`], `[lens.len(), D]` otherwise.
-/// `products`: see [`Products`].
+/// `kernels`: see [`AttentionKernels`].
 ///
 /// Sequences of different lengths need no padding: the text tower runs each caption on its own
 /// length, the linear layers on the concatenated rows.
@@ -59,7 +85,7 @@ pub fn packed_attention(
     heads: usize,
     causal: bool,
     queries: Queries,
-    products: Products,
+    kernels: AttentionKernels,
 ) -> Vec<f32> {
     let rows: usize = lens.iter().sum();
     let d3 = qkv.len() / rows.max(1);
@@ -101,7 +127,7 @@ pub fn packed_attention(
             prefetch_head(one, t, dims, h + 1);
         }
         // SAFETY: every task writes the `hd` columns of head `h` in its own sequence's rows only.
-        unsafe { head(one, span, dims, h, causal, products, ptr.get().add(row * d)) };
+        unsafe { head(one, span, dims, h, causal, kernels, ptr.get().add(row * d)) };
     });
     out
 }
@@ -149,31 +175,33 @@ thread_local! {
     static SCRATCH: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
 }
 
-/// Dispatches one head to the widest vector code this CPU runs (the loops are written to
+/// Dispatches one head to the vector code of the kernel set (the loops are written to
 /// auto-vectorise; the f32 arithmetic is the same in every version but the softmax's `exp`:
 /// AVX-512 evaluates it in vectors, see [`super::epilogue`]), or, for [`Products::Bf16`] on CPUs
 /// with AVX512-BF16, to the bf16 products.
+///
+/// # Safety
+/// `kernels.isa` must be one of [`Isa::available`] (for some precision) on this CPU.
 unsafe fn head(
     qkv: &[f32],
     s: Span,
     dims: Dims,
     h: usize,
     causal: bool,
-    products: Products,
+    kernels: AttentionKernels,
     out: *mut f32,
 ) {
     SCRATCH.with_borrow_mut(|scratch| {
         #[cfg(target_arch = "x86_64")]
-        {
-            if products == Products::Bf16 && is_x86_feature_detected!("avx512bf16") {
-                return avx512::head_bf16(qkv, s, dims, h, causal, scratch, out);
-            }
-            if is_x86_feature_detected!("avx512f") {
+        match kernels.isa {
+            Isa::Avx512 | Isa::Amx => {
+                if kernels.products == Products::Bf16 && is_x86_feature_detected!("avx512bf16") {
+                    return avx512::head_bf16(qkv, s, dims, h, causal, scratch, out);
+                }
                 return head_avx512(qkv, s, dims, h, causal, scratch, out);
             }
-            if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
-                return head_avx2(qkv, s, dims, h, causal, scratch, out);
-            }
+            Isa::Avx2 => return head_avx2(qkv, s, dims, h, causal, scratch, out),
+            Isa::Portable => {}
         }
         head_body::<false>(qkv, s, dims, h, causal, scratch, out)
     })
@@ -612,7 +640,7 @@ mod avx512 {
 
 #[cfg(test)]
 mod tests {
-    use super::{packed_attention, Products, Queries};
+    use super::{packed_attention, AttentionKernels, Isa, Precision, Products, Queries};
 
     /// Naive f64 attention of back-to-back sequences `[sum(lens), 3D]`.
     fn naive(
@@ -683,8 +711,12 @@ mod tests {
             let want = naive(&qkv, &lens, d, heads, causal, queries);
             // bf16 products (where the CPU has them) round q, k, p and v to 8 bits of
             // mantissa: the outputs (of magnitude ~2 here) move by up to ~1e-2.
-            for (products, bar) in [(Products::F32, 2e-5), (Products::Bf16, 3e-2)] {
-                let got = packed_attention(&qkv, &lens, heads, causal, queries, products);
+            let kernels = Isa::available(Precision::F32).into_iter().flat_map(|isa| {
+                [(Products::F32, 2e-5), (Products::Bf16, 3e-2)]
+                    .map(|(products, bar)| (AttentionKernels { isa, products }, bar))
+            });
+            for (kernels, bar) in kernels {
+                let got = packed_attention(&qkv, &lens, heads, causal, queries, kernels);
                 assert_eq!(got.len(), want.len());
                 let worst = got
                     .iter()
@@ -694,7 +726,7 @@ mod tests {
                 assert!(
                     worst < bar,
                     "lens={lens:?} heads={heads} hd={hd} causal={causal} {queries:?} \
-                     {products:?}: {worst}"
+                     {kernels:?}: {worst}"
                 );
             }
         }

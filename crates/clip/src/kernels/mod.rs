@@ -28,7 +28,7 @@ use std::str::FromStr;
 
 use rayon::prelude::*;
 
-pub use attention::{packed_attention, Products, Queries};
+pub use attention::{packed_attention, AttentionKernels, Products, Queries};
 
 /// Rows of one micro-kernel tile (14 x 2 accumulators + 2 weight vectors + 1 broadcast: 31 of
 /// the 32 AVX-512 registers).

@@ -7,7 +7,7 @@ use clip_checkpoint::Activation;
 use super::error::{Context, ModelError};
 use super::footprint::{footprint, Footprint};
 use super::weights::Weights;
-use crate::kernels::{self, PackedMatrix, Products, Queries};
+use crate::kernels::{self, AttentionKernels, PackedMatrix, Queries};
 use rayon::prelude::*;
 
 pub(crate) use fused::with_f32;
@@ -472,8 +472,8 @@ pub(crate) struct ResidualAttentionBlock {
     heads: usize,
     width: usize,
     act: Activation,
-    /// The attention products' arithmetic, from the model's precision.
-    products: Products,
+    /// Attention's code: the model's kernel set, its products' arithmetic from the precision.
+    attention: AttentionKernels,
 }
 
 footprint!(ResidualAttentionBlock: ln_1, in_proj, out_proj, ln_2, c_fc, c_proj);
@@ -502,7 +502,7 @@ impl ResidualAttentionBlock {
             heads,
             width,
             act,
-            products: Products::for_precision(w.precision()),
+            attention: AttentionKernels::for_model(w.precision(), w.isa()),
         })
     }
 
@@ -521,7 +521,7 @@ impl ResidualAttentionBlock {
         let h = self.ln_1.forward(x)?;
         let qkv = self.in_proj.forward(&h)?; // [N, 3D]
         let a = fused::with_f32(&qkv, |s| {
-            kernels::packed_attention(s, lens, self.heads, causal, queries, self.products)
+            kernels::packed_attention(s, lens, self.heads, causal, queries, self.attention)
         })?
         .ok_or_else(|| candle_core::Error::Msg("attention runs on f32 CPU tensors".into()))?;
         let rows = a.len() / self.width;
