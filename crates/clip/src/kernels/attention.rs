@@ -45,9 +45,9 @@ impl Products {
     }
 }
 
-/// The code attention runs: the vector instructions of the model's kernel set (one of
-/// [`Isa::available`]: a model built on forced fallback kernels runs fallback attention too, which
-/// is how the tests reach it on any machine) and the arithmetic of its products.
+/// The code attention runs: the vector instructions of the model's kernel set (as far as the CPU
+/// has them; a model built on forced fallback kernels runs fallback attention too, which is how
+/// the tests reach it on any machine) and the arithmetic of its products.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct AttentionKernels {
     pub isa: Isa,
@@ -175,13 +175,10 @@ thread_local! {
     static SCRATCH: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
 }
 
-/// Dispatches one head to the vector code of the kernel set (the loops are written to
-/// auto-vectorise; the f32 arithmetic is the same in every version but the softmax's `exp`:
-/// AVX-512 evaluates it in vectors, see [`super::epilogue`]), or, for [`Products::Bf16`] on CPUs
-/// with AVX512-BF16, to the bf16 products.
-///
-/// # Safety
-/// `kernels.isa` must be one of [`Isa::available`] (for some precision) on this CPU.
+/// Dispatches one head to the vector code of the kernel set, as far as this CPU runs it (the
+/// loops are written to auto-vectorise; the f32 arithmetic is the same in every version but the
+/// softmax's `exp`: AVX-512 evaluates it in vectors, see [`super::epilogue`]), or, for
+/// [`Products::Bf16`] on CPUs with AVX512-BF16, to the bf16 products.
 unsafe fn head(
     qkv: &[f32],
     s: Span,
@@ -193,15 +190,23 @@ unsafe fn head(
 ) {
     SCRATCH.with_borrow_mut(|scratch| {
         #[cfg(target_arch = "x86_64")]
-        match kernels.isa {
-            Isa::Avx512 | Isa::Amx => {
-                if kernels.products == Products::Bf16 && is_x86_feature_detected!("avx512bf16") {
-                    return avx512::head_bf16(qkv, s, dims, h, causal, scratch, out);
-                }
+        {
+            // The kernel set caps the code; the CPU's features are still checked (a caller may
+            // name any set), at the cost of a cached flag each.
+            let (isa, bf16) = (kernels.isa, kernels.products == Products::Bf16);
+            let avx512 = isa >= Isa::Avx512 && is_x86_feature_detected!("avx512f");
+            if avx512 && bf16 && is_x86_feature_detected!("avx512bf16") {
+                return avx512::head_bf16(qkv, s, dims, h, causal, scratch, out);
+            }
+            if avx512 {
                 return head_avx512(qkv, s, dims, h, causal, scratch, out);
             }
-            Isa::Avx2 => return head_avx2(qkv, s, dims, h, causal, scratch, out),
-            Isa::Portable => {}
+            if isa >= Isa::Avx2
+                && is_x86_feature_detected!("avx2")
+                && is_x86_feature_detected!("fma")
+            {
+                return head_avx2(qkv, s, dims, h, causal, scratch, out);
+            }
         }
         head_body::<false>(qkv, s, dims, h, causal, scratch, out)
     })
@@ -400,8 +405,8 @@ mod avx512 {
     use std::arch::x86_64::*;
 
     use super::super::epilogue::exp;
-    use super::super::load16;
     use super::super::transpose::transpose16;
+    use super::super::{lanes, load16};
     use super::{Dims, Span, L, QB};
 
     /// [`super::head_body`] with bf16 products: keys as `[hd / 2][tp]` pairs of head columns
@@ -462,13 +467,13 @@ mod avx512 {
         }
         for i in 0..tqp {
             for c0 in (0..hp).step_by(L) {
-                let lanes = ((1u32 << (hp - c0).min(L)) - 1) as u16;
                 let v = if i < tq {
                     pair32(row(q0 + i, 0), 2 * c0, scale)
                 } else {
                     _mm512_setzero_si512()
                 };
-                _mm512_mask_storeu_epi32(q.as_mut_ptr().add(i * hp + c0) as *mut i32, lanes, v);
+                let at = q.as_mut_ptr().add(i * hp + c0) as *mut i32;
+                _mm512_mask_storeu_epi32(at, lanes(hp - c0), v);
             }
         }
         // Value rows 2j and 2j + 1 interleaved: lane c of pair row j holds column c of both.
@@ -519,10 +524,9 @@ mod avx512 {
             }
             for c0 in (0..hd).step_by(L) {
                 let acc = tile_bf16(pp, tp / 2, &v[c0..], hv, np / 2);
-                let cols = L.min(hd - c0);
-                let lanes = ((1u32 << cols) - 1) as u16;
+                let cols = lanes(hd - c0);
                 for (r, acc) in acc.iter().enumerate().take(rows) {
-                    _mm512_mask_storeu_ps(out.add((i0 + r) * d + h * hd + c0), lanes, *acc);
+                    _mm512_mask_storeu_ps(out.add((i0 + r) * d + h * hd + c0), cols, *acc);
                 }
             }
         }
@@ -534,7 +538,7 @@ mod avx512 {
     pub(super) unsafe fn softmax(row: &mut [f32]) {
         let n = row.len();
         let at = row.as_mut_ptr();
-        let mask = |i: usize| ((1u32 << (n - i).min(L)) - 1) as u16;
+        let mask = |i: usize| lanes(n - i);
         let mut max = _mm512_set1_ps(f32::NEG_INFINITY);
         for i in (0..n).step_by(L) {
             let x = _mm512_mask_loadu_ps(max, mask(i), at.add(i));
@@ -575,7 +579,6 @@ mod avx512 {
                     && dst.len() >= (cols - 1) * ldd + rows.next_multiple_of(L)
                     && ldd >= rows.next_multiple_of(L))
         );
-        let lanes = |n: usize| ((1u32 << n.min(L)) - 1) as u16;
         for j0 in (0..rows).step_by(L) {
             for c0 in (0..cols).step_by(L) {
                 let mask = lanes(cols - c0);

@@ -237,7 +237,7 @@ mod avx512 {
     use std::arch::x86_64::*;
 
     use super::super::transpose::write_panel;
-    use super::super::{lane_masks, load16, MR, NR};
+    use super::super::{lane_masks, lanes, load16, MR, NR};
 
     /// `rows` rows of `x` (`[rows, k]`) rounded to bf16 pairs (as [`to_pairs`]) into `[panel]
     /// [kp][MR]` panels, 16 rows x 16 pairs at a time through registers.
@@ -270,7 +270,7 @@ mod avx512 {
         }
         let rest = row.len() - i;
         if rest > 0 {
-            let mask = ((1u32 << rest) - 1) as u16;
+            let mask = lanes(rest);
             let h = _mm512_cvtneps_pbh(_mm512_maskz_loadu_ps(mask, row.as_ptr().add(i)));
             let h = std::mem::transmute::<__m256bh, __m256i>(h);
             _mm256_mask_storeu_epi16(out.add(i) as *mut i16, mask, h);

@@ -323,7 +323,7 @@ mod avx512 {
     use std::arch::x86_64::*;
 
     use super::super::transpose::write_panel;
-    use super::super::{lane_masks, load16, MR, NR};
+    use super::super::{lane_masks, lanes, load16, MR, NR};
     use super::Tile;
 
     /// `rows` rows of `x` (`[rows, k]`) quantised at their `(scale, zero point)` (as
@@ -338,7 +338,6 @@ mod avx512 {
         (scale, zero): (&[f32], &[i32]),
         q: &mut [u32],
     ) {
-        let (lo, hi) = (_mm512_setzero_si512(), _mm512_set1_epi32(255));
         for (p, panel) in q.chunks_exact_mut(kq * MR).enumerate() {
             let r0 = p * MR;
             write_panel(panel, kq, (rows - r0).min(MR), |r, c| {
@@ -348,10 +347,8 @@ mod avx512 {
                 // Four runs of 16 values, each to 16 bytes: 64 consecutive `k`, 16 groups.
                 let bytes: [__m128i; 4] = std::array::from_fn(|e| {
                     let i = 64 * c + 16 * e;
-                    let inside = ((1u32 << row.len().saturating_sub(i).min(16)) - 1) as u16;
-                    let v =
-                        _mm512_add_epi32(_mm512_cvtps_epi32(_mm512_mul_ps(load16(row, i), s)), z);
-                    let v = _mm512_min_epi32(_mm512_max_epi32(v, lo), hi);
+                    let inside = lanes(row.len().saturating_sub(i));
+                    let v = quantise16(load16(row, i), s, z);
                     _mm512_cvtepi32_epi8(_mm512_maskz_mov_epi32(inside, v))
                 });
                 let v = _mm512_castsi128_si512(bytes[0]);
@@ -370,7 +367,7 @@ mod avx512 {
         let mut i = 0;
         while i < row.len() {
             let n = (row.len() - i).min(16);
-            let mask = ((1u32 << n) - 1) as u16;
+            let mask = lanes(n);
             // Masked-off lanes load 0, which the range already contains. The running range is
             // the second operand: `vminps`/`vmaxps` return it when `v` is NaN, like the portable
             // compare-and-select.
@@ -382,19 +379,26 @@ mod avx512 {
         (_mm512_reduce_min_ps(lo), _mm512_reduce_max_ps(hi))
     }
 
+    /// `round(v * inv_scale) + zero` clamped to 0..=255, lane by lane (as 32-bit integers).
+    #[inline(always)]
+    unsafe fn quantise16(v: __m512, inv_scale: __m512, zero: __m512i) -> __m512i {
+        // Round to nearest even (the default rounding mode), like the portable path.
+        let q = _mm512_add_epi32(_mm512_cvtps_epi32(_mm512_mul_ps(v, inv_scale)), zero);
+        _mm512_min_epi32(
+            _mm512_max_epi32(q, _mm512_setzero_si512()),
+            _mm512_set1_epi32(255),
+        )
+    }
+
     /// `round(v * inv_scale) + zero` clamped to 0..=255 for each of `row`, into `out`.
     #[target_feature(enable = "avx512f,avx512bw")]
     pub(super) unsafe fn quantise_row(row: &[f32], inv_scale: f32, zero: i32, out: *mut u8) {
         let (s, z) = (_mm512_set1_ps(inv_scale), _mm512_set1_epi32(zero));
-        let (lo, hi) = (_mm512_setzero_si512(), _mm512_set1_epi32(255));
         let mut i = 0;
         while i < row.len() {
             let n = (row.len() - i).min(16);
-            let mask = ((1u32 << n) - 1) as u16;
-            let v = _mm512_maskz_loadu_ps(mask, row.as_ptr().add(i));
-            // Round to nearest even (the default rounding mode), like the portable path.
-            let q = _mm512_add_epi32(_mm512_cvtps_epi32(_mm512_mul_ps(v, s)), z);
-            let q = _mm512_min_epi32(_mm512_max_epi32(q, lo), hi);
+            let mask = lanes(n);
+            let q = quantise16(_mm512_maskz_loadu_ps(mask, row.as_ptr().add(i)), s, z);
             _mm512_mask_cvtepi32_storeu_epi8(out.add(i) as *mut i8, mask, q);
             i += n;
         }

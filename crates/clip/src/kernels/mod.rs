@@ -558,6 +558,13 @@ unsafe fn store_rows<const R: usize>(
     }
 }
 
+/// The mask of a 16-lane vector's first `n` lanes (all 16 for `n >= 16`).
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+fn lanes(n: usize) -> u16 {
+    ((1u32 << n.min(16)) - 1) as u16
+}
+
 /// `row[i..i + 16]`, zeros past the row's end.
 ///
 /// # Safety
@@ -566,22 +573,15 @@ unsafe fn store_rows<const R: usize>(
 #[inline(always)]
 unsafe fn load16(row: &[f32], i: usize) -> std::arch::x86_64::__m512 {
     use std::arch::x86_64::_mm512_maskz_loadu_ps;
-    let n = row.len().saturating_sub(i).min(16);
     // Masked-off lanes are not read, so the address may lie past the row.
-    _mm512_maskz_loadu_ps(((1u32 << n) - 1) as u16, row.as_ptr().wrapping_add(i))
+    let mask = lanes(row.len().saturating_sub(i));
+    _mm512_maskz_loadu_ps(mask, row.as_ptr().wrapping_add(i))
 }
 
 /// Column masks of a tile's two 16-lane halves.
 #[cfg(target_arch = "x86_64")]
 fn lane_masks(cols: usize) -> (u16, u16) {
-    let m = |c: usize| {
-        if c >= 16 {
-            0xFFFF
-        } else {
-            ((1u32 << c) - 1) as u16
-        }
-    };
-    (m(cols), m(cols.saturating_sub(16)))
+    (lanes(cols), lanes(cols.saturating_sub(16)))
 }
 
 #[cfg(test)]

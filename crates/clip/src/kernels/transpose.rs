@@ -4,7 +4,7 @@
 
 use std::arch::x86_64::*;
 
-use super::MR;
+use super::{lanes, MR};
 
 /// Lanes of a vector, rows and columns of a block.
 const L: usize = 16;
@@ -65,9 +65,9 @@ pub(super) unsafe fn write_panel(
     rows: usize,
     mut chunk: impl FnMut(usize, usize) -> __m512i,
 ) {
-    debug_assert!(rows <= MR && panel.len() >= groups * MR);
+    assert!(rows <= MR && panel.len() >= groups * MR);
     const { assert!(MR <= L) };
-    let lanes = ((1u32 << MR) - 1) as u16;
+    let lanes = lanes(MR);
     for c in 0..groups.div_ceil(L) {
         let block: [__m512; L] = std::array::from_fn(|r| {
             if r < rows {
