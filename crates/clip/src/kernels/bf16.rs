@@ -8,7 +8,7 @@
 use rayon::prelude::*;
 
 use super::aligned::Aligned;
-use super::{amx, padded_groups, scatter_row, tile_rows, Format, Isa, MR, NR};
+use super::{amx, epilogue, padded_groups, scatter_row, tile_rows, Format, Isa, MR, NR};
 
 pub(super) struct Bf16Matrix {
     k: usize,
@@ -99,12 +99,10 @@ impl Format for Bf16Matrix {
         a: &Aligned<u32>,
         panel: usize,
         nb: usize,
-        c: *mut f32,
-        ldc: usize,
-        rows: usize,
-        cols: usize,
+        out: &epilogue::Tile,
     ) {
         let (kp, mr) = (self.kp, tile_rows(isa));
+        let (c, ldc, rows, cols) = (out.c, out.ld, out.rows, out.cols);
         let a = &a[panel * kp * mr..][..kp * mr];
         let b = &self.data[nb * kp * NR..][..kp * NR];
         match isa {
@@ -129,11 +127,12 @@ impl Format for Bf16Matrix {
                 }
             }
             #[cfg(target_arch = "x86_64")]
-            Isa::Avx512 => avx512::tile(a, b, kp, c, ldc, rows, cols),
+            Isa::Avx512 => return avx512::tile(a, b, kp, out),
             #[cfg(target_arch = "x86_64")]
             Isa::Avx2 => tile_avx2(a, b, kp, c, ldc, rows, cols),
             _ => tile_portable(a, b, kp, c, ldc, rows, cols),
         }
+        epilogue::finish(isa, out);
     }
 }
 
@@ -236,8 +235,9 @@ mod avx2 {
 mod avx512 {
     use std::arch::x86_64::*;
 
+    use super::super::epilogue::{self, RowStore};
     use super::super::transpose::write_panel;
-    use super::super::{lane_masks, lanes, load16, MR, NR};
+    use super::super::{lanes, load16, MR, NR};
 
     /// `rows` rows of `x` (`[rows, k]`) rounded to bf16 pairs (as [`to_pairs`]) into `[panel]
     /// [kp][MR]` panels, 16 rows x 16 pairs at a time through registers.
@@ -280,16 +280,9 @@ mod avx512 {
         }
     }
 
+    /// The tile, finished by `out`'s epilogue as its rows leave the registers.
     #[target_feature(enable = "avx512f,avx512bf16")]
-    pub(super) unsafe fn tile(
-        a: &[u32],
-        b: &[u32],
-        kp: usize,
-        c: *mut f32,
-        ldc: usize,
-        rows: usize,
-        cols: usize,
-    ) {
+    pub(super) unsafe fn tile(a: &[u32], b: &[u32], kp: usize, out: &epilogue::Tile) {
         let mut acc0 = [_mm512_setzero_ps(); MR];
         let mut acc1 = [_mm512_setzero_ps(); MR];
         let (mut ap, mut bp) = (a.as_ptr(), b.as_ptr());
@@ -304,11 +297,9 @@ mod avx512 {
             ap = ap.add(MR);
             bp = bp.add(NR);
         }
-        let (m0, m1) = lane_masks(cols);
-        for r in 0..rows {
-            let row = c.add(r * ldc);
-            _mm512_mask_storeu_ps(row, m0, acc0[r]);
-            _mm512_mask_storeu_ps(row.add(16), m1, acc1[r]);
+        let store = RowStore::new(out);
+        for r in 0..out.rows {
+            store.store(r, [acc0[r], acc1[r]]);
         }
     }
 }

@@ -21,8 +21,11 @@ pub(super) struct Tile<'a> {
     pub residual: Option<&'a [f32]>,
 }
 
-/// `c = act(c + bias) + residual` over the tile, element by element: one call per tile (a call
-/// per row of 32 values cost a quarter of a bf16 model's time on AMX).
+/// `c = act(c + bias) + residual` over a tile already in memory, element by element: one call per
+/// tile (a call per row of 32 values cost a quarter of a bf16 model's time on AMX). The AVX-512
+/// kernels that hold their sums in registers apply the same arithmetic on the way out instead
+/// ([`RowStore`]); this pass is for the kernels that store first (AMX bf16 tiles, AVX2,
+/// portable).
 ///
 /// # Safety
 /// `t.c` must be valid for `rows` rows of `cols` floats at stride `ld`; `t.residual` (if any) must
@@ -35,9 +38,9 @@ pub(super) unsafe fn finish(isa: Isa, t: &Tile) {
     // `Avx512` and `Amx` levels include avx512f.
     match isa {
         #[cfg(target_arch = "x86_64")]
-        Isa::Avx512 | Isa::Amx if t.cols <= 32 => avx512::finish(t),
+        Isa::Avx512 | Isa::Amx => avx512::finish(t),
         #[cfg(target_arch = "x86_64")]
-        Isa::Avx512 | Isa::Amx | Isa::Avx2 => finish_avx2(t),
+        Isa::Avx2 => finish_avx2(t),
         _ => finish_rows(t),
     }
 }
@@ -76,9 +79,8 @@ fn finish_body(o: &mut [f32], bias: Option<&[f32]>, quick_gelu: bool, residual: 
     }
 }
 
-/// The same arithmetic as [`finish_body`] in explicit 16-lane vectors, two a row.
 #[cfg(target_arch = "x86_64")]
-pub(super) use avx512::exp;
+pub(super) use avx512::{exp, RowStore};
 
 #[cfg(target_arch = "x86_64")]
 mod avx512 {
@@ -87,37 +89,73 @@ mod avx512 {
     use super::super::lane_masks;
     use super::Tile;
 
-    #[target_feature(enable = "avx512f")]
-    pub(super) unsafe fn finish(t: &Tile) {
-        let (m0, m1) = lane_masks(t.cols);
-        let masks = [m0, m1];
-        let zero = _mm512_setzero_ps();
-        let bias = t.bias.map(|b| {
-            [
-                _mm512_maskz_loadu_ps(masks[0], b.as_ptr()),
-                _mm512_maskz_loadu_ps(masks[1], b.as_ptr().wrapping_add(16)),
-            ]
-        });
-        for r in 0..t.rows {
+    /// The same arithmetic as [`super::finish_body`] in explicit 16-lane vectors, two a row
+    /// (columns `0..16` and `16..32` of a tile), with the tile's bias held in registers: the
+    /// AVX-512 kernels apply it to their sums as they store them, [`finish`] to a tile in memory.
+    pub(in crate::kernels) struct RowStore<'a> {
+        t: &'a Tile<'a>,
+        masks: [u16; 2],
+        bias: Option<[__m512; 2]>,
+    }
+
+    impl<'a> RowStore<'a> {
+        /// # Safety
+        /// As [`super::finish`]: `t` describes `rows x cols` (`cols <= 32`) valid floats.
+        #[inline(always)]
+        pub(in crate::kernels) unsafe fn new(t: &'a Tile<'a>) -> Self {
+            debug_assert!(t.cols <= 32, "a tile is at most 32 columns");
+            let (m0, m1) = lane_masks(t.cols);
+            let bias = t.bias.map(|b| {
+                [
+                    _mm512_maskz_loadu_ps(m0, b.as_ptr()),
+                    _mm512_maskz_loadu_ps(m1, b.as_ptr().wrapping_add(16)),
+                ]
+            });
+            Self {
+                t,
+                masks: [m0, m1],
+                bias,
+            }
+        }
+
+        /// Stores row `r` (`< rows`) of the tile from its sums `v`: `act(v + bias) + residual`,
+        /// the tile's columns only.
+        #[inline(always)]
+        pub(in crate::kernels) unsafe fn store(&self, r: usize, v: [__m512; 2]) {
+            let t = self.t;
             let row = t.c.add(r * t.ld);
             for h in 0..2 {
-                if masks[h] == 0 {
+                let mask = self.masks[h];
+                if mask == 0 {
                     continue;
                 }
-                let at = row.add(16 * h);
-                let mut v = _mm512_maskz_loadu_ps(masks[h], at);
-                if let Some(b) = &bias {
-                    v = _mm512_add_ps(v, b[h]);
+                let mut x = v[h];
+                if let Some(b) = &self.bias {
+                    x = _mm512_add_ps(x, b[h]);
                 }
                 if t.quick_gelu {
-                    v = quick_gelu(v);
+                    x = quick_gelu(x);
                 }
                 if let Some(res) = t.residual {
                     let p = res.as_ptr().add(r * t.ld + 16 * h);
-                    v = _mm512_add_ps(v, _mm512_mask_loadu_ps(zero, masks[h], p));
+                    x = _mm512_add_ps(x, _mm512_maskz_loadu_ps(mask, p));
                 }
-                _mm512_mask_storeu_ps(at, masks[h], v);
+                _mm512_mask_storeu_ps(row.add(16 * h), mask, x);
             }
+        }
+    }
+
+    #[target_feature(enable = "avx512f")]
+    pub(super) unsafe fn finish(t: &Tile) {
+        let out = RowStore::new(t);
+        let [m0, m1] = out.masks;
+        for r in 0..t.rows {
+            let row = t.c.add(r * t.ld);
+            let v = [
+                _mm512_maskz_loadu_ps(m0, row),
+                _mm512_maskz_loadu_ps(m1, row.wrapping_add(16)),
+            ];
+            out.store(r, v);
         }
     }
 

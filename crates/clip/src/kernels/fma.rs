@@ -12,7 +12,7 @@ use half::f16;
 use rayon::prelude::*;
 
 use super::aligned::Aligned;
-use super::{scatter_row, Format, Isa, MR, NR};
+use super::{epilogue, scatter_row, Format, Isa, MR, NR};
 
 /// A weight element: f32, or f16 widened as loaded.
 pub(super) trait Lane: Copy + bytemuck::Zeroable + Send + Sync + 'static {
@@ -90,27 +90,19 @@ impl<W: Lane> Format for FmaMatrix<W> {
         a
     }
 
-    unsafe fn tile(
-        &self,
-        isa: Isa,
-        a: &Vec<f32>,
-        panel: usize,
-        nb: usize,
-        c: *mut f32,
-        ldc: usize,
-        rows: usize,
-        cols: usize,
-    ) {
+    unsafe fn tile(&self, isa: Isa, a: &Vec<f32>, panel: usize, nb: usize, out: &epilogue::Tile) {
         let k = self.k;
         let a = &a[panel * k * MR..][..k * MR];
         let b = &self.data[nb * k * NR..][..k * NR];
+        let (c, ldc, rows, cols) = (out.c, out.ld, out.rows, out.cols);
         match isa {
             #[cfg(target_arch = "x86_64")]
-            Isa::Avx512 => avx512::tile(a, b, k, c, ldc, rows, cols),
+            Isa::Avx512 => return avx512::tile(a, b, k, out),
             #[cfg(target_arch = "x86_64")]
             Isa::Avx2 => tile_avx2(a, b, k, c, ldc, rows, cols),
             _ => tile_portable(a, b, k, c, ldc, rows, cols),
         }
+        epilogue::finish(isa, out);
     }
 }
 
@@ -211,19 +203,13 @@ mod avx2 {
 mod avx512 {
     use std::arch::x86_64::*;
 
-    use super::super::{lane_masks, MR, NR};
+    use super::super::epilogue::{self, RowStore};
+    use super::super::{MR, NR};
     use super::Lane;
 
+    /// The tile, finished by `out`'s epilogue as its rows leave the registers.
     #[target_feature(enable = "avx512f")]
-    pub(super) unsafe fn tile<W: Lane>(
-        a: &[f32],
-        b: &[W],
-        k: usize,
-        c: *mut f32,
-        ldc: usize,
-        rows: usize,
-        cols: usize,
-    ) {
+    pub(super) unsafe fn tile<W: Lane>(a: &[f32], b: &[W], k: usize, out: &epilogue::Tile) {
         let mut acc0 = [_mm512_setzero_ps(); MR];
         let mut acc1 = [_mm512_setzero_ps(); MR];
         let (mut ap, mut bp) = (a.as_ptr(), b.as_ptr());
@@ -247,11 +233,9 @@ mod avx512 {
             ap = ap.add(MR);
             bp = bp.add(NR);
         }
-        let (m0, m1) = lane_masks(cols);
-        for r in 0..rows {
-            let row = c.add(r * ldc);
-            _mm512_mask_storeu_ps(row, m0, acc0[r]);
-            _mm512_mask_storeu_ps(row.add(16), m1, acc1[r]);
+        let store = RowStore::new(out);
+        for r in 0..out.rows {
+            store.store(r, [acc0[r], acc1[r]]);
         }
     }
 }

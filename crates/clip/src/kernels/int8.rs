@@ -14,7 +14,7 @@
 use rayon::prelude::*;
 
 use super::aligned::Aligned;
-use super::{amx, padded_groups, scatter_row, tile_rows, Format, Isa, Precision, MR, NR};
+use super::{amx, epilogue, padded_groups, scatter_row, tile_rows, Format, Isa, Precision, MR, NR};
 
 pub(super) struct Int8Matrix {
     k: usize,
@@ -229,17 +229,7 @@ impl Format for Int8Matrix {
         Int8Panels { q, scale, zero }
     }
 
-    unsafe fn tile(
-        &self,
-        isa: Isa,
-        a: &Int8Panels,
-        panel: usize,
-        nb: usize,
-        c: *mut f32,
-        ldc: usize,
-        rows: usize,
-        cols: usize,
-    ) {
+    unsafe fn tile(&self, isa: Isa, a: &Int8Panels, panel: usize, nb: usize, out: &epilogue::Tile) {
         let (kq, mr) = (self.kq, tile_rows(isa));
         let t = Tile {
             a: &a.q[panel * kq * mr..][..kq * mr],
@@ -263,13 +253,19 @@ impl Format for Int8Matrix {
                     sums.0.as_mut_ptr() as *mut u32,
                     NR,
                 );
-                avx512::dequantise(&t, &sums.0, c, ldc, rows, cols);
+                avx512::dequantise(&t, &sums.0, out);
             }
             #[cfg(target_arch = "x86_64")]
-            Isa::Avx512 => avx512::tile(&t, c, ldc, rows, cols),
+            Isa::Avx512 => avx512::tile(&t, out),
             #[cfg(target_arch = "x86_64")]
-            Isa::Avx2 => tile_avx2(&t, c, ldc, rows, cols),
-            _ => tile_portable(&t, c, ldc, rows, cols),
+            Isa::Avx2 => {
+                tile_avx2(&t, out.c, out.ld, out.rows, out.cols);
+                epilogue::finish(isa, out);
+            }
+            _ => {
+                tile_portable(&t, out.c, out.ld, out.rows, out.cols);
+                epilogue::finish(isa, out);
+            }
         }
     }
 }
@@ -322,8 +318,9 @@ unsafe fn tile_avx2(t: &Tile, c: *mut f32, ldc: usize, rows: usize, cols: usize)
 mod avx512 {
     use std::arch::x86_64::*;
 
+    use super::super::epilogue::{self, RowStore};
     use super::super::transpose::write_panel;
-    use super::super::{lane_masks, lanes, load16, MR, NR};
+    use super::super::{lanes, load16, MR, NR};
     use super::Tile;
 
     /// `rows` rows of `x` (`[rows, k]`) quantised at their `(scale, zero point)` (as
@@ -404,8 +401,9 @@ mod avx512 {
         }
     }
 
+    /// The tile, dequantised and finished by `out`'s epilogue as its rows leave the registers.
     #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
-    pub(super) unsafe fn tile(t: &Tile, c: *mut f32, ldc: usize, rows: usize, cols: usize) {
+    pub(super) unsafe fn tile(t: &Tile, out: &epilogue::Tile) {
         let mut acc0 = [_mm512_setzero_si512(); MR];
         let mut acc1 = [_mm512_setzero_si512(); MR];
         let (mut ap, mut bp) = (t.a.as_ptr(), t.b.as_ptr());
@@ -420,27 +418,20 @@ mod avx512 {
             ap = ap.add(MR);
             bp = bp.add(NR);
         }
-        let out = Dequantise::new(t, cols);
-        for r in 0..rows {
-            out.row(t, r, acc0[r], acc1[r], c.add(r * ldc));
+        let (dq, store) = (Dequantise::new(t), RowStore::new(out));
+        for r in 0..out.rows {
+            store.store(r, dq.row(t, r, [acc0[r], acc1[r]]));
         }
     }
 
-    /// The AMX kernel's i32 sums (`[32][NR]`) to f32 outputs.
+    /// The AMX kernel's i32 sums (`[32][NR]`) to f32 outputs, finished by `out`'s epilogue.
     #[target_feature(enable = "avx512f")]
-    pub(super) unsafe fn dequantise(
-        t: &Tile,
-        sums: &[i32],
-        c: *mut f32,
-        ldc: usize,
-        rows: usize,
-        cols: usize,
-    ) {
-        let out = Dequantise::new(t, cols);
-        for (r, s) in sums.chunks_exact(NR).take(rows).enumerate() {
+    pub(super) unsafe fn dequantise(t: &Tile, sums: &[i32], out: &epilogue::Tile) {
+        let (dq, store) = (Dequantise::new(t), RowStore::new(out));
+        for (r, s) in sums.chunks_exact(NR).take(out.rows).enumerate() {
             let acc0 = _mm512_loadu_si512(s.as_ptr() as *const _);
             let acc1 = _mm512_loadu_si512(s.as_ptr().add(16) as *const _);
-            out.row(t, r, acc0, acc1, c.add(r * ldc));
+            store.store(r, dq.row(t, r, [acc0, acc1]));
         }
     }
 
@@ -448,12 +439,11 @@ mod avx512 {
     struct Dequantise {
         sum: [__m512i; 2],
         scale: [__m512; 2],
-        mask: (u16, u16),
     }
 
     impl Dequantise {
         #[inline(always)]
-        unsafe fn new(t: &Tile, cols: usize) -> Self {
+        unsafe fn new(t: &Tile) -> Self {
             Self {
                 sum: [
                     _mm512_loadu_si512(t.b_sum.as_ptr() as *const _),
@@ -463,24 +453,20 @@ mod avx512 {
                     _mm512_loadu_ps(t.b_scale.as_ptr()),
                     _mm512_loadu_ps(t.b_scale.as_ptr().add(16)),
                 ],
-                mask: lane_masks(cols),
             }
         }
 
-        /// Row `r` of the tile from its two 16-lane sums, stored at `out`.
+        /// Row `r` of the tile from its two 16-lane sums.
         #[inline(always)]
-        unsafe fn row(&self, t: &Tile, r: usize, acc0: __m512i, acc1: __m512i, out: *mut f32) {
+        unsafe fn row(&self, t: &Tile, r: usize, acc: [__m512i; 2]) -> [__m512; 2] {
             let z = _mm512_set1_epi32(t.a_zero[r]);
             let s = _mm512_set1_ps(t.a_scale[r]);
-            let v0 = _mm512_cvtepi32_ps(_mm512_sub_epi32(acc0, _mm512_mullo_epi32(z, self.sum[0])));
-            let v1 = _mm512_cvtepi32_ps(_mm512_sub_epi32(acc1, _mm512_mullo_epi32(z, self.sum[1])));
-            let (m0, m1) = self.mask;
-            _mm512_mask_storeu_ps(out, m0, _mm512_mul_ps(v0, _mm512_mul_ps(s, self.scale[0])));
-            _mm512_mask_storeu_ps(
-                out.add(16),
-                m1,
-                _mm512_mul_ps(v1, _mm512_mul_ps(s, self.scale[1])),
-            );
+            let mut v = [_mm512_setzero_ps(); 2];
+            for h in 0..2 {
+                let sum = _mm512_sub_epi32(acc[h], _mm512_mullo_epi32(z, self.sum[h]));
+                v[h] = _mm512_mul_ps(_mm512_cvtepi32_ps(sum), _mm512_mul_ps(s, self.scale[h]));
+            }
+            v
         }
     }
 }

@@ -308,22 +308,19 @@ trait Format: Sync {
     /// Packs `rows` rows of `x` (`[rows, k]`) into panels of [`tile_rows`] rows (the last
     /// zero-padded): `[panel][group][MR]` for the vector kernels, whole tiles for AMX.
     fn pack_a(&self, isa: Isa, x: &[f32], rows: usize) -> Self::Panels;
-    /// Writes the `rows x cols` tile of `panels[panel] @ W[:, nb*NR..]` to `c` (row stride `ldc`).
+    /// Writes the `out.rows x out.cols` tile of `panels[panel] @ W[:, nb*NR..]` to `out.c` (row
+    /// stride `out.ld`), finished by `out`'s epilogue.
     ///
     /// # Safety
-    /// `c` must be valid for `rows` rows of `cols` floats at stride `ldc`; `isa` must be one of
+    /// As [`epilogue::finish`]: `out` must describe valid memory; `isa` must be one of
     /// [`Isa::available`] for this format's precision.
-    #[allow(clippy::too_many_arguments)]
     unsafe fn tile(
         &self,
         isa: Isa,
         a: &Self::Panels,
         panel: usize,
         nb: usize,
-        c: *mut f32,
-        ldc: usize,
-        rows: usize,
-        cols: usize,
+        out: &epilogue::Tile,
     );
 }
 
@@ -479,7 +476,6 @@ fn drive<F: Format>(
                         // hardware prefetcher does not foresee: ask for them while the tile computes.
                         prefetch_rows(&res[row * n + c0..], n, rows);
                     }
-                    f.tile(isa, a, p - p0, nb, c, n, rows, cols);
                     let tile = epilogue::Tile {
                         c,
                         ld: n,
@@ -489,7 +485,7 @@ fn drive<F: Format>(
                         quick_gelu: epi.quick_gelu,
                         residual: epi.residual.map(|res| &res[row * n + c0..]),
                     };
-                    epilogue::finish(isa, &tile);
+                    f.tile(isa, a, p - p0, nb, &tile);
                 }
             }
         }
