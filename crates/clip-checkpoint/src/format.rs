@@ -4,7 +4,7 @@
 //! (`names.rs`), so the model sees one layout whatever the source.
 
 use std::io::Read;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use crate::safetensors_file::read_safetensors;
 use crate::{huggingface, names, openclip, torch_legacy, torch_zip};
@@ -130,4 +130,33 @@ pub(crate) fn read_json(path: &Path) -> Result<serde_json::Value, CheckpointErro
     let bytes = std::fs::read(path).map_err(|e| CheckpointError::io(path, e))?;
     serde_json::from_slice(&bytes)
         .map_err(|e| CheckpointError::invalid(path, format!("invalid JSON: {e}")))
+}
+
+/// A checkpoint folder's parts: the hints its config file (`config`, present: the caller checked)
+/// gives, and the first of `weights` (in the writer's order of preference) that exists. `kind`
+/// names the folder in errors.
+pub(crate) fn read_folder(
+    dir: &Path,
+    config: &str,
+    weights: &[&str],
+    kind: &str,
+    hints: fn(&serde_json::Value) -> Result<ArchHints, String>,
+) -> Result<(ArchHints, PathBuf), CheckpointError> {
+    let config_path = dir.join(config);
+    let hints =
+        hints(&read_json(&config_path)?).map_err(|e| CheckpointError::invalid(&config_path, e))?;
+    let weights = weights
+        .iter()
+        .map(|w| dir.join(w))
+        .find(|p| p.is_file())
+        .ok_or_else(|| {
+            CheckpointError::invalid(
+                dir,
+                format!(
+                    "{kind} folder without weights (looked for {})",
+                    weights.join(", ")
+                ),
+            )
+        })?;
+    Ok((hints, weights))
 }

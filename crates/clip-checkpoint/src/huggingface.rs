@@ -8,7 +8,7 @@ use std::path::Path;
 
 use serde_json::{Map, Value};
 
-use crate::format::{read_file, read_json, Loaded};
+use crate::format::{read_file, read_folder, read_json, Loaded};
 use crate::{Activation, ArchHints, CheckpointError, Format, StateDict, TensorData};
 
 /// Weight files transformers looks for, in its order of preference.
@@ -21,19 +21,7 @@ pub(crate) const WEIGHTS: [&str; 4] = [
 
 /// Loads a Hugging Face folder; `config.json` must exist (the caller checked).
 pub(crate) fn load(dir: &Path) -> Result<Loaded, CheckpointError> {
-    let config_path = dir.join("config.json");
-    let config = read_json(&config_path)?;
-    let hints = hints(&config).map_err(|e| CheckpointError::invalid(&config_path, e))?;
-    let weights = WEIGHTS
-        .iter()
-        .map(|w| dir.join(w))
-        .find(|p| p.is_file())
-        .ok_or_else(|| {
-            CheckpointError::invalid(
-                dir,
-                "Hugging Face folder without weights (model.safetensors or pytorch_model.bin)",
-            )
-        })?;
+    let (hints, weights) = read_folder(dir, "config.json", &WEIGHTS, "Hugging Face", hints)?;
     let state = if weights.extension().is_some_and(|e| e == "json") {
         read_sharded(dir, &weights)?
     } else {

@@ -7,7 +7,7 @@ use std::path::Path;
 
 use serde_json::Value;
 
-use crate::format::{read_file, read_json, Loaded};
+use crate::format::{read_file, read_folder, Loaded};
 use crate::{Activation, ArchHints, CheckpointError, Format};
 
 pub(crate) const CONFIG: &str = "open_clip_config.json";
@@ -23,22 +23,7 @@ const WEIGHTS: [&str; 5] = [
 
 /// Loads an OpenCLIP folder; `open_clip_config.json` must exist (the caller checked).
 pub(crate) fn load(dir: &Path) -> Result<Loaded, CheckpointError> {
-    let config_path = dir.join(CONFIG);
-    let config = read_json(&config_path)?;
-    let hints = hints(&config).map_err(|e| CheckpointError::invalid(&config_path, e))?;
-    let weights = WEIGHTS
-        .iter()
-        .map(|w| dir.join(w))
-        .find(|p| p.is_file())
-        .ok_or_else(|| {
-            CheckpointError::invalid(
-                dir,
-                format!(
-                    "OpenCLIP folder without weights (looked for {})",
-                    WEIGHTS.join(", ")
-                ),
-            )
-        })?;
+    let (hints, weights) = read_folder(dir, CONFIG, &WEIGHTS, "OpenCLIP", hints)?;
     Ok(Loaded {
         format: Format::OpenClip,
         state: read_file(&weights)?.1,

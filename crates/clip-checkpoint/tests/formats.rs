@@ -272,4 +272,28 @@ fn missing_paths_and_unknown_folders_are_errors() {
         .unwrap_err()
         .to_string()
         .contains("not a PyTorch zip/TorchScript/pickle file"));
+    // A config without its weights names the folder and the files looked for, in both kinds.
+    let Some(models) = models() else { return };
+    for (kind, config, src, first) in [
+        (
+            "hf-no-weights",
+            "config.json",
+            "tiny-vit-hf",
+            "model.safetensors",
+        ),
+        (
+            "openclip-no-weights",
+            "open_clip_config.json",
+            "tiny-vit-openclip-gelu",
+            "open_clip_model.safetensors",
+        ),
+    ] {
+        let folder = Scratch::new(kind);
+        std::fs::copy(models.join(src).join(config), folder.path(config)).unwrap();
+        let err = load_checkpoint(&folder.0).unwrap_err().to_string();
+        assert!(
+            err.contains(kind) && err.contains("folder without weights") && err.contains(first),
+            "{err}"
+        );
+    }
 }
