@@ -86,7 +86,7 @@ impl TextTransformer {
         let x = (x + pos).ctx(ctx)?;
         let x = self
             .transformer
-            .forward(&x, &lens, true, Queries::Last)
+            .forward(x, &lens, true, Queries::Last)
             .ctx("text transformer")?; // [B, D]: the end-of-text rows
         let x = self.ln_final.forward(&x).ctx("ln_final")?;
         let out = self.text_projection.forward(&x).ctx("text_projection")?;
