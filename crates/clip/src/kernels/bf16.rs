@@ -59,7 +59,7 @@ impl Bf16Matrix {
 impl Format for Bf16Matrix {
     type Panels = Aligned<u32>;
 
-    fn a_row_bytes(&self) -> usize {
+    fn a_row_bytes(&self, _isa: Isa) -> usize {
         self.kp * 4
     }
 

@@ -77,7 +77,7 @@ impl<W: Lane> FmaMatrix<W> {
 impl<W: Lane> Format for FmaMatrix<W> {
     type Panels = Vec<f32>;
 
-    fn a_row_bytes(&self) -> usize {
+    fn a_row_bytes(&self, _isa: Isa) -> usize {
         self.k * 4
     }
 

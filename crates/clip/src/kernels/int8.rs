@@ -7,7 +7,8 @@
 //! per row instead of per tensor. Then `y[r, j] = s_r * s_j * (sum q_x q_w - z_r * sum_k q_w[k, j])`.
 //!
 //! Weights: `[n / NR][k / 4][NR]` u32 (four `k`-consecutive i8, lowest `k` in the low byte).
-//! Activations: `[panel][k / 4][MR]` u32 of four u8, one broadcast to all lanes.
+//! Activations: `[panel][k / 4][MR]` u32 of four u8, one broadcast to all lanes; for AVX2, which
+//! has no `vpdpbusd`, the four u8 widened to four i16 (a u64, as two u32 words) for `vpmaddwd`.
 //! AMX (`tdpbusd`, the same unsigned-by-signed products) reads the same weights and row-major
 //! activations, see [`super::amx`].
 
@@ -183,16 +184,23 @@ fn range(row: &[f32]) -> (f32, f32) {
 impl Format for Int8Matrix {
     type Panels = Int8Panels;
 
-    fn a_row_bytes(&self) -> usize {
-        self.kq * 4
+    fn a_row_bytes(&self, isa: Isa) -> usize {
+        self.kq * 4 * a_words(isa)
     }
 
     fn pack_a(&self, isa: Isa, x: &[f32], rows: usize) -> Int8Panels {
         let (k, kq, mr) = (self.k, self.kq, tile_rows(isa));
         let padded_rows = rows.div_ceil(mr) * mr;
-        let mut q = Aligned::zeroed(padded_rows * kq);
+        let mut q = Aligned::zeroed(padded_rows * kq * a_words(isa));
         let mut scale = vec![1f32; padded_rows];
         let mut zero = vec![0i32; padded_rows];
+        #[cfg(target_arch = "x86_64")]
+        if isa == Isa::Avx2 {
+            // SAFETY: `Avx2` is only chosen where avx2 and fma are present; `q` holds whole
+            // panels of `kq * MR` widened groups.
+            unsafe { pack_widened_avx2(x, (k, kq), rows, (&mut scale, &mut zero), &mut q) };
+            return Int8Panels { q, scale, zero };
+        }
         #[cfg(target_arch = "x86_64")]
         if isa == Isa::Avx512 && kq > 0 {
             for r in 0..rows {
@@ -230,9 +238,9 @@ impl Format for Int8Matrix {
     }
 
     unsafe fn tile(&self, isa: Isa, a: &Int8Panels, panel: usize, nb: usize, out: &epilogue::Tile) {
-        let (kq, mr) = (self.kq, tile_rows(isa));
+        let (kq, mr, words) = (self.kq, tile_rows(isa), a_words(isa));
         let t = Tile {
-            a: &a.q[panel * kq * mr..][..kq * mr],
+            a: &a.q[panel * kq * mr * words..][..kq * mr * words],
             a_scale: &a.scale[panel * mr..][..mr],
             a_zero: &a.zero[panel * mr..][..mr],
             b: &self.data[nb * kq * NR..][..kq * NR],
@@ -259,7 +267,7 @@ impl Format for Int8Matrix {
             Isa::Avx512 => avx512::tile(&t, out),
             #[cfg(target_arch = "x86_64")]
             Isa::Avx2 => {
-                tile_avx2(&t, out.c, out.ld, out.rows, out.cols);
+                avx2::tile(&t, out.c, out.ld, out.rows, out.cols);
                 epilogue::finish(isa, out);
             }
             _ => {
@@ -308,10 +316,120 @@ unsafe fn tile_portable(t: &Tile, c: *mut f32, ldc: usize, rows: usize, cols: us
     tile_body(t, c, ldc, rows, cols)
 }
 
+/// u32 words of one packed activation group: AVX2's are widened to four i16.
+fn a_words(isa: Isa) -> usize {
+    match isa {
+        Isa::Avx2 => 2,
+        _ => 1,
+    }
+}
+
+/// `rows` rows of `x` quantised (as [`quantise_activation`], at their [`row_params`]) and each
+/// group of four u8 widened to four i16 (`[panel][kq][MR]` u64, as u32 pairs), the layout the
+/// AVX2 kernel broadcasts from. Compiled for AVX2 so that the range and quantising loops
+/// vectorise.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-unsafe fn tile_avx2(t: &Tile, c: *mut f32, ldc: usize, rows: usize, cols: usize) {
-    tile_body(t, c, ldc, rows, cols)
+unsafe fn pack_widened_avx2(
+    x: &[f32],
+    (k, kq): (usize, usize),
+    rows: usize,
+    (scale, zero): (&mut [f32], &mut [i32]),
+    q: &mut [u32],
+) {
+    let panels: &mut [[u32; 2]] = bytemuck::cast_slice_mut(q);
+    let mut bytes = vec![0u8; 4 * kq];
+    let mut groups = vec![[0u32; 2]; kq];
+    for r in 0..rows {
+        let row = &x[r * k..][..k];
+        let (s, z) = row_params(Isa::Avx2, row);
+        (scale[r], zero[r]) = (s, z);
+        for (b, &v) in bytes.iter_mut().zip(row) {
+            *b = quantise_activation(v, 1.0 / s, z);
+        }
+        for (g, four) in groups.iter_mut().zip(bytes.chunks_exact(4)) {
+            let wide = |i: usize| four[i] as u32;
+            *g = [wide(0) | wide(1) << 16, wide(2) | wide(3) << 16];
+        }
+        scatter_row(Isa::Avx2, panels, &groups, r);
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+mod avx2 {
+    use std::arch::x86_64::*;
+
+    use super::super::{MR, NR};
+    use super::Tile;
+
+    /// Rows of one pass: two accumulators a row (eight columns, each as two partial sums: lanes
+    /// `2j` and `2j + 1` hold `k`-pairs 0-1 and 2-3 of column `j`'s groups), two widened weight
+    /// vectors and a broadcast: 15 of the 16 ymm registers.
+    const ROWS: usize = 6;
+
+    /// The tile's `rows x cols` exact i32 sums, dequantised as [`super::tile_body`] does, stored.
+    /// `vpmaddwd` multiplies the widened u8 activations by the i8 weights, sign-extended to i16
+    /// as they are loaded, and adds adjacent products in i32 (|sum| <= 2 * 255 * 127: exact).
+    #[target_feature(enable = "avx2")]
+    pub(super) unsafe fn tile(t: &Tile, c: *mut f32, ldc: usize, rows: usize, cols: usize) {
+        for c0 in (0..cols).step_by(8) {
+            let n = (cols - c0).min(8);
+            let mut r0 = 0;
+            while r0 < rows {
+                let r = (rows - r0).min(ROWS);
+                pass(t, r0, c0, c.add(r0 * ldc + c0), ldc, r, n);
+                r0 += r;
+            }
+        }
+    }
+
+    /// Rows `r0..r0 + rows` x columns `c0..c0 + n` (`rows <= ROWS`, `n <= 8`).
+    #[inline(always)]
+    unsafe fn pass(
+        t: &Tile,
+        r0: usize,
+        c0: usize,
+        out: *mut f32,
+        ldc: usize,
+        rows: usize,
+        n: usize,
+    ) {
+        let mut acc = [[_mm256_setzero_si256(); 2]; ROWS];
+        let a = t.a.as_ptr() as *const i64;
+        let b = (t.b.as_ptr() as *const u8).add(4 * c0);
+        for g in 0..t.kq {
+            let w = b.add(4 * g * NR);
+            let w0 = _mm256_cvtepi8_epi16(_mm_loadu_si128(w as *const __m128i));
+            let w1 = _mm256_cvtepi8_epi16(_mm_loadu_si128(w.add(16) as *const __m128i));
+            for (i, acc) in acc.iter_mut().enumerate() {
+                // Rows past `rows` read the panel's padding (or the next rows): not stored.
+                let x = _mm256_set1_epi64x(*a.add(g * MR + (r0 + i).min(MR - 1)));
+                acc[0] = _mm256_add_epi32(acc[0], _mm256_madd_epi16(x, w0));
+                acc[1] = _mm256_add_epi32(acc[1], _mm256_madd_epi16(x, w1));
+            }
+        }
+        let sum = _mm256_loadu_si256(t.b_sum.as_ptr().add(c0) as *const __m256i);
+        let scale = _mm256_loadu_ps(t.b_scale.as_ptr().add(c0));
+        let mut row = [0f32; 8];
+        for (i, acc) in acc.iter().enumerate().take(rows) {
+            // Adjacent lanes summed: [c0 c1 c4 c5 | c2 c3 c6 c7], then the 64-bit pairs in order.
+            let s = _mm256_hadd_epi32(acc[0], acc[1]);
+            let s = _mm256_permute4x64_epi64::<0b11_01_10_00>(s);
+            let z = _mm256_set1_epi32(t.a_zero[r0 + i]);
+            let v = _mm256_sub_epi32(s, _mm256_mullo_epi32(z, sum));
+            let f = _mm256_mul_ps(
+                _mm256_cvtepi32_ps(v),
+                _mm256_mul_ps(_mm256_set1_ps(t.a_scale[r0 + i]), scale),
+            );
+            let dst = out.add(i * ldc);
+            if n == 8 {
+                _mm256_storeu_ps(dst, f);
+            } else {
+                _mm256_storeu_ps(row.as_mut_ptr(), f);
+                std::ptr::copy_nonoverlapping(row.as_ptr(), dst, n);
+            }
+        }
+    }
 }
 
 #[cfg(target_arch = "x86_64")]

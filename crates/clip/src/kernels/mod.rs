@@ -303,8 +303,8 @@ trait Format: Sync {
     /// Packed activations of a block of rows, in panels of [`tile_rows`] rows.
     type Panels: Send + Sync;
 
-    /// Bytes of one packed activation row (sizes the row blocks).
-    fn a_row_bytes(&self) -> usize;
+    /// Bytes of one packed activation row for `isa`'s kernels (sizes the row blocks).
+    fn a_row_bytes(&self, isa: Isa) -> usize;
     /// Packs `rows` rows of `x` (`[rows, k]`) into panels of [`tile_rows`] rows (the last
     /// zero-padded): `[panel][group][MR]` for the vector kernels, whole tiles for AMX.
     fn pack_a(&self, isa: Isa, x: &[f32], rows: usize) -> Self::Panels;
@@ -427,7 +427,7 @@ fn drive<F: Format>(
     let mr = tile_rows(isa);
     let panels = m.div_ceil(mr);
     let nblocks = n.div_ceil(NR);
-    let block_panels = (a_block_bytes(isa) / (mr * f.a_row_bytes()).max(1)).max(1);
+    let block_panels = (a_block_bytes(isa) / (mr * f.a_row_bytes(isa)).max(1)).max(1);
     let split = Split::new(panels, nblocks, block_panels, rayon::current_num_threads());
     let (m_chunks, n_chunks) = (split.m_chunks, split.n_chunks);
     let rows_of = |mi: usize| {
@@ -732,6 +732,48 @@ mod tests {
             let got = packed.matmul(&x, m, &Epilogue::default());
             for (a, b) in want.iter().zip(&got) {
                 assert!((a - b).abs() < 1e-4, "{isa:?}: {a} vs {b}");
+            }
+        }
+    }
+
+    #[test]
+    fn int8_kernel_sets_agree_bit_for_bit() {
+        // Every set sums the same integers exactly and dequantises with the same two products,
+        // so they differ from the portable kernel in no bit (QuickGELU aside: its vector `exp`
+        // fuses multiply-adds). Odd shapes: partial AVX2 passes of rows and columns, k not a
+        // multiple of four.
+        for (m, k, n) in [(1, 7, 1), (13, 129, 37), (20, 64, 33), (29, 300, 70)] {
+            let w: Vec<f32> = (0..k * n)
+                .map(|i| ((i * 37 % 97) as f32 - 48.0) / 31.0)
+                .collect();
+            let x: Vec<f32> = (0..m * k)
+                .map(|i| ((i * 11 % 89) as f32 - 30.0) / 17.0)
+                .collect();
+            let bias: Vec<f32> = (0..n).map(|j| j as f32 / 7.0 - 2.0).collect();
+            let residual: Vec<f32> = (0..m * n).map(|i| (i % 13) as f32 - 6.0).collect();
+            for epi in [
+                Epilogue::default(),
+                Epilogue {
+                    bias: Some(&bias),
+                    quick_gelu: false,
+                    residual: Some(&residual),
+                },
+            ] {
+                let run = |isa| {
+                    PackedMatrix::pack(k, n, Precision::Int8, isa, |p, j| w[p * n + j])
+                        .matmul(&x, m, &epi)
+                };
+                let want = run(Isa::Portable);
+                for isa in Isa::available(Precision::Int8) {
+                    let got = run(isa);
+                    for (i, (a, b)) in want.iter().zip(&got).enumerate() {
+                        assert_eq!(
+                            a.to_bits(),
+                            b.to_bits(),
+                            "{isa:?} {m}x{k}x{n} [{i}]: {a} vs {b}"
+                        );
+                    }
+                }
             }
         }
     }

@@ -548,7 +548,9 @@ impl ResidualAttentionBlock {
                         row as u32
                     })
                     .collect();
-                x.index_select(&Tensor::from_vec(picked, rows, x.device())?, 0)?
+                let picked = x.index_select(&Tensor::from_vec(picked, rows, x.device())?, 0)?;
+                drop(x);
+                picked
             }
         };
         let x = self.out_proj.forward_residual(&a, &residual)?;
