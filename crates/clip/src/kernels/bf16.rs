@@ -3,6 +3,8 @@
 //!
 //! Weights: `[n / NR][k / 2][NR]` u32 (low half `W[2p, j]`, high half `W[2p + 1, j]`).
 //! Activations: `[panel][k / 2][MR]` u32, the same pairing; one u32 is broadcast to all lanes.
+//! AVX2, which has no bf16 arithmetic, gets each pair widened to two f32 when packed (`[panel][k
+//! / 2][MR][2]`), so that its kernel broadcasts both straight from memory.
 //! AMX (`tdpbf16ps`) reads the same weights and row-major activations, see [`super::amx`].
 
 use rayon::prelude::*;
@@ -59,8 +61,8 @@ impl Bf16Matrix {
 impl Format for Bf16Matrix {
     type Panels = Aligned<u32>;
 
-    fn a_row_bytes(&self, _isa: Isa) -> usize {
-        self.kp * 4
+    fn a_row_bytes(&self, isa: Isa) -> usize {
+        self.kp * 4 * a_words(isa)
     }
 
     fn pack_a(&self, isa: Isa, x: &[f32], rows: usize) -> Aligned<u32> {
@@ -72,6 +74,22 @@ impl Format for Bf16Matrix {
             // panels of `kp * MR` pairs for `rows` rows of `k` values of `x`.
             unsafe { avx512::pack_panels(x, k, kp, rows, &mut a) };
             return a;
+        }
+        if isa == Isa::Avx2 {
+            // Each pair as the two f32 its bf16 halves widen to (exactly), at twice the bytes.
+            let mut wide = Aligned::zeroed(rows.div_ceil(mr) * kp * mr * 2);
+            let panels: &mut [[u32; 2]] = bytemuck::cast_slice_mut(&mut wide);
+            let mut pairs = vec![[0u32; 2]; kp];
+            for r in 0..rows {
+                let row = &x[r * k..][..k];
+                for (p, v) in pairs.iter_mut().take(k.div_ceil(2)).enumerate() {
+                    let hi = if 2 * p + 1 < k { row[2 * p + 1] } else { 0.0 };
+                    let b = pair(row[2 * p], hi);
+                    *v = [b << 16, b & 0xFFFF_0000];
+                }
+                scatter_row(isa, panels, &pairs, r);
+            }
+            return wide;
         }
         // One row as bf16 pairs, then strided into its panel (or its AMX tiles).
         let mut pairs = vec![0u32; kp];
@@ -103,7 +121,8 @@ impl Format for Bf16Matrix {
     ) {
         let (kp, mr) = (self.kp, tile_rows(isa));
         let (c, ldc, rows, cols) = (out.c, out.ld, out.rows, out.cols);
-        let a = &a[panel * kp * mr..][..kp * mr];
+        let words = a_words(isa);
+        let a = &a[panel * kp * mr * words..][..kp * mr * words];
         let b = &self.data[nb * kp * NR..][..kp * NR];
         match isa {
             #[cfg(target_arch = "x86_64")]
@@ -133,6 +152,14 @@ impl Format for Bf16Matrix {
             _ => tile_portable(a, b, kp, c, ldc, rows, cols),
         }
         epilogue::finish(isa, out);
+    }
+}
+
+/// u32 words of one packed activation pair: AVX2's are widened to two f32.
+fn a_words(isa: Isa) -> usize {
+    match isa {
+        Isa::Avx2 => 2,
+        _ => 1,
     }
 }
 
@@ -192,8 +219,9 @@ mod avx2 {
 
     use super::super::{MR, NR};
 
-    /// Rows `r0..r0 + rows` (`rows <= R`) x columns `c0..c0 + n` (`n <= 16`) of the tile: bf16
-    /// widened to f32 by shifting (low half) and masking (high half) each 32-bit pair.
+    /// Rows `r0..r0 + rows` (`rows <= R`) x columns `c0..c0 + n` (`n <= 16`) of the tile: weight
+    /// pairs widened to f32 by shifting (low half) and masking (high half) each 32-bit pair,
+    /// activation pairs packed widened (`[kp][MR][2]` f32), broadcast from memory.
     #[inline(always)]
     #[allow(clippy::too_many_arguments)]
     pub(super) unsafe fn bf16_rows<const R: usize>(
@@ -209,7 +237,7 @@ mod avx2 {
     ) {
         let mut acc = [[_mm256_setzero_ps(); 2]; R];
         let high = _mm256_set1_epi32(0xFFFF_0000u32 as i32);
-        let (ap, bp) = (a.as_ptr().add(r0), b.as_ptr().add(c0));
+        let (ap, bp) = (a.as_ptr() as *const f32, b.as_ptr().add(c0));
         for p in 0..kp {
             let w = bp.add(p * NR);
             let v0 = _mm256_loadu_si256(w as *const __m256i);
@@ -220,9 +248,8 @@ mod avx2 {
             let hi1 = _mm256_castsi256_ps(_mm256_and_si256(v1, high));
             for (i, acc) in acc.iter_mut().enumerate() {
                 // Rows past `rows` read the panel's padding (or the next rows): not stored.
-                let pair = *ap.add(p * MR + i.min(MR - 1 - r0));
-                let xl = _mm256_set1_ps(f32::from_bits(pair << 16));
-                let xh = _mm256_set1_ps(f32::from_bits(pair & 0xFFFF_0000));
+                let x = ap.add(2 * (p * MR + (r0 + i).min(MR - 1)));
+                let (xl, xh) = (_mm256_broadcast_ss(&*x), _mm256_broadcast_ss(&*x.add(1)));
                 acc[0] = _mm256_fmadd_ps(xh, hi0, _mm256_fmadd_ps(xl, lo0, acc[0]));
                 acc[1] = _mm256_fmadd_ps(xh, hi1, _mm256_fmadd_ps(xl, lo1, acc[1]));
             }
