@@ -208,7 +208,7 @@ unsafe fn tile_avx2(
 ) {
     // Passes of up to 5 rows x 16 columns (10 accumulators, 4 widened weight vectors: low and
     // high halves of the pairs, 2 broadcasts).
-    super::avx2_passes(rows, cols, 5, |r0, c0, r, n| {
+    super::avx2_passes((rows, cols), (5, 16), |r0, c0, r, n| {
         avx2::bf16_rows::<5>(a, b, kp, r0, c0, c.add(r0 * ldc + c0), ldc, r, n)
     });
 }

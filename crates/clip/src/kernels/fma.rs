@@ -142,7 +142,7 @@ unsafe fn tile_avx2<W: Lane>(
     cols: usize,
 ) {
     // Passes of up to 6 rows x 16 columns (12 accumulators, 2 weight vectors, 1 broadcast).
-    super::avx2_passes(rows, cols, 6, |r0, c0, r, n| {
+    super::avx2_passes((rows, cols), (6, 16), |r0, c0, r, n| {
         let out = c.add(r0 * ldc + c0);
         match r {
             6 => avx2::rows::<W, 6>(a, b, k, r0, c0, out, ldc, r, n),

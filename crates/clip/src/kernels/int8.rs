@@ -372,15 +372,9 @@ mod avx2 {
     /// as they are loaded, and adds adjacent products in i32 (|sum| <= 2 * 255 * 127: exact).
     #[target_feature(enable = "avx2")]
     pub(super) unsafe fn tile(t: &Tile, c: *mut f32, ldc: usize, rows: usize, cols: usize) {
-        for c0 in (0..cols).step_by(8) {
-            let n = (cols - c0).min(8);
-            let mut r0 = 0;
-            while r0 < rows {
-                let r = (rows - r0).min(ROWS);
-                pass(t, r0, c0, c.add(r0 * ldc + c0), ldc, r, n);
-                r0 += r;
-            }
-        }
+        super::super::avx2_passes((rows, cols), (ROWS, 8), |r0, c0, r, n| {
+            pass(t, r0, c0, c.add(r0 * ldc + c0), ldc, r, n)
+        });
     }
 
     /// Rows `r0..r0 + rows` x columns `c0..c0 + n` (`rows <= ROWS`, `n <= 8`).

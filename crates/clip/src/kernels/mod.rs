@@ -514,18 +514,18 @@ fn prefetch_rows(x: &[f32], ld: usize, rows: usize) {
 }
 
 /// The passes an AVX2 kernel covers a `rows x cols` tile (`cols <= NR`) in, with its 16 ymm
-/// registers: 16 columns (two 8-lane vectors) by up to `max_rows` rows; `pass(r0, c0, rows, cols)`
-/// for each, every pass a stream over `k`.
+/// registers: `width` columns (16 for the f32 sums, two 8-lane vectors; 8 for int8's pairs of
+/// partial sums) by up to `max_rows` rows; `pass(r0, c0, rows, cols)` for each, every pass a
+/// stream over `k`.
 #[cfg(target_arch = "x86_64")]
 #[inline(always)]
 fn avx2_passes(
-    rows: usize,
-    cols: usize,
-    max_rows: usize,
+    (rows, cols): (usize, usize),
+    (max_rows, width): (usize, usize),
     mut pass: impl FnMut(usize, usize, usize, usize),
 ) {
-    for c0 in (0..cols).step_by(16) {
-        let n = (cols - c0).min(16);
+    for c0 in (0..cols).step_by(width) {
+        let n = (cols - c0).min(width);
         let mut r0 = 0;
         while r0 < rows {
             let r = (rows - r0).min(max_rows);
