@@ -10,7 +10,7 @@
 use rayon::prelude::*;
 
 use super::aligned::Aligned;
-use super::{amx, epilogue, padded_groups, scatter_row, tile_rows, Format, Isa, MR, NR};
+use super::{a_words, amx, epilogue, padded_groups, scatter_row, tile_rows, Format, Isa, MR, NR};
 
 pub(super) struct Bf16Matrix {
     k: usize,
@@ -67,7 +67,7 @@ impl Format for Bf16Matrix {
 
     fn pack_a(&self, isa: Isa, x: &[f32], rows: usize) -> Aligned<u32> {
         let (k, kp, mr) = (self.k, self.kp, tile_rows(isa));
-        let mut a = Aligned::zeroed(rows.div_ceil(mr) * kp * mr);
+        let mut a = Aligned::zeroed(rows.div_ceil(mr) * kp * mr * a_words(isa));
         #[cfg(target_arch = "x86_64")]
         if isa == Isa::Avx512 && kp > 0 {
             // SAFETY: `Avx512` is only chosen where avx512bf16 is present; `a` holds whole
@@ -75,24 +75,9 @@ impl Format for Bf16Matrix {
             unsafe { avx512::pack_panels(x, k, kp, rows, &mut a) };
             return a;
         }
-        if isa == Isa::Avx2 {
-            // Each pair as the two f32 its bf16 halves widen to (exactly), at twice the bytes.
-            let mut wide = Aligned::zeroed(rows.div_ceil(mr) * kp * mr * 2);
-            let panels: &mut [[u32; 2]] = bytemuck::cast_slice_mut(&mut wide);
-            let mut pairs = vec![[0u32; 2]; kp];
-            for r in 0..rows {
-                let row = &x[r * k..][..k];
-                for (p, v) in pairs.iter_mut().take(k.div_ceil(2)).enumerate() {
-                    let hi = if 2 * p + 1 < k { row[2 * p + 1] } else { 0.0 };
-                    let b = pair(row[2 * p], hi);
-                    *v = [b << 16, b & 0xFFFF_0000];
-                }
-                scatter_row(isa, panels, &pairs, r);
-            }
-            return wide;
-        }
         // One row as bf16 pairs, then strided into its panel (or its AMX tiles).
         let mut pairs = vec![0u32; kp];
+        let mut wide = vec![[0u32; 2]; if isa == Isa::Avx2 { kp } else { 0 }];
         for r in 0..rows {
             let row = &x[r * k..][..k];
             match isa {
@@ -105,6 +90,14 @@ impl Format for Bf16Matrix {
                         *v = pair(row[2 * p], hi);
                     }
                 }
+            }
+            if isa == Isa::Avx2 {
+                // Each pair as the two f32 its bf16 halves widen to (exactly).
+                for (w, &b) in wide.iter_mut().zip(&pairs) {
+                    *w = [b << 16, b & 0xFFFF_0000];
+                }
+                scatter_row(isa, bytemuck::cast_slice_mut(&mut a), &wide, r);
+                continue;
             }
             scatter_row(isa, &mut a, &pairs, r);
         }
@@ -152,14 +145,6 @@ impl Format for Bf16Matrix {
             _ => tile_portable(a, b, kp, c, ldc, rows, cols),
         }
         epilogue::finish(isa, out);
-    }
-}
-
-/// u32 words of one packed activation pair: AVX2's are widened to two f32.
-fn a_words(isa: Isa) -> usize {
-    match isa {
-        Isa::Avx2 => 2,
-        _ => 1,
     }
 }
 

@@ -15,7 +15,9 @@
 use rayon::prelude::*;
 
 use super::aligned::Aligned;
-use super::{amx, epilogue, padded_groups, scatter_row, tile_rows, Format, Isa, Precision, MR, NR};
+use super::{
+    a_words, amx, epilogue, padded_groups, scatter_row, tile_rows, Format, Isa, Precision, MR, NR,
+};
 
 pub(super) struct Int8Matrix {
     k: usize,
@@ -261,20 +263,15 @@ impl Format for Int8Matrix {
                     sums.0.as_mut_ptr() as *mut u32,
                     NR,
                 );
-                avx512::dequantise(&t, &sums.0, out);
+                return avx512::dequantise(&t, &sums.0, out);
             }
             #[cfg(target_arch = "x86_64")]
-            Isa::Avx512 => avx512::tile(&t, out),
+            Isa::Avx512 => return avx512::tile(&t, out),
             #[cfg(target_arch = "x86_64")]
-            Isa::Avx2 => {
-                avx2::tile(&t, out.c, out.ld, out.rows, out.cols);
-                epilogue::finish(isa, out);
-            }
-            _ => {
-                tile_portable(&t, out.c, out.ld, out.rows, out.cols);
-                epilogue::finish(isa, out);
-            }
+            Isa::Avx2 => avx2::tile(&t, out.c, out.ld, out.rows, out.cols),
+            _ => tile_portable(&t, out.c, out.ld, out.rows, out.cols),
         }
+        epilogue::finish(isa, out);
     }
 }
 
@@ -314,14 +311,6 @@ unsafe fn tile_body(t: &Tile, c: *mut f32, ldc: usize, rows: usize, cols: usize)
 
 unsafe fn tile_portable(t: &Tile, c: *mut f32, ldc: usize, rows: usize, cols: usize) {
     tile_body(t, c, ldc, rows, cols)
-}
-
-/// u32 words of one packed activation group: AVX2's are widened to four i16.
-fn a_words(isa: Isa) -> usize {
-    match isa {
-        Isa::Avx2 => 2,
-        _ => 1,
-    }
 }
 
 /// `rows` rows of `x` quantised (as [`quantise_activation`], at their [`row_params`]) and each

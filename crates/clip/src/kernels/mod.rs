@@ -187,6 +187,16 @@ fn tile_rows(isa: Isa) -> usize {
     }
 }
 
+/// u32 words of one packed activation group (a bf16 pair, an int8 quad): the AVX2 kernels, which
+/// lack the formats' dot-product instructions, read their groups widened when packed (two f32, four
+/// i16: two words), so that they broadcast them straight from memory; every other set one word.
+fn a_words(isa: Isa) -> usize {
+    match isa {
+        Isa::Avx2 => 2,
+        _ => 1,
+    }
+}
+
 /// `k` groups (pairs, quads) of a packed matrix: AMX tiles take them sixteen at a time, so their
 /// matrices are padded with zero groups to a multiple of 16.
 fn padded_groups(groups: usize, isa: Isa) -> usize {
