@@ -4,9 +4,9 @@
 
 mod common;
 
-use clip::similarity::{normalize, softmax};
+use clip::normalize;
 use clip::tokenizer::Overflow;
-use clip::zero_shot::IMAGENET_TEMPLATES;
+use clip_tasks::zero_shot::IMAGENET_TEMPLATES;
 use clip_fixtures::{committed, read_goldens};
 use common::*;
 use serde_json::Value;
@@ -434,4 +434,9 @@ fn similarity_errors_name_the_input() {
         ],
         &["truncated_half.jpg", "truncated"],
     );
+}
+
+/// Softmax of one row, the reference's `logits.softmax(dim=-1)`.
+fn softmax(row: &[f32]) -> Vec<f32> {
+    clip::Scoring::softmax(1.0).probabilities(row)
 }

@@ -20,14 +20,14 @@ mod error;
 mod exif;
 mod image;
 mod modes;
-mod npy;
 mod resample;
 mod transform;
 
-pub use decode::{decode_bytes, decode_file, sniff, DecodeOptions, PILLOW_MAX_IMAGE_PIXELS};
-pub use error::{Format, ImageError};
+pub use decode::{
+    decode_bytes, decode_file, read_file, sniff, DecodeOptions, PILLOW_MAX_IMAGE_PIXELS,
+};
+pub use error::{ImageFormat, ImageError};
 pub use image::{DecodedImage, Mode, Pixels, PixelsError};
-pub use npy::write_npy_f32;
 pub use transform::{
-    center_crop_offsets, preprocess, resize_crop_rgb, resized_size, Normalization,
+    center_crop_offsets, preprocess, resize_crop_rgb, resized_size, Normalization, Preprocess,
 };

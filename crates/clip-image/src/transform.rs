@@ -25,6 +25,41 @@ impl Default for Normalization {
     }
 }
 
+/// How an image becomes a model's input tensor. A model family describes its own preprocessing
+/// (read from the checkpoint), so callers never pick constants themselves.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Preprocess {
+    /// Side of the square input (`n_px`).
+    pub resolution: u32,
+    /// Per-channel mean and standard deviation.
+    pub normalization: Normalization,
+}
+
+impl Preprocess {
+    /// CLIP's transform at `resolution`: resize the short side (bicubic), centre crop, RGB,
+    /// normalise with CLIP's constants.
+    pub fn clip(resolution: u32) -> Self {
+        Self {
+            resolution,
+            normalization: Normalization::default(),
+        }
+    }
+
+    /// The float32 tensor `[3, n, n]`, CHW ([`preprocess`]).
+    pub fn apply(&self, img: &DecodedImage) -> Vec<f32> {
+        preprocess(img, self.resolution, &self.normalization)
+    }
+
+    /// A stable text naming every parameter, for keys that must change when the pixels would.
+    pub fn describe(&self) -> String {
+        let n = &self.normalization;
+        format!(
+            "shortest-bicubic-centercrop {} mean {:?} std {:?}",
+            self.resolution, n.mean, n.std
+        )
+    }
+}
+
 /// torchvision `Resize(n_px)` size rule: the short side becomes `n_px`, the long side
 /// `int(n_px * long / short)` (float division, then truncation). Returns `(width, height)`.
 pub fn resized_size(width: u32, height: u32, n_px: u32) -> (u32, u32) {

@@ -249,7 +249,7 @@ fn bad_files_are_clear_errors() {
         let file = path.file_name().unwrap().to_str().unwrap();
         let expected = match file {
             "empty.jpg" => "empty file",
-            "text_named.jpg" | "random_bytes.png" => "unrecognised image format",
+            "text_named.jpg" | "random_bytes.png" => "not an image (unrecognised format)",
             "truncated_half.jpg" => "truncated JPEG",
             "truncated_idat.png" => "truncated PNG",
             "bad_crc.png" => "PNG CRC mismatch",

@@ -36,6 +36,10 @@ pub enum IndexError {
     Chroma { url: String, reason: String },
     #[error(transparent)]
     Model(#[from] clip::ClipError),
+    #[error(transparent)]
+    Fingerprint(#[from] clip_tasks::fingerprint::FingerprintError),
+    #[error(transparent)]
+    Discover(#[from] clip_tasks::discover::DiscoverError),
 }
 
 impl IndexError {

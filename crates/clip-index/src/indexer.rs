@@ -1,21 +1,20 @@
-//! One index run: walk, forget deleted files, find what changed, then a pipeline — worker threads
-//! read, hash, decode and preprocess (a bounded channel gives back-pressure, so memory stays at a
-//! few batches of pixels), the caller's thread runs the model in batches and commits each batch
-//! in one transaction. A file whose size and mtime match the catalog is not even opened; one that
-//! changed is hashed, and only content with no vector in this space is decoded and embedded.
+//! One index run: walk, forget deleted files, find what changed, then the shared pipeline —
+//! worker threads read, hash, decode and preprocess (at most a window of prepared files held, so
+//! memory stays at a few batches of pixels), the caller's thread runs the model in batches and
+//! commits each batch in one transaction. A file whose size and mtime match the catalog is not
+//! even opened; one that changed is hashed, and only content with no vector in this space is
+//! decoded and embedded.
 
 use std::collections::{HashMap, HashSet};
-use std::panic::AssertUnwindSafe;
-use std::path::Path;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::mpsc;
+use std::path::{Path, PathBuf};
 
-use clip::image::{decode_bytes, preprocess, DecodeOptions, Normalization};
+use clip::image::{decode_bytes, read_file, DecodeOptions, Preprocess};
 use clip::Clip;
+use clip_tasks::discover::{find_images, FoundFile};
+use clip_tasks::pipeline::{default_workers, run_ordered, Panicked};
 
 use crate::catalog::{CatalogStore, ContentHash, FileRow};
 use crate::matrix::VectorType;
-use crate::walk::{find_images, Candidate};
 use crate::{IndexError, Space};
 
 /// Catalog rows without pixels (renames, touches, failures) are committed at least this often, so
@@ -38,7 +37,7 @@ impl Default for IndexOptions {
     fn default() -> Self {
         Self {
             batch_size: clip::DEFAULT_BATCH_SIZE,
-            workers: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            workers: default_workers(),
             decode: DecodeOptions::default(),
             vector_type: VectorType::F32,
         }
@@ -87,25 +86,37 @@ pub fn index(
     model: &Clip,
     store: &mut CatalogStore,
     space: &Space,
-    roots: &[std::path::PathBuf],
+    roots: &[PathBuf],
     opts: &IndexOptions,
     progress: &mut dyn FnMut(ProgressEvent),
 ) -> Result<IndexReport, IndexError> {
     let walk = find_images(roots)?;
     store.use_space(space)?;
     let mut report = IndexReport {
-        found: walk.files.len(),
-        failed: walk.problems.clone(),
+        failed: walk
+            .problems
+            .iter()
+            .map(|(p, r)| (p.display().to_string(), r.clone()))
+            .collect(),
         ..Default::default()
     };
-    progress(ProgressEvent::Total(walk.files.len() as u64));
+    // The catalog keys files by their UTF-8 path.
+    let mut files = Vec::with_capacity(walk.files.len());
+    for f in walk.files {
+        match candidate(f) {
+            Ok(c) => files.push(c),
+            Err((path, reason)) => report.failed.push((path, reason)),
+        }
+    }
+    report.found = files.len();
+    progress(ProgressEvent::Total(files.len() as u64));
 
     let catalog: HashMap<String, FileRow> = store
         .files()?
         .into_iter()
         .map(|r| (r.path.clone(), r))
         .collect();
-    let present: HashSet<&str> = walk.files.iter().map(|c| c.key.as_str()).collect();
+    let present: HashSet<&str> = files.iter().map(|c| c.key.as_str()).collect();
     let removed: Vec<String> = catalog
         .keys()
         .filter(|p| {
@@ -118,7 +129,7 @@ pub fn index(
 
     let known = store.hashes_in(&space.id)?;
     let mut todo = Vec::new();
-    for c in walk.files {
+    for c in files {
         match catalog.get(&c.key) {
             Some(row) if row.size == c.size && row.mtime_ns == c.mtime_ns => match &row.content {
                 Ok(hash) if known.contains(hash) => report.unchanged += 1,
@@ -147,6 +158,29 @@ pub fn index(
     Ok(report)
 }
 
+/// A file to index, keyed as the catalog stores it.
+struct Candidate {
+    /// The absolute path, as the catalog stores it.
+    key: String,
+    size: u64,
+    mtime_ns: i64,
+}
+
+/// The catalog's view of a found file, or why it cannot have one.
+fn candidate(f: FoundFile) -> Result<Candidate, (String, String)> {
+    match f.path.to_str() {
+        Some(key) => Ok(Candidate {
+            key: key.to_owned(),
+            size: f.size,
+            mtime_ns: f.mtime_ns,
+        }),
+        None => Err((
+            f.path.display().to_string(),
+            "the path is not valid UTF-8".into(),
+        )),
+    }
+}
+
 #[allow(clippy::too_many_arguments)]
 fn run_pipeline(
     model: &Clip,
@@ -159,27 +193,18 @@ fn run_pipeline(
     progress: &mut dyn FnMut(ProgressEvent),
 ) -> Result<(), IndexError> {
     let batch_size = opts.batch_size.max(1);
-    let resolution = model.resolution();
-    let next = AtomicUsize::new(0);
-    let (tx, rx) = mpsc::sync_channel::<Prepared>(batch_size * 2);
-    std::thread::scope(|s| {
-        for _ in 0..opts.workers.max(1) {
-            let (tx, next) = (tx.clone(), &next);
-            s.spawn(move || {
-                while let Some(c) = todo.get(next.fetch_add(1, Ordering::Relaxed)) {
-                    if tx
-                        .send(prepare(c, known, resolution, &opts.decode))
-                        .is_err()
-                    {
-                        break; // the consumer stopped on an error
-                    }
-                }
+    let preprocess = model.preprocessing();
+    let mut batch = Batch::default();
+    let mut have = known.clone();
+    run_ordered::<_, _, IndexError>(
+        todo,
+        opts.workers,
+        batch_size * 2,
+        |c| prepare(c, known, preprocess, &opts.decode),
+        |i, item| {
+            let item = item.unwrap_or_else(|Panicked| {
+                Prepared::Failed(row(&todo[i], Err("the decoder crashed on this file".into())))
             });
-        }
-        drop(tx);
-        let mut batch = Batch::default();
-        let mut have = known.clone();
-        for item in rx {
             match item {
                 Prepared::Known(row) => {
                     report.reused += 1;
@@ -206,9 +231,10 @@ fn run_pipeline(
             if batch.pixels.len() >= batch_size || batch.rows.len() >= MAX_ROWS_PER_COMMIT {
                 batch.flush(model, store, space, opts.vector_type, progress)?;
             }
-        }
-        batch.flush(model, store, space, opts.vector_type, progress)
-    })
+            Ok(())
+        },
+    )?;
+    batch.flush(model, store, space, opts.vector_type, progress)
 }
 
 /// What the next transaction writes.
@@ -249,43 +275,40 @@ impl Batch {
     }
 }
 
+/// The catalog row of `c` with `content`.
+fn row(c: &Candidate, content: Result<ContentHash, String>) -> FileRow {
+    FileRow {
+        path: c.key.clone(),
+        size: c.size,
+        mtime_ns: c.mtime_ns,
+        content,
+    }
+}
+
 /// Reads, hashes and (for new content) decodes and preprocesses one file. Never panics: a decoder
 /// panic on a hostile file becomes that file's failure.
 fn prepare(
     c: &Candidate,
     known: &HashSet<ContentHash>,
-    resolution: u32,
+    preprocess: &Preprocess,
     decode: &DecodeOptions,
 ) -> Prepared {
-    let row = |content| FileRow {
-        path: c.key.clone(),
-        size: c.size,
-        mtime_ns: c.mtime_ns,
-        content,
+    // The decoder's messages start with the name it was given; the row already has the path.
+    let reason = |e: clip::image::ImageError| {
+        let msg = e.to_string();
+        msg.strip_prefix(&format!("{}: ", c.key))
+            .map_or(msg.clone(), str::to_owned)
     };
-    let bytes = match std::fs::read(&c.key) {
+    let bytes = match read_file(Path::new(&c.key), &c.key, decode.max_file_bytes) {
         Ok(b) => b,
-        Err(e) => return Prepared::Failed(row(Err(format!("cannot read: {e}")))),
+        Err(e) => return Prepared::Failed(row(c, Err(reason(e)))),
     };
     let hash: ContentHash = *blake3::hash(&bytes).as_bytes();
     if known.contains(&hash) {
-        return Prepared::Known(row(Ok(hash)));
+        return Prepared::Known(row(c, Ok(hash)));
     }
-    let decoded =
-        std::panic::catch_unwind(AssertUnwindSafe(|| decode_bytes(&bytes, &c.key, decode)));
-    match decoded {
-        Ok(Ok(image)) => {
-            let pixels = preprocess(&image, resolution, &Normalization::default());
-            Prepared::Pixels(row(Ok(hash)), hash, pixels)
-        }
-        // The decoder's message starts with the name it was given; the row already has the path.
-        Ok(Err(e)) => {
-            let msg = e.to_string();
-            let reason = msg
-                .strip_prefix(&format!("{}: ", c.key))
-                .map_or(msg.clone(), str::to_owned);
-            Prepared::Failed(row(Err(reason)))
-        }
-        Err(_) => Prepared::Failed(row(Err("the decoder crashed on this file".into()))),
+    match decode_bytes(&bytes, &c.key, decode) {
+        Ok(image) => Prepared::Pixels(row(c, Ok(hash)), hash, preprocess.apply(&image)),
+        Err(e) => Prepared::Failed(row(c, Err(reason(e)))),
     }
 }

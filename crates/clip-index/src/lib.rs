@@ -1,9 +1,9 @@
 //! Semantic image search over a folder of photos: an incremental, crash-safe index of CLIP image
 //! embeddings in one SQLite file, and exact search over it.
 //!
-//! - [`walk`] finds image files (hidden files skipped, symlink loops survived, content sniffed).
-//! - [`indexer`] runs the pipeline: read + hash + decode + preprocess on worker threads, the model
-//!   in batches on the caller's thread, one SQLite transaction per batch.
+//! - [`indexer`] runs an index pass: the shared walk ([`clip_tasks::discover`]), then read + hash +
+//!   decode + preprocess on the shared pipeline's workers ([`clip_tasks::pipeline`]), the model in
+//!   batches on the caller's thread, one SQLite transaction per batch.
 //! - [`CatalogStore`] is the SQLite file: the catalog of files and the vectors, keyed by
 //!   [`Space`] (model fingerprint + preprocessing version) so models never mix.
 //! - [`VectorStore`] is the seam between search and vectors: [`SqliteVectors`] (embedded, exact
@@ -18,12 +18,11 @@ mod matrix;
 pub mod query;
 mod space;
 mod store;
-pub mod walk;
 
 pub use catalog::{default_db_path, hex, CatalogStore, ContentHash, FileRow, Status};
 pub use chroma::{ChromaStore, SyncReport};
 pub use error::IndexError;
 pub use indexer::{index, IndexOptions, IndexReport, ProgressEvent};
 pub use matrix::{Matrix, VectorType};
-pub use space::{Space, PREPROCESS_VERSION};
-pub use store::{Hit, Record, SqliteVectors, VectorStore};
+pub use space::Space;
+pub use store::{Hit, LoadedVectors, Record, SqliteVectors, VectorStore};

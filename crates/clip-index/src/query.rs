@@ -2,7 +2,7 @@
 //! first so a weight means the same thing whatever the part's raw norm, then the weighted sum is
 //! normalised again so scores stay cosines.
 
-use clip::similarity::normalize;
+use clip::normalize;
 
 /// Weighted sum of normalised parts, normalised; `None` when there are no parts or the sum is
 /// zero (the parts cancel out), which no search can use.

@@ -32,13 +32,68 @@ pub trait VectorStore {
     fn count(&self) -> Result<usize, IndexError>;
 }
 
+/// The vectors of one space read out of a [`CatalogStore`] into one matrix, for exact search
+/// (what `clip search` and the server's `/v1/search` both scan).
+#[derive(Debug, Clone)]
+pub struct LoadedVectors {
+    hashes: Vec<ContentHash>,
+    matrix: Matrix,
+}
+
+impl LoadedVectors {
+    /// Every vector of `space` in `store`, held as `ty`.
+    pub fn load(store: &CatalogStore, space: &Space, ty: VectorType) -> Result<Self, IndexError> {
+        let (hashes, matrix) = store.load_matrix(space, ty)?;
+        Ok(Self { hashes, matrix })
+    }
+
+    /// How many vectors.
+    pub fn len(&self) -> usize {
+        self.hashes.len()
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.hashes.is_empty()
+    }
+
+    /// The `k` nearest contents to the normalised `query`, best first, scores `>= threshold`.
+    pub fn top_k(&self, query: &[f32], k: usize, threshold: f32) -> Vec<(ContentHash, f32)> {
+        self.matrix
+            .top_k(query, k, threshold)
+            .into_iter()
+            .map(|(row, score)| (self.hashes[row], score))
+            .collect()
+    }
+
+    /// [`LoadedVectors::top_k`] with the files holding each content, from `store`.
+    pub fn search(
+        &self,
+        store: &CatalogStore,
+        query: &[f32],
+        k: usize,
+        threshold: f32,
+    ) -> Result<Vec<Hit>, IndexError> {
+        self.top_k(query, k, threshold)
+            .into_iter()
+            .map(|(hash, score)| {
+                Ok(Hit {
+                    hash,
+                    score,
+                    paths: store.paths_of(&hash)?,
+                })
+            })
+            .collect()
+    }
+}
+
 /// The vectors of one space inside a [`CatalogStore`]; search is exact over a matrix loaded once.
 pub struct SqliteVectors<'a> {
     store: &'a mut CatalogStore,
     space: Space,
     ty: VectorType,
     /// Loaded on first search so repeated queries do not re-read the table.
-    cache: Option<(Vec<ContentHash>, Matrix)>,
+    cache: Option<LoadedVectors>,
 }
 
 impl<'a> SqliteVectors<'a> {
@@ -55,7 +110,7 @@ impl<'a> SqliteVectors<'a> {
     /// Loads the matrix now (searching needs `&mut` for nothing else).
     pub fn load(&mut self) -> Result<(), IndexError> {
         if self.cache.is_none() {
-            self.cache = Some(self.store.load_matrix(&self.space, self.ty)?);
+            self.cache = Some(LoadedVectors::load(self.store, &self.space, self.ty)?);
         }
         Ok(())
     }
@@ -88,22 +143,14 @@ impl VectorStore for SqliteVectors<'_> {
 
     fn search(&self, query: &[f32], k: usize, threshold: f32) -> Result<Vec<Hit>, IndexError> {
         let loaded;
-        let (ids, matrix) = match &self.cache {
+        let vectors = match &self.cache {
             Some(c) => c,
             None => {
-                loaded = self.store.load_matrix(&self.space, self.ty)?;
+                loaded = LoadedVectors::load(self.store, &self.space, self.ty)?;
                 &loaded
             }
         };
-        let hits = matrix.top_k(query, k, threshold).into_iter();
-        hits.map(|(row, score)| {
-            Ok(Hit {
-                hash: ids[row],
-                score,
-                paths: self.store.paths_of(&ids[row])?,
-            })
-        })
-        .collect()
+        vectors.search(self.store, query, k, threshold)
     }
 
     fn count(&self) -> Result<usize, IndexError> {

@@ -18,13 +18,7 @@ fn duplicates_share_a_vector_and_spaces_stay_apart() {
     std::fs::copy(&cat, photos.join("b.bmp")).unwrap();
     std::fs::write(photos.join("broken.png"), b"\x89PNG\r\n\x1a\n").unwrap();
     let mut store = CatalogStore::open(&dir.path().join("i.db")).unwrap();
-    let space = Space::of_checkpoint(
-        &model_path,
-        model.embed_dim(),
-        &Default::default(),
-        clip::Precision::F32,
-    )
-    .unwrap();
+    let space = Space::of(&model, &model_path.display().to_string(), &Default::default()).unwrap();
     let opts = IndexOptions {
         batch_size: 1,
         workers: 2,
@@ -73,13 +67,7 @@ fn duplicates_share_a_vector_and_spaces_stay_apart() {
     // EXIF rotation is another preprocessing, so another space: embedded again, the first kept.
     let mut rotating = opts.clone();
     rotating.decode.apply_exif_orientation = true;
-    let exif = Space::of_checkpoint(
-        &model_path,
-        model.embed_dim(),
-        &rotating.decode,
-        clip::Precision::F32,
-    )
-    .unwrap();
+    let exif = Space::of(&model, &model_path.display().to_string(), &rotating.decode).unwrap();
     assert_ne!(exif.id, space.id);
     let again = index(&model, &mut store, &exif, &[photos], &rotating, &mut |_| {}).unwrap();
     assert_eq!(again.embedded, 1);

@@ -5,8 +5,8 @@
 use base64::engine::{general_purpose::GeneralPurpose, DecodePaddingMode, GeneralPurposeConfig};
 use base64::Engine;
 use clip::image::{decode_bytes, DecodeOptions};
-use clip::similarity::normalize;
 use clip::tokenizer::Overflow;
+use clip::Embeddings;
 use serde_json::Value;
 use tokio::task::JoinHandle;
 
@@ -148,7 +148,7 @@ pub async fn embed(
     state: &AppState,
     items: Vec<Item>,
     what: &str,
-) -> Result<Vec<Vec<f32>>, ApiError> {
+) -> Result<Embeddings, ApiError> {
     let mut inputs = Vec::with_capacity(items.len());
     let mut pending = Vec::new();
     for (i, item) in items.into_iter().enumerate() {
@@ -168,10 +168,9 @@ pub async fn embed(
         inputs[i] = Some(Input::Pixels(pixels_of(task).await?));
     }
     let inputs = inputs.into_iter().flatten().collect();
-    let mut rows = state
+    let rows = state
         .batcher
         .embed(inputs, state.limits.request_timeout)
         .await?;
-    rows.iter_mut().for_each(|r| normalize(r));
-    Ok(rows)
+    Ok(Embeddings::new(state.clip.embed_dim(), rows.concat()).normalized())
 }

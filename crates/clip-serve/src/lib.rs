@@ -76,12 +76,7 @@ impl Server {
     pub fn new(clip: Clip, options: ServeOptions) -> Result<Self, ServeError> {
         let clip = Arc::new(clip.with_batch_size(options.batch.max_batch));
         let index = match &options.db {
-            Some(db) => Some(SearchIndex::open(
-                db,
-                clip.source(),
-                clip.embed_dim(),
-                clip.precision(),
-            )?),
+            Some(db) => Some(SearchIndex::open(db, &clip)?),
             None => None,
         };
         let indexed = index.as_ref().map(SearchIndex::len);

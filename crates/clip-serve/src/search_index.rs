@@ -1,35 +1,34 @@
-//! The photo index behind `/v1/search` and `/v1/images/{id}`: the vectors of the served model's
-//! space, loaded once at startup into one contiguous matrix (exact search), and the SQLite catalog
-//! for paths. Images are addressed by content hash, so a client can only ever fetch files the
-//! index lists. A re-run of `clip index` is picked up by restarting the server.
+//! The photo index behind `/v1/search` and `/v1/images/{id}`: the served model's space loaded
+//! once at startup ([`LoadedVectors`], the same exact search `clip search` runs), and the SQLite
+//! catalog for paths. Images are addressed by content hash, so a client can only ever fetch files
+//! the index lists. A re-run of `clip index` is picked up by restarting the server.
 
 use std::path::Path;
 use std::sync::Mutex;
 
-use clip_index::{hex, CatalogStore, ContentHash, IndexError, Matrix, Space, VectorType};
+use clip::Clip;
+use clip_index::{hex, CatalogStore, ContentHash, IndexError, LoadedVectors, Space, VectorType};
 
 /// One search result: an indexed image (by content) and the files that hold it.
 pub struct Found {
+    /// The content id (hex of the content hash).
     pub id: String,
+    /// Cosine similarity to the query.
     pub score: f32,
+    /// The files with this content.
     pub paths: Vec<String>,
 }
 
+/// The index of one served model.
 pub struct SearchIndex {
     store: Mutex<CatalogStore>,
-    hashes: Vec<ContentHash>,
-    matrix: Matrix,
+    vectors: LoadedVectors,
 }
 
 impl SearchIndex {
-    /// Opens the index at `db` and loads the vectors of the model at `model_path` (embedding size
-    /// `dim`, linear layers in `precision`, no EXIF rotation, as `clip index` defaults to).
-    pub fn open(
-        db: &Path,
-        model_path: &Path,
-        dim: usize,
-        precision: clip::Precision,
-    ) -> Result<Self, IndexError> {
+    /// Opens the index at `db` and loads the vectors `clip` made of images decoded as `clip
+    /// index` decodes by default (no EXIF rotation).
+    pub fn open(db: &Path, clip: &Clip) -> Result<Self, IndexError> {
         if !db.exists() {
             // Opening would create an empty index: refuse a mistyped --db instead.
             let source = std::io::Error::new(
@@ -42,18 +41,17 @@ impl SearchIndex {
             });
         }
         let store = CatalogStore::open(db)?;
-        let space = Space::of_checkpoint(model_path, dim, &Default::default(), precision)?;
-        let (hashes, matrix) = store.load_matrix(&space, VectorType::F32)?;
+        let space = Space::of(clip, &clip.source().display().to_string(), &Default::default())?;
+        let vectors = LoadedVectors::load(&store, &space, VectorType::F32)?;
         Ok(Self {
             store: Mutex::new(store),
-            hashes,
-            matrix,
+            vectors,
         })
     }
 
     /// Images in the served model's space.
     pub fn len(&self) -> usize {
-        self.hashes.len()
+        self.vectors.len()
     }
 
     /// The `k` images nearest to the normalised `query`, best first, scores `>= threshold`.
@@ -64,18 +62,16 @@ impl SearchIndex {
         threshold: f32,
     ) -> Result<Vec<Found>, IndexError> {
         let store = self.store.lock().unwrap_or_else(|e| e.into_inner());
-        self.matrix
-            .top_k(query, k, threshold)
+        Ok(self
+            .vectors
+            .search(&store, query, k, threshold)?
             .into_iter()
-            .map(|(row, score)| {
-                let hash = &self.hashes[row];
-                Ok(Found {
-                    id: hex(hash),
-                    score,
-                    paths: store.paths_of(hash)?,
-                })
+            .map(|hit| Found {
+                id: hex(&hit.hash),
+                score: hit.score,
+                paths: hit.paths,
             })
-            .collect()
+            .collect())
     }
 
     /// A file holding the image with content id `id` (64 hex digits), if the index has one.

@@ -2,12 +2,14 @@
 
 use std::sync::Arc;
 
-use clip::moderation::{Moderator, Policy};
 use clip::Clip;
+use clip_tasks::moderation::{Moderator, Policy};
+use clip_tasks::zero_shot::ensemble;
 use tokio::sync::OnceCell;
 
 use crate::batcher::Batcher;
 use crate::error::ApiError;
+use crate::inputs::{embed, Item};
 use crate::limits::Limits;
 use crate::metrics::Metrics;
 use crate::search_index::SearchIndex;
@@ -48,17 +50,20 @@ impl AppState {
         }
     }
 
-    /// The built-in moderation policy, embedded for this model on first use.
+    /// The built-in moderation policy, its prompts embedded through the batcher on first use.
     pub async fn moderator(&self) -> Result<Arc<Moderator>, ApiError> {
-        let clip = self.clip.clone();
         self.moderator
-            .get_or_try_init(|| async move {
-                tokio::task::spawn_blocking(move || {
-                    Moderator::new(&clip, Policy::builtin(), None).map(Arc::new)
-                })
-                .await
-                .map_err(|e| ApiError::Internal(format!("moderation setup failed: {e}")))?
-                .map_err(|e| ApiError::Internal(format!("moderation setup failed: {e}")))
+            .get_or_try_init(|| async {
+                let policy = Policy::builtin();
+                let groups = policy.prompt_groups();
+                let texts = groups.iter().flatten().cloned().map(Item::Text).collect();
+                let prompts = embed(self, texts, "policy prompts").await?;
+                let categories = ensemble(&groups, &prompts);
+                Ok(Arc::new(Moderator::new(
+                    policy,
+                    categories,
+                    self.clip.scoring(),
+                )))
             })
             .await
             .cloned()

@@ -93,14 +93,16 @@ fn classify_similarity_and_moderate() {
     let total: f64 = scores.iter().map(|s| s["prob"].as_f64().unwrap()).sum();
     assert!((total - 1.0).abs() < 1e-4);
 
-    // Without templates the probabilities are the library's zero_shot.
+    // Without templates the probabilities are the library's, as `clip similarity --probs`.
     let clip = clip::Clip::load(common::model_path()).unwrap();
     let image =
         clip::image::decode_file(&image_path("chelsea_small.bmp"), &Default::default()).unwrap();
-    let want = clip.zero_shot(
+    let want = clip_tasks::similarity::Similarity::new(
         &clip.encode_images(&[image]).unwrap(),
         &clip.encode_texts(&labels, Overflow::Truncate).unwrap(),
-    );
+        &clip.scoring(),
+    )
+    .probs;
     for score in scores {
         let j = labels.iter().position(|l| *l == score["label"]).unwrap();
         assert!((score["prob"].as_f64().unwrap() as f32 - want[0][j]).abs() < 1e-4);
@@ -153,7 +155,7 @@ fn bad_requests_get_json_4xx_and_the_server_keeps_serving() {
         "/v1/embeddings",
         &json!({"input": [{"image": "aGVsbG8gd29ybGQ="}]}),
     );
-    assert_error(st, &b, 400, "unrecognised image format");
+    assert_error(st, &b, 400, "not an image (unrecognised format)");
     let (st, b) = s.post(
         "/v1/embeddings",
         &json!({"input": [{"image": image_b64("astronaut_progressive.jpg")}]}),

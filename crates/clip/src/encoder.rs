@@ -6,22 +6,46 @@ use std::path::{Path, PathBuf};
 
 use candle_core::{Device, Tensor};
 use clip_checkpoint::load_checkpoint;
-use clip_image::{preprocess, DecodedImage, Normalization};
+use clip_image::{DecodedImage, Preprocess};
+use clip_kernels::{runs_packed, Isa, Precision};
 use clip_tokenizer::{Overflow, Tokenizer};
 
+use crate::embeddings::Embeddings;
 use crate::model::{ClipModel, LoadOptions, Towers};
-use crate::similarity::{logits_per_image, softmax, Embeddings};
+use crate::scoring::Scoring;
 use crate::ClipError;
 
 /// Default number of inputs per forward pass: large enough to keep the GEMMs efficient, small
 /// enough that a ViT-L/14 batch fits comfortably in memory.
 pub const DEFAULT_BATCH_SIZE: usize = 32;
 
+/// The model family a checkpoint belongs to: which reference package defines its numbers.
+/// Every family-specific choice (tokenizer, preprocessing, logit function) is read from the
+/// loaded model ([`Clip::preprocessing`], [`Clip::scoring`], [`Clip::tokenize`]), never decided
+/// downstream by matching on this value; it is here to be shown and to key embedding spaces.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Family {
+    /// CLIP's architecture (`clip/model.py`): OpenAI's releases and the Hugging Face and OpenCLIP
+    /// folders of the same towers.
+    Clip,
+}
+
+impl Family {
+    /// A short stable name (`clip`), as printed and hashed into fingerprints.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Family::Clip => "clip",
+        }
+    }
+}
+
 /// A loaded CLIP model ready to embed images and texts.
 pub struct Clip {
     model: ClipModel,
     source: PathBuf,
-    normalization: Normalization,
+    family: Family,
+    preprocessing: Preprocess,
+    scoring: Scoring,
     batch_size: usize,
     device: Device,
 }
@@ -44,10 +68,14 @@ impl Clip {
         let device = Device::Cpu;
         let checkpoint = load_checkpoint(path)?;
         let model = ClipModel::with_options(&checkpoint, &device, options)?;
+        let preprocessing = Preprocess::clip(model.config().image_resolution() as u32);
+        let scoring = Scoring::softmax(model.logit_scale());
         Ok(Self {
             model,
             source: path.to_path_buf(),
-            normalization: Normalization::default(),
+            family: Family::Clip,
+            preprocessing,
+            scoring,
             batch_size: DEFAULT_BATCH_SIZE,
             device,
         })
@@ -60,8 +88,47 @@ impl Clip {
     }
 
     /// Precision of the linear layers it was loaded with.
-    pub fn precision(&self) -> crate::Precision {
+    pub fn precision(&self) -> Precision {
         self.model.options().precision
+    }
+
+    /// The kernel set its linear layers run on (picked from the CPU's features at load).
+    pub fn kernels(&self) -> Isa {
+        self.model.isa()
+    }
+
+    /// A warning worth showing when the chosen precision gains nothing on this CPU: without
+    /// AVX512-BF16/VNNI (or with `CLIP_KERNELS` capping them) the reduced precisions save memory,
+    /// not time (AVX2 bf16 and f16 run at about f32's speed, int8 a little faster; the portable
+    /// kernels well below it). `None` when the precision runs on its native instructions.
+    pub fn speed_notice(&self) -> Option<String> {
+        let (precision, isa) = (self.precision(), self.kernels());
+        (precision != Precision::F32 && isa < Isa::Avx512).then(|| {
+            format!(
+                "this CPU lacks the AVX-512 instructions of --precision {precision} (or \
+                 CLIP_KERNELS caps them): its {isa:?} kernels run at about f32's speed or below"
+            )
+        })
+    }
+
+    /// Whether the linear layers run on clip-rs's own packed kernels (else candle's GEMM).
+    pub fn runs_packed_kernels(&self) -> bool {
+        runs_packed(self.precision(), self.kernels())
+    }
+
+    /// The family the checkpoint belongs to.
+    pub fn family(&self) -> Family {
+        self.family
+    }
+
+    /// How images become this model's input: resolution, resize, normalisation.
+    pub fn preprocessing(&self) -> &Preprocess {
+        &self.preprocessing
+    }
+
+    /// How this model turns cosine similarities into logits and probabilities.
+    pub fn scoring(&self) -> Scoring {
+        self.scoring
     }
 
     /// Inputs per forward pass.
@@ -73,6 +140,7 @@ impl Clip {
     pub fn source(&self) -> &Path {
         &self.source
     }
+    /// The towers, for callers that feed tensors themselves.
     pub fn model(&self) -> &ClipModel {
         &self.model
     }
@@ -90,12 +158,13 @@ impl Clip {
     }
     /// `logit_scale.exp()`: the factor that turns cosines into logits.
     pub fn logit_scale(&self) -> f32 {
-        self.model.logit_scale()
+        self.scoring.scale
     }
 
-    /// The reference transform for this model's resolution: float32 `[3, n, n]`, CHW.
+    /// The model's input tensor for a decoded image: float32 `[3, n, n]`, CHW, exactly as the
+    /// reference's transform gives it.
     pub fn preprocess(&self, image: &DecodedImage) -> Vec<f32> {
-        preprocess(image, self.resolution(), &self.normalization)
+        self.preprocessing.apply(image)
     }
 
     /// Raw `encode_image` outputs (not normalised) for decoded images, in batches.
@@ -149,19 +218,6 @@ impl Clip {
             out.extend(&self.to_embeddings(self.model.encode_text(&input)?)?);
         }
         Ok(out)
-    }
-
-    /// `logits_per_image` of the reference: `logit_scale.exp() * norm(images) @ norm(texts).T`.
-    pub fn logits_per_image(&self, images: &Embeddings, texts: &Embeddings) -> Vec<Vec<f32>> {
-        logits_per_image(images, texts, self.logit_scale())
-    }
-
-    /// Zero-shot probabilities: for every image, the softmax over the labels of its logits.
-    pub fn zero_shot(&self, images: &Embeddings, labels: &Embeddings) -> Vec<Vec<f32>> {
-        self.logits_per_image(images, labels)
-            .iter()
-            .map(|row| softmax(row))
-            .collect()
     }
 
     fn to_embeddings(&self, t: Tensor) -> Result<Embeddings, ClipError> {

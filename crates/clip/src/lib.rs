@@ -1,4 +1,5 @@
-//! CLIP (Contrastive Language-Image Pre-training) inference on candle, with the reference's numbers.
+//! The clip-rs engine: a checkpoint of any supported format becomes a model, and the model turns
+//! images and texts into [`Embeddings`] with the reference's numbers.
 //!
 //! ```no_run
 //! use clip::{tokenizer::Overflow, Clip};
@@ -6,14 +7,18 @@
 //! # fn main() -> Result<(), clip::ClipError> {
 //! let model = Clip::load("fixtures/models/tiny-vit.safetensors")?;
 //! let image = clip::image::decode_file("photo.jpg".as_ref(), &Default::default())?;
-//! let images = model.encode_images(&[image])?;
-//! let labels = model.encode_texts(&["a dog", "a cat"], Overflow::Truncate)?;
-//! let probs = model.zero_shot(&images, &labels); // one row per image, summing to 1
+//! let images = model.encode_images(&[image])?.normalized();
+//! let labels = model.encode_texts(&["a dog", "a cat"], Overflow::Truncate)?.normalized();
+//! let scoring = model.scoring(); // the family's logit function
+//! let logits: Vec<f32> = labels.rows().map(|l| scoring.logit(clip::dot(images.row(0), l))).collect();
+//! let probs = scoring.probabilities(&logits);
 //! # Ok(()) }
 //! ```
 //!
 //! Layers: [`tokenizer`], [`image`] and [`checkpoint`] are candle-free crates re-exported here;
-//! [`model`] holds the towers; [`Clip`] ties them together; [`similarity`] is the shared maths.
+//! the SIMD kernels live in `clip-kernels`; [`model`] holds the towers; [`Clip`] ties a model to
+//! its tokenizer, preprocessing and [`Scoring`]. What is built on embeddings (zero-shot,
+//! moderation, caches, file pipelines, exports) is the task layer, `clip-tasks`.
 
 pub use clip_checkpoint as checkpoint;
 pub use clip_image as image;
@@ -22,21 +27,21 @@ pub use clip_tokenizer as tokenizer;
 /// The candle crate the model runs on (its `Tensor` and `Device` appear in the model API).
 pub use candle_core as candle;
 
-pub mod batch;
-pub mod embedding_cache;
+// The kernels crate under the name the model code has always used for it.
+use clip_kernels as kernels;
+
+pub mod bench;
+mod embeddings;
 mod encoder;
 mod error;
-pub mod export;
-pub mod kernels;
 pub mod model;
-pub mod moderation;
-pub mod similarity;
-pub mod zero_shot;
+mod scoring;
 
-pub use encoder::{Clip, DEFAULT_BATCH_SIZE};
+pub use clip_kernels::{Isa, Precision};
+pub use embeddings::{dot, normalize, Embeddings};
+pub use encoder::{Clip, Family, DEFAULT_BATCH_SIZE};
 pub use error::ClipError;
-pub use kernels::Precision;
 pub use model::{
     ClipModel, LoadOptions, ModelConfig, ModelError, TextConfig, Towers, VisionConfig,
 };
-pub use similarity::Embeddings;
+pub use scoring::{Probability, Scoring};

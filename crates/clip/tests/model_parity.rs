@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use clip::candle::{Device, Tensor};
 use clip::checkpoint::{load_checkpoint, Activation, Checkpoint};
-use clip::kernels::{Isa, Precision};
+use clip::{Isa, Precision};
 use clip::{ClipModel, LoadOptions, ModelError};
 use clip_fixtures::{
     committed, fullsize, image_abs_tolerance, parity, read_goldens, read_npy, reference,

@@ -10,7 +10,7 @@ use std::path::PathBuf;
 
 use clip::candle::{Device, Tensor};
 use clip::checkpoint::load_checkpoint;
-use clip::kernels::{Isa, Precision};
+use clip::{Isa, Precision};
 use clip::{ClipModel, LoadOptions, Towers};
 use clip_fixtures::{
     committed, fullsize, read_goldens, read_npy, reference, ModelGoldens, FULLSIZE_ARCHS,

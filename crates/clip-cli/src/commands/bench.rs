@@ -1,65 +1,12 @@
-//! `clip bench`: throughput, batch-1 latency and peak memory of one tower on RANDOM weights of a
-//! released architecture, built in memory (no download), measured the way the peer scripts of
-//! `shared/perf` measure: one warm-up call, then the median of `--rounds` calls on the whole batch;
-//! the b1 latency is the median of at least 3 batch-1 calls after a batch-1 warm-up.
-//!
-//! Image input: a random `[B, 3, R, R]` tensor (preprocessing not timed). Text input: B realistic
-//! captions (the 32 of `shared/perf/common.py`, cycled); the timed call starts from the strings, so
-//! tokenisation is included. `peak_rss_mb` is VmHWM while running inference with the model
-//! resident (reset after the build, as the peers do); `build_peak_rss_mb` is the peak of building;
-//! `weights_mb` what the built tower's weights take in the run precision
-//! ([`ClipModel::weight_bytes`]) and `rss_over_weights` the ratio of the two. Every `_mb` is MiB
-//! (2^20 bytes), as the kernel reports VmHWM.
+//! `clip bench`: the arguments of the engine's benchmark harness ([`clip::bench`]) and its JSON.
 
-use std::time::Instant;
-
-use anyhow::{bail, Context};
 use clap::Args;
-use clip::candle::{Device, Tensor};
-use clip::kernels::{runs_packed, Isa, Precision};
-use clip::model::random::{arch_config, random_checkpoint, ARCHITECTURES};
-use clip::tokenizer::{Overflow, Tokenizer};
-use clip::{ClipModel, LoadOptions, Towers};
-use serde_json::json;
+use clip::bench::BenchConfig;
+use clip::Precision;
 
 use crate::output::print_json;
 
-/// The captions of `shared/perf/common.py` (5-20 words each); the first is the b1 caption.
-const CAPTIONS: [&str; 32] = [
-    "a photo of a cat sitting on a red sofa next to a window",
-    "a dog running on the beach",
-    "two children playing football in a muddy field after the rain",
-    "a bowl of fresh fruit on a wooden kitchen table",
-    "an old man reading a newspaper on a park bench in autumn",
-    "a red car parked in front of a brick house",
-    "aerial view of a city at night",
-    "a plate of spaghetti with tomato sauce and basil leaves",
-    "a woman in a yellow raincoat walking her dog through a busy street market on a grey morning",
-    "a black and white photograph of a lighthouse",
-    "three horses grazing in a green meadow under a cloudy sky",
-    "close up of a bee on a sunflower",
-    "a man riding a bicycle across a bridge over a wide river while boats pass underneath",
-    "a snowy mountain peak at sunrise",
-    "a group of friends having dinner at a long table in a restaurant with candles and wine",
-    "a laptop and a cup of coffee on a desk",
-    "a small boat on a calm lake",
-    "a baby laughing in a high chair while her father feeds her with a spoon in the kitchen",
-    "a train arriving at a crowded station platform",
-    "an orange tabby kitten sleeping in a cardboard box",
-    "the skyline of a large city seen from across the harbour",
-    "a chef slicing vegetables",
-    "a child drawing with crayons on a large sheet of paper at school",
-    "a vintage camera on a shelf",
-    "a field of tulips in many colours stretching towards a windmill on the horizon",
-    "a surfer riding a large wave",
-    "two people shaking hands in an office",
-    "a stack of books next to a reading lamp",
-    "a fire truck with its lights on driving down a wet road at night in heavy rain",
-    "a hamburger with fries",
-    "a squirrel eating a nut on a tree branch",
-    "an astronaut floating inside a space station looking out of a round window at the earth below",
-];
-
+/// `clip bench` arguments.
 #[derive(Args)]
 pub struct BenchArgs {
     /// Architecture: RN50, RN101, RN50x4, RN50x16, RN50x64, ViT-B/32, ViT-B/16, ViT-L/14, ViT-L/14@336px.
@@ -93,195 +40,18 @@ pub struct BenchArgs {
     json: bool,
 }
 
-fn status_kb(field: &str) -> Option<f64> {
-    let s = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = s.lines().find(|l| l.starts_with(field))?;
-    line.split_whitespace().nth(1)?.parse::<f64>().ok()
-}
-
-const MIB: f64 = 1024.0 * 1024.0;
-
-/// VmHWM in MiB (0 where /proc is missing).
-fn peak_rss_mb() -> f64 {
-    status_kb("VmHWM:").map_or(0.0, |kb| kb * 1024.0 / MIB)
-}
-
-/// Gives freed heap back to the OS, then resets VmHWM to the current RSS (Linux >= 4.0).
-fn reset_peak_rss() -> bool {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    {
-        extern "C" {
-            fn malloc_trim(pad: usize) -> i32;
-        }
-        // SAFETY: glibc's malloc_trim has no preconditions.
-        unsafe {
-            malloc_trim(0);
-        }
-    }
-    std::fs::write("/proc/self/clear_refs", "5").is_ok()
-}
-
-fn median(v: &[f64]) -> f64 {
-    let mut s = v.to_vec();
-    s.sort_by(|a, b| a.partial_cmp(b).unwrap());
-    let n = s.len();
-    if n % 2 == 1 {
-        s[n / 2]
-    } else {
-        (s[n / 2 - 1] + s[n / 2]) / 2.0
-    }
-}
-
-fn round3(x: f64) -> f64 {
-    (x * 1000.0).round() / 1000.0
-}
-
-/// One warm-up call of `f`, then `rounds` timed ones; the times in seconds.
-fn time_calls(
-    rounds: usize,
-    mut f: impl FnMut() -> anyhow::Result<()>,
-) -> anyhow::Result<Vec<f64>> {
-    f()?;
-    let mut t = Vec::with_capacity(rounds);
-    for _ in 0..rounds {
-        let start = Instant::now();
-        f()?;
-        t.push(start.elapsed().as_secs_f64());
-    }
-    Ok(t)
-}
-
+/// Runs the benchmark and prints its report.
 pub fn run(args: BenchArgs) -> anyhow::Result<i32> {
-    let t_start = Instant::now();
-    if let Some(n) = args.threads {
-        if n == 0 {
-            bail!("--threads must be at least 1");
-        }
-        // Before any candle or rayon work: both read these once, when their pools start
-        // (candle's matmul also reads RAYON_NUM_THREADS on every call).
-        std::env::set_var("RAYON_NUM_THREADS", n.to_string());
-        std::env::set_var("CANDLE_NUM_THREADS", n.to_string());
-    }
-    if args.batch == 0 || args.rounds == 0 {
-        bail!("--batch and --rounds must be at least 1");
-    }
-    let config = arch_config(&args.arch).with_context(|| {
-        format!(
-            "unknown architecture {:?}; one of {}",
-            args.arch,
-            ARCHITECTURES.join(", ")
-        )
-    })?;
-    let device = Device::Cpu;
-    let ckpt = random_checkpoint(&args.arch, args.seed).expect("known architecture");
-    // Only the measured tower is built, as the text-only and image-only commands do.
-    let towers = if args.text {
-        Towers::Text
-    } else {
-        Towers::Image
-    };
-    let options = LoadOptions {
+    let report = clip::bench::run(&BenchConfig {
+        arch: args.arch,
+        text: args.text,
+        batch: args.batch,
+        threads: args.threads,
         precision: args.precision,
-        towers,
-        kernels: None,
-    };
-    let model = ClipModel::with_options(&ckpt, &device, options)?;
-    drop(ckpt);
-    if args.text {
-        // Part of loading a text model, as in `Clip::load_with` (and the peers' model loading):
-        // its start-up tables are built, and their scratch freed, before the peak is reset.
-        Tokenizer::global();
-    }
-    let load_s = t_start.elapsed().as_secs_f64();
-    let build_peak = peak_rss_mb();
-    let peak_reset = reset_peak_rss();
-
-    let threads = args.threads.unwrap_or_else(|| {
-        std::env::var("RAYON_NUM_THREADS")
-            .ok()
-            .and_then(|s| s.parse().ok())
-            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
-    });
-    let (tower, per_s_key, rounds_b, rounds_1) = if args.text {
-        let ctx = config.text.context_length;
-        let captions: Vec<&str> = (0..args.batch)
-            .map(|i| CAPTIONS[i % CAPTIONS.len()])
-            .collect();
-        let encode = |texts: &[&str]| -> anyhow::Result<()> {
-            let mut ids = Vec::with_capacity(texts.len() * ctx);
-            for t in texts {
-                ids.extend(Tokenizer::global().tokenize(t, ctx, Overflow::Truncate)?);
-            }
-            let input = Tensor::from_vec(ids, (texts.len(), ctx), &device)?;
-            let out = model.encode_text(&input)?;
-            std::hint::black_box(out);
-            Ok(())
-        };
-        let tb = time_calls(args.rounds, || encode(&captions))?;
-        let t1 = if args.no_b1 {
-            Vec::new()
-        } else {
-            time_calls(args.rounds.max(3), || encode(&captions[..1]))?
-        };
-        ("text", "texts_per_s", tb, t1)
-    } else {
-        let r = config.image_resolution();
-        // Deterministic pseudo-random pixels in roughly the normalised range.
-        let n = args.batch * 3 * r * r;
-        let mut state = 0x1234_5678_u32;
-        let px: Vec<f32> = (0..n)
-            .map(|_| {
-                state ^= state << 13;
-                state ^= state >> 17;
-                state ^= state << 5;
-                (state >> 8) as f32 / (1u32 << 24) as f32 * 4.0 - 2.0
-            })
-            .collect();
-        let batch = Tensor::from_vec(px, (args.batch, 3, r, r), &device)?;
-        let one = batch.narrow(0, 0, 1)?.contiguous()?;
-        let encode = |x: &Tensor| -> anyhow::Result<()> {
-            std::hint::black_box(model.encode_image(x)?);
-            Ok(())
-        };
-        let tb = time_calls(args.rounds, || encode(&batch))?;
-        let t1 = if args.no_b1 {
-            Vec::new()
-        } else {
-            time_calls(args.rounds.max(3), || encode(&one))?
-        };
-        ("image", "images_per_s", tb, t1)
-    };
-    let per_s = args.batch as f64 / median(&rounds_b);
-    let (peak_mb, weights_mb) = (peak_rss_mb(), model.weight_bytes() as f64 / MIB);
-    let b1 = if rounds_1.is_empty() {
-        serde_json::Value::Null
-    } else {
-        json!(round3(median(&rounds_1) * 1000.0))
-    };
-    let mut out = json!({
-        "impl": "clip-rs",
-        "arch": args.arch,
-        "tower": tower,
-        "batch": args.batch,
-        "threads": threads,
-        "precision": args.precision.as_str(),
-        "kernels": match Isa::detect(args.precision) {
-            isa if runs_packed(args.precision, isa) => format!("{isa:?}").to_lowercase(),
-            _ => "candle-gemm".to_string(),
-        },
-        "towers": "one",
-        "b1_latency_ms": b1,
-        "peak_rss_mb": round3(peak_mb),
-        "weights_mb": round3(weights_mb),
-        "rss_over_weights": round3(peak_mb / weights_mb),
-        "build_peak_rss_mb": round3(build_peak),
-        "peak_reset": peak_reset,
-        "load_s": round3(load_s),
-        "rounds": args.rounds,
-        "round_s": rounds_b.iter().map(|&t| round3(t * 1000.0) / 1000.0).collect::<Vec<_>>(),
-        "b1_round_ms": rounds_1.iter().map(|&t| round3(t * 1000.0)).collect::<Vec<_>>(),
-    });
-    out[per_s_key] = json!(round3(per_s));
-    print_json(&out)?;
+        rounds: args.rounds,
+        b1: !args.no_b1,
+        seed: args.seed,
+    })?;
+    print_json(&report)?;
     Ok(0)
 }

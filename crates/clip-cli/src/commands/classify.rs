@@ -3,12 +3,11 @@ use std::path::PathBuf;
 
 use anyhow::bail;
 use clap::Args;
-use clip::zero_shot::{
-    builtin_templates, label_applies, ranked, Classifier, Prompts, BUILTIN_TEMPLATE_SETS,
-};
+use clip_tasks::similarity::ranked;
+use clip_tasks::zero_shot::{builtin_templates, label_applies, Classifier, Prompts};
 use serde_json::json;
 
-use super::inputs::{embed_all_images, read_lines, CacheArgs};
+use super::inputs::{embed_all_images, embed_prompts, read_lines, CacheArgs};
 use super::{ImageArgs, ModelArgs};
 use crate::output::print_json;
 
@@ -76,13 +75,7 @@ impl ClassifyArgs {
         }
         let mut templates = Vec::new();
         for name in &self.templates {
-            let Some(set) = builtin_templates(name) else {
-                bail!(
-                    "unknown template set {name:?} (built-in sets: {})",
-                    BUILTIN_TEMPLATE_SETS.join(", ")
-                );
-            };
-            templates.extend(set.iter().map(|t| t.to_string()));
+            templates.extend(builtin_templates(name)?.iter().map(|t| t.to_string()));
         }
         if let Some(file) = &self.templates_file {
             templates.extend(read_lines(file, "templates")?);
@@ -95,7 +88,13 @@ impl ClassifyArgs {
 pub fn run(args: ClassifyArgs) -> anyhow::Result<i32> {
     let prompts = args.prompts()?;
     let clip = args.model.load()?;
-    let classifier = Classifier::new(&clip, &prompts, args.cache.cache().as_ref())?;
+    let cache = args.cache.cache(&clip)?;
+    let classifier = Classifier::build(
+        &prompts,
+        clip.scoring(),
+        cache.as_ref(),
+        embed_prompts(&clip),
+    )?;
     let image_emb = embed_all_images(&clip, &args.images, &args.image_args)?;
     let top_k = args.top_k.map(|k| k as usize);
     let labels = classifier.labels();

@@ -2,8 +2,9 @@ use std::path::PathBuf;
 
 use anyhow::bail;
 use clap::{Args, ValueEnum};
-use clip::batch::Shard;
 use clip::tokenizer::Overflow;
+use clip_tasks::npy::Dtype;
+use clip_tasks::shard::Shard;
 use serde_json::json;
 
 use super::export::{export, ExportRequest};
@@ -92,8 +93,8 @@ pub fn run(args: EmbedArgs) -> anyhow::Result<i32> {
                 texts: &args.texts,
                 texts_file: args.texts_file.as_deref(),
                 dtype: match args.dtype {
-                    DtypeArg::F32 => clip::export::Dtype::F32,
-                    DtypeArg::F16 => clip::export::Dtype::F16,
+                    DtypeArg::F32 => Dtype::F32,
+                    DtypeArg::F16 => Dtype::F16,
                 },
                 shard: args.shard.unwrap_or(Shard::ALL),
                 raw: args.raw,

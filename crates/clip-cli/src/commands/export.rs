@@ -1,13 +1,16 @@
 //! `clip embed --output OUT`: batch export of many images and texts to the clip-retrieval layout
-//! (see `clip::export`), with progress, per-file failures logged and skipped, and sharding.
+//! (see `clip_tasks::export`), with progress, per-file failures logged and skipped, and sharding.
 
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
-use clip::batch::{embed_image_files, find_images, Shard};
-use clip::export::{failed_path, Dtype, EmbeddingSink, Modality};
 use clip::tokenizer::Overflow;
 use clip::{Clip, Embeddings};
+use clip_tasks::discover::find_images;
+use clip_tasks::export::{failed_path, EmbeddingSink, Modality};
+use clip_tasks::npy::Dtype;
+use clip_tasks::pipeline::{default_workers, embed_images, ImageSource};
+use clip_tasks::shard::Shard;
 use serde_json::json;
 
 use super::inputs::{progress_bar, read_lines, warn_truncated};
@@ -35,11 +38,12 @@ pub struct ExportRequest<'a> {
 pub fn export(clip: &Clip, req: ExportRequest) -> anyhow::Result<i32> {
     // Ids are positions in the full ordered input list, identical on every shard.
     let mut images: Vec<PathBuf> = req.images.to_vec();
-    for dir in req.image_dirs {
-        images.extend(
-            find_images(dir)
-                .with_context(|| format!("{}: cannot list image folder", dir.display()))?,
-        );
+    if !req.image_dirs.is_empty() {
+        let found = find_images(req.image_dirs).context("cannot list image folder")?;
+        for (path, reason) in &found.problems {
+            eprintln!("clip: warning: {}: {reason}", path.display());
+        }
+        images.extend(found.files.into_iter().map(|f| f.path));
     }
     if let Some(file) = req.paths_file {
         images.extend(read_lines(file, "paths")?.into_iter().map(PathBuf::from));
@@ -65,6 +69,7 @@ pub fn export(clip: &Clip, req: ExportRequest) -> anyhow::Result<i32> {
     } else {
         let ids = mine(images.len());
         let paths: Vec<PathBuf> = ids.iter().map(|&k| images[k].clone()).collect();
+        let sources: Vec<ImageSource> = paths.iter().cloned().map(ImageSource::File).collect();
         let mut sink = EmbeddingSink::create(
             req.output,
             Modality::Image,
@@ -79,10 +84,11 @@ pub fn export(clip: &Clip, req: ExportRequest) -> anyhow::Result<i32> {
         );
         let mut failed = 0;
         let bar = progress_bar(paths.len(), "images");
-        embed_image_files::<anyhow::Error>(
+        embed_images::<anyhow::Error>(
             clip,
-            &paths,
+            &sources,
             &req.image_args.options(clip.resolution()),
+            default_workers(),
             |batch| {
                 let meta: Vec<_> = batch
                     .embedded

@@ -72,11 +72,10 @@ impl DbArgs {
 
 /// The embedding space of `model` with this image decoding (EXIF rotation changes the pixels).
 pub fn space_of(model: &ModelArgs, clip: &clip::Clip, image: &ImageArgs) -> anyhow::Result<Space> {
-    Ok(Space::of_checkpoint(
-        &model.resolve()?,
-        clip.embed_dim(),
+    Ok(Space::of(
+        clip,
+        &model.resolve()?.display().to_string(),
         &image.options(clip.resolution()),
-        model.precision,
     )?)
 }
 

@@ -1,5 +1,6 @@
 //! Inputs shared by the commands that embed things: image files through the one batched,
-//! parallel path of [`clip::batch`], text lists from files, progress bars, truncation warnings.
+//! parallel path of [`clip_tasks::pipeline`], text lists from files, progress bars, truncation
+//! warnings, the class-embedding cache.
 
 use std::path::{Path, PathBuf};
 
@@ -7,6 +8,9 @@ use anyhow::Context;
 use clip::image::ImageError;
 use clip::tokenizer::{Overflow, Tokenizer};
 use clip::{Clip, Embeddings};
+use clip_tasks::cache::EmbeddingCache;
+use clip_tasks::fingerprint::ModelFingerprint;
+use clip_tasks::pipeline::{default_workers, ImageSource};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use super::ImageArgs;
@@ -41,10 +45,12 @@ pub fn embed_images(
         embeddings: Embeddings::new(clip.embed_dim(), Vec::new()),
         failed: Vec::new(),
     };
-    clip::batch::embed_image_files::<anyhow::Error>(
+    let sources: Vec<ImageSource> = paths.iter().cloned().map(ImageSource::File).collect();
+    clip_tasks::pipeline::embed_images::<anyhow::Error>(
         clip,
-        paths,
+        &sources,
         &image_args.options(clip.resolution()),
+        default_workers(),
         |batch| {
             bar.inc((batch.embedded.len() + batch.failed.len()) as u64);
             done.ok.extend(batch.embedded);
@@ -108,14 +114,23 @@ pub struct CacheArgs {
 }
 
 impl CacheArgs {
-    pub fn cache(&self) -> Option<clip::embedding_cache::EmbeddingCache> {
+    /// The class-embedding cache of `clip`'s embedding space, unless `--no-cache` (or no cache
+    /// folder can be found). Keyed by the checkpoint's bytes, precision and preprocessing, so a
+    /// hit is always the same model's numbers.
+    pub fn cache(&self, clip: &Clip) -> anyhow::Result<Option<EmbeddingCache>> {
         if self.no_cache {
-            None
-        } else {
-            // The same cache root as the model downloads (`$CLIP_CACHE`, else the XDG cache).
-            clip_hub::default_cache_dir()
-                .ok()
-                .map(clip::embedding_cache::EmbeddingCache::new)
+            return Ok(None);
         }
+        // The same cache root as the model downloads (`$CLIP_CACHE`, else the XDG cache).
+        let Ok(root) = clip_hub::default_cache_dir() else {
+            return Ok(None);
+        };
+        Ok(Some(EmbeddingCache::new(root, &ModelFingerprint::of(clip)?)))
     }
+}
+
+/// `embed` for the task layer: the prompts of a class ensemble, truncated to the context (a
+/// wordy label should not fail a classification).
+pub fn embed_prompts(clip: &Clip) -> impl FnOnce(&[String]) -> anyhow::Result<Embeddings> + '_ {
+    move |texts| Ok(clip.encode_texts(texts, Overflow::Truncate)?)
 }

@@ -101,23 +101,16 @@ impl ModelArgs {
 
     /// Only the towers a command needs (a text-only run never reads the image weights).
     pub fn load_towers(&self, towers: clip::Towers) -> anyhow::Result<clip::Clip> {
-        let isa = clip::kernels::Isa::detect(self.precision);
-        if self.precision != clip::Precision::F32 && isa < clip::kernels::Isa::Avx512 {
-            // Without AVX512-BF16/VNNI the reduced precisions save memory, not time: AVX2 bf16
-            // and f16 reach about f32's speed (int8 ~1.1x, through `vpmaddwd`), the portable
-            // kernels fall well below it.
-            eprintln!(
-                "clip: warning: this CPU lacks the AVX-512 instructions of --precision {} (or \
-                 CLIP_KERNELS caps them): its {isa:?} kernels run at about f32's speed or below",
-                self.precision
-            );
-        }
         let options = clip::LoadOptions {
             precision: self.precision,
             towers,
             kernels: None,
         };
-        Ok(clip::Clip::load_with(self.resolve()?, options)?)
+        let clip = clip::Clip::load_with(self.resolve()?, options)?;
+        if let Some(notice) = clip.speed_notice() {
+            eprintln!("clip: warning: {notice}");
+        }
+        Ok(clip)
     }
 }
 
@@ -144,6 +137,7 @@ impl ImageArgs {
         }
     }
 
+    /// Decodes one image file for a model of input size `resolution`.
     pub fn decode(
         &self,
         path: &Path,

@@ -3,11 +3,11 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::Args;
-use clip::batch::find_images;
-use clip::moderation::{Moderator, Policy, DEFAULT_POLICY_TOML};
+use clip_tasks::discover::find_images;
+use clip_tasks::moderation::{Moderator, Policy, DEFAULT_POLICY_TOML};
 use serde_json::json;
 
-use super::inputs::{embed_images, CacheArgs};
+use super::inputs::{embed_images, embed_prompts, CacheArgs};
 use super::{ImageArgs, ModelArgs};
 use crate::output::print_json;
 use crate::EXIT_ERROR;
@@ -52,20 +52,24 @@ pub fn run(args: ModerateArgs) -> anyhow::Result<i32> {
     let mut paths = Vec::new();
     for input in &args.inputs {
         if input.is_dir() {
-            let found = find_images(input)
+            let found = find_images(std::slice::from_ref(input))
                 .with_context(|| format!("{}: cannot list folder", input.display()))?;
+            for (path, reason) in &found.problems {
+                eprintln!("clip: warning: {}: {reason}", path.display());
+            }
             anyhow::ensure!(
-                !found.is_empty(),
+                !found.files.is_empty(),
                 "{}: no image files in this folder",
                 input.display()
             );
-            paths.extend(found);
+            paths.extend(found.files.into_iter().map(|f| f.path));
         } else {
             paths.push(input.clone());
         }
     }
     let clip = args.model.load()?;
-    let moderator = Moderator::new(&clip, policy, args.cache.cache().as_ref())?;
+    let cache = args.cache.cache(&clip)?;
+    let moderator = Moderator::build(policy, clip.scoring(), cache.as_ref(), embed_prompts(&clip))?;
     let embedded = embed_images(&clip, &paths, &args.image_args)?;
     let verdicts = moderator.moderate(&embedded.embeddings);
 

@@ -2,7 +2,8 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::Args;
-use clip::image::{preprocess, write_npy_f32, Normalization};
+use clip::image::Preprocess;
+use clip_tasks::npy::{write_npy, Dtype};
 
 use super::ImageArgs;
 
@@ -23,8 +24,8 @@ pub struct PreprocessArgs {
 pub fn run(args: PreprocessArgs) -> anyhow::Result<i32> {
     let img = args.image_args.decode(&args.image, args.resolution)?;
     let n = args.resolution as usize;
-    let data = preprocess(&img, args.resolution, &Normalization::default());
-    write_npy_f32(&args.output, &[3, n, n], &data)
+    let data = Preprocess::clip(args.resolution).apply(&img);
+    write_npy(&args.output, &[3, n, n], &data, Dtype::F32)
         .with_context(|| format!("writing {}", args.output.display()))?;
     Ok(0)
 }

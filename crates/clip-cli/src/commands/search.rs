@@ -7,6 +7,7 @@ use anyhow::{bail, Context};
 use clap::Args;
 use clip::tokenizer::Overflow;
 use clip_index::query::combine;
+use clip_tasks::similarity::{cosine_matrix, ranked as ranked_indices};
 use clip_index::{ChromaStore, SqliteVectors, VectorStore, VectorType};
 use serde_json::json;
 
@@ -180,16 +181,13 @@ fn rank_captions(args: &SearchArgs, file: &std::path::Path) -> anyhow::Result<i3
         .context("--texts-file needs --image")?;
     let clip = args.model.load()?;
     let image = args.image_args.decode(image_path, clip.resolution())?;
-    let img = clip.encode_images(&[image])?.normalized();
-    let txt = clip
-        .encode_texts(&captions, Overflow::Truncate)?
-        .normalized();
-    let mut ranked: Vec<(&str, f32)> = captions
-        .iter()
-        .zip(txt.rows())
-        .map(|(c, t)| (*c, clip::similarity::dot(img.row(0), t)))
+    let img = clip.encode_images(&[image])?;
+    let txt = clip.encode_texts(&captions, Overflow::Truncate)?;
+    let cosines = cosine_matrix(&img, &txt).swap_remove(0);
+    let mut ranked: Vec<(&str, f32)> = ranked_indices(&cosines, None)
+        .into_iter()
+        .map(|j| (captions[j], cosines[j]))
         .collect();
-    ranked.sort_by(|a, b| b.1.total_cmp(&a.1));
     ranked.retain(|(_, s)| *s >= threshold(args));
     ranked.truncate(args.k);
     if args.json {

@@ -2,8 +2,8 @@ use std::io::Write;
 use std::path::PathBuf;
 
 use clap::{Args, ValueEnum};
-use clip::similarity::{cosine_matrix, softmax};
 use clip::tokenizer::Overflow;
+use clip_tasks::similarity::Similarity;
 use serde_json::json;
 
 use super::inputs::{embed_all_images, warn_truncated};
@@ -11,7 +11,7 @@ use super::{ImageArgs, ModelArgs};
 use crate::output::print_json;
 
 #[derive(Clone, Copy, ValueEnum)]
-enum Format {
+enum OutputFormat {
     Table,
     Csv,
     Json,
@@ -27,11 +27,12 @@ pub struct SimilarityArgs {
     texts: Vec<String>,
     /// Output format.
     #[arg(long, value_enum, default_value = "table")]
-    format: Format,
+    format: OutputFormat,
     /// Also print the logits: logit_scale.exp() * cosine (the reference's logits_per_image).
     #[arg(long)]
     logits: bool,
-    /// Also print, per image, the softmax of its logits over the texts.
+    /// Also print, per image, the probabilities of its logits under the model's scoring (the
+    /// softmax over the texts for CLIP, each text's sigmoid for SigLIP).
     #[arg(long)]
     probs: bool,
     #[command(flatten)]
@@ -45,18 +46,13 @@ pub fn run(args: SimilarityArgs) -> anyhow::Result<i32> {
     warn_truncated(&clip, &args.texts);
     let images = embed_all_images(&clip, &args.images, &args.image_args)?;
     let texts = clip.encode_texts(&args.texts, Overflow::Truncate)?;
-    let cosine = cosine_matrix(&images, &texts);
-    let scale = clip.logit_scale();
-    let logits: Vec<Vec<f32>> = cosine
-        .iter()
-        .map(|r| r.iter().map(|c| c * scale).collect())
-        .collect();
-    let mut matrices = vec![("cosine", cosine)];
+    let s = Similarity::new(&images, &texts, &clip.scoring());
+    let mut matrices = vec![("cosine", s.cosine)];
     if args.logits {
-        matrices.push(("logits", logits.clone()));
+        matrices.push(("logits", s.logits));
     }
     if args.probs {
-        matrices.push(("probs", logits.iter().map(|r| softmax(r)).collect()));
+        matrices.push(("probs", s.probs));
     }
     let mut out = std::io::stdout().lock();
     let names: Vec<String> = args
@@ -65,14 +61,14 @@ pub fn run(args: SimilarityArgs) -> anyhow::Result<i32> {
         .map(|p| p.display().to_string())
         .collect();
     match args.format {
-        Format::Json => {
+        OutputFormat::Json => {
             let mut doc = json!({"images": names, "texts": args.texts});
             for (name, m) in &matrices {
                 doc[*name] = json!(m);
             }
             print_json(&doc)?;
         }
-        Format::Csv => {
+        OutputFormat::Csv => {
             // Long form: one row per (image, text) pair, so that texts with commas stay one field.
             let header: Vec<&str> = matrices.iter().map(|(n, _)| *n).collect();
             writeln!(out, "image,text,{}", header.join(","))?;
@@ -90,7 +86,7 @@ pub fn run(args: SimilarityArgs) -> anyhow::Result<i32> {
                 }
             }
         }
-        Format::Table => {
+        OutputFormat::Table => {
             for (k, (name, m)) in matrices.iter().enumerate() {
                 if k > 0 {
                     writeln!(out)?;

@@ -12,7 +12,7 @@ mod webp;
 
 use std::path::Path;
 
-use crate::error::{Format, ImageError, Source};
+use crate::error::{ImageFormat, ImageError, Source};
 use crate::exif;
 use crate::image::DecodedImage;
 
@@ -33,6 +33,9 @@ pub struct DecodeOptions {
     /// least this many pixels) before the exact resize. Decoding a 12-megapixel photo for a
     /// 224-pixel model then costs a fraction of the full decode. `None` (the default): full size.
     pub jpeg_min_side: Option<u32>,
+    /// Files larger than this are refused before they are read (default 1 GiB: a 100-megapixel
+    /// uncompressed TIFF is 300 MB).
+    pub max_file_bytes: u64,
 }
 
 impl Default for DecodeOptions {
@@ -41,6 +44,7 @@ impl Default for DecodeOptions {
             apply_exif_orientation: false,
             max_pixels: 2 * PILLOW_MAX_IMAGE_PIXELS,
             jpeg_min_side: None,
+            max_file_bytes: 1 << 30,
         }
     }
 }
@@ -61,22 +65,22 @@ impl Decoded {
 }
 
 /// The container format of `bytes`, by magic number (Pillow's `_accept` functions).
-pub fn sniff(bytes: &[u8]) -> Option<Format> {
+pub fn sniff(bytes: &[u8]) -> Option<ImageFormat> {
     if bytes.starts_with(b"\x89PNG\r\n\x1a\n") {
-        Some(Format::Png)
+        Some(ImageFormat::Png)
     } else if bytes.starts_with(b"\xff\xd8\xff") {
-        Some(Format::Jpeg)
+        Some(ImageFormat::Jpeg)
     } else if bytes.starts_with(b"GIF87a") || bytes.starts_with(b"GIF89a") {
-        Some(Format::Gif)
+        Some(ImageFormat::Gif)
     } else if bytes.len() >= 12 && &bytes[..4] == b"RIFF" && &bytes[8..12] == b"WEBP" {
-        Some(Format::WebP)
+        Some(ImageFormat::WebP)
     } else if bytes.starts_with(b"BM") {
-        Some(Format::Bmp)
+        Some(ImageFormat::Bmp)
     } else if [b"II*\0", b"MM\0*", b"II+\0", b"MM\0+"]
         .iter()
         .any(|m| bytes.starts_with(*m))
     {
-        Some(Format::Tiff)
+        Some(ImageFormat::Tiff)
     } else {
         None
     }
@@ -85,15 +89,86 @@ pub fn sniff(bytes: &[u8]) -> Option<Format> {
 /// Reads and decodes a file. Errors name the path.
 pub fn decode_file(path: &Path, opts: &DecodeOptions) -> Result<DecodedImage, ImageError> {
     let name = path.display().to_string();
-    let bytes = std::fs::read(path).map_err(|source| ImageError::Io {
-        name: name.clone(),
-        source,
-    })?;
+    let bytes = read_file(path, &name, opts.max_file_bytes)?;
     decode_bytes(&bytes, &name, opts)
 }
 
-/// Decodes an in-memory file; `name` is used in error messages.
+/// The bytes of a regular file of at most `limit` bytes; anything else is refused before a
+/// byte is read (a FIFO would block, a device never end). `name` names it in errors.
+pub fn read_file(path: &Path, name: &str, limit: u64) -> Result<Vec<u8>, ImageError> {
+    use std::io::Read;
+    let io = |source| ImageError::Io {
+        name: name.to_owned(),
+        source,
+    };
+    let meta = std::fs::metadata(path).map_err(io)?;
+    let kind = meta.file_type();
+    if !kind.is_file() {
+        return Err(ImageError::NotAFile {
+            name: name.to_owned(),
+            kind: file_kind(&kind),
+        });
+    }
+    if meta.len() > limit {
+        return Err(ImageError::FileTooLarge {
+            name: name.to_owned(),
+            bytes: meta.len(),
+            limit,
+        });
+    }
+    // The size can change between the check and the read: never read past the limit.
+    let mut bytes = Vec::with_capacity(meta.len() as usize);
+    std::fs::File::open(path)
+        .and_then(|f| f.take(limit.saturating_add(1)).read_to_end(&mut bytes))
+        .map_err(io)?;
+    if bytes.len() as u64 > limit {
+        return Err(ImageError::FileTooLarge {
+            name: name.to_owned(),
+            bytes: bytes.len() as u64,
+            limit,
+        });
+    }
+    Ok(bytes)
+}
+
+/// What a non-regular file is, in words.
+fn file_kind(kind: &std::fs::FileType) -> &'static str {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::FileTypeExt;
+        if kind.is_fifo() {
+            return "a FIFO";
+        }
+        if kind.is_char_device() || kind.is_block_device() {
+            return "a device";
+        }
+        if kind.is_socket() {
+            return "a socket";
+        }
+    }
+    if kind.is_dir() {
+        "a folder"
+    } else {
+        "not a plain file"
+    }
+}
+
+/// Decodes an in-memory file; `name` is used in error messages. A decoder panic on hostile
+/// bytes is contained and reported as [`ImageError::Crashed`].
 pub fn decode_bytes(
+    bytes: &[u8],
+    name: &str,
+    opts: &DecodeOptions,
+) -> Result<DecodedImage, ImageError> {
+    use std::panic::{catch_unwind, AssertUnwindSafe};
+    catch_unwind(AssertUnwindSafe(|| decode_unguarded(bytes, name, opts))).unwrap_or_else(|_| {
+        Err(ImageError::Crashed {
+            name: name.to_owned(),
+        })
+    })
+}
+
+fn decode_unguarded(
     bytes: &[u8],
     name: &str,
     opts: &DecodeOptions,
@@ -104,20 +179,18 @@ pub fn decode_bytes(
         });
     }
     let Some(format) = sniff(bytes) else {
-        let magic: Vec<String> = bytes.iter().take(8).map(|b| format!("{b:02x}")).collect();
         return Err(ImageError::UnknownFormat {
             name: name.to_owned(),
-            magic: magic.join(" "),
         });
     };
     let src = Source { name, format };
     let decoded = match format {
-        Format::Png => png::decode(bytes, src, opts)?,
-        Format::Jpeg => jpeg::decode(bytes, src, opts)?,
-        Format::Gif => gif::decode(bytes, src, opts)?,
-        Format::WebP => webp::decode(bytes, src, opts)?,
-        Format::Bmp => bmp::decode(bytes, src, opts)?,
-        Format::Tiff => tiff::decode(bytes, src, opts)?,
+        ImageFormat::Png => png::decode(bytes, src, opts)?,
+        ImageFormat::Jpeg => jpeg::decode(bytes, src, opts)?,
+        ImageFormat::Gif => gif::decode(bytes, src, opts)?,
+        ImageFormat::WebP => webp::decode(bytes, src, opts)?,
+        ImageFormat::Bmp => bmp::decode(bytes, src, opts)?,
+        ImageFormat::Tiff => tiff::decode(bytes, src, opts)?,
     };
     Ok(match decoded.orientation {
         Some(o) if opts.apply_exif_orientation => exif::apply(decoded.image, o),
@@ -141,12 +214,12 @@ mod tests {
 
     #[test]
     fn sniffs_by_content() {
-        assert_eq!(sniff(b"\x89PNG\r\n\x1a\n...."), Some(Format::Png));
-        assert_eq!(sniff(b"\xff\xd8\xff\xe0"), Some(Format::Jpeg));
-        assert_eq!(sniff(b"GIF89a"), Some(Format::Gif));
-        assert_eq!(sniff(b"RIFF\0\0\0\0WEBPVP8 "), Some(Format::WebP));
-        assert_eq!(sniff(b"BM\0\0"), Some(Format::Bmp));
-        assert_eq!(sniff(b"MM\0*\0\0\0\x08"), Some(Format::Tiff));
+        assert_eq!(sniff(b"\x89PNG\r\n\x1a\n...."), Some(ImageFormat::Png));
+        assert_eq!(sniff(b"\xff\xd8\xff\xe0"), Some(ImageFormat::Jpeg));
+        assert_eq!(sniff(b"GIF89a"), Some(ImageFormat::Gif));
+        assert_eq!(sniff(b"RIFF\0\0\0\0WEBPVP8 "), Some(ImageFormat::WebP));
+        assert_eq!(sniff(b"BM\0\0"), Some(ImageFormat::Bmp));
+        assert_eq!(sniff(b"MM\0*\0\0\0\x08"), Some(ImageFormat::Tiff));
         assert_eq!(sniff(b"hello"), None);
         assert_eq!(sniff(b"RIFF\0\0\0\0WAVE"), None);
     }
@@ -156,9 +229,27 @@ mod tests {
         let e = decode_bytes(b"", "x.jpg", &DecodeOptions::default()).unwrap_err();
         assert_eq!(e.to_string(), "x.jpg: empty file");
         let e = decode_bytes(b"hello world", "y.png", &DecodeOptions::default()).unwrap_err();
-        assert_eq!(
-            e.to_string(),
-            "y.png: unrecognised image format (first bytes: 68 65 6c 6c 6f 20 77 6f)"
-        );
+        assert_eq!(e.to_string(), "y.png: not an image (unrecognised format)");
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn only_regular_files_of_bounded_size_are_read() {
+        let opts = DecodeOptions::default();
+        let e = decode_file(Path::new("/dev/zero"), &opts).unwrap_err();
+        assert_eq!(e.to_string(), "/dev/zero: not a regular file (a device)");
+        let dir = std::env::temp_dir().join(format!("clip-image-read-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let e = decode_file(&dir, &opts).unwrap_err();
+        assert!(e.to_string().ends_with("not a regular file (a folder)"), "{e}");
+        let file = dir.join("big.png");
+        std::fs::write(&file, [0u8; 100]).unwrap();
+        let small = DecodeOptions {
+            max_file_bytes: 99,
+            ..opts
+        };
+        let e = decode_file(&file, &small).unwrap_err();
+        assert!(e.to_string().ends_with("file of 100 bytes exceeds the limit of 99 bytes"), "{e}");
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -1,13 +1,13 @@
 //! `POST /v1/classify`: zero-shot classification. Label prompts go through the same batcher as
-//! everything else and are ensembled as `clip classify` does (mean of normalised prompt
-//! embeddings, renormalised), then each image gets a softmax over the labels.
+//! everything else and are ensembled and scored by the task layer, as `clip classify` does (mean
+//! of normalised prompt embeddings, renormalised; the model's scoring per image).
 
 use std::sync::Arc;
 
 use axum::extract::State;
 use axum::Json;
-use clip::similarity::{dot, normalize, softmax};
-use clip::zero_shot::{builtin_templates, ranked, Prompts, BUILTIN_TEMPLATE_SETS};
+use clip_tasks::similarity::ranked;
+use clip_tasks::zero_shot::{builtin_templates, ensemble, Classifier, Prompts};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
@@ -44,12 +44,7 @@ pub async fn classify(
         None => Vec::new(),
         Some(Templates::List(list)) => list,
         Some(Templates::Named(name)) => builtin_templates(&name)
-            .ok_or_else(|| {
-                ApiError::BadRequest(format!(
-                    "unknown template set {name:?} (built-in: {})",
-                    BUILTIN_TEMPLATE_SETS.join(", ")
-                ))
-            })?
+            .map_err(|e| ApiError::BadRequest(e.to_string()))?
             .iter()
             .map(|t| t.to_string())
             .collect(),
@@ -77,15 +72,17 @@ pub async fn classify(
         .map(|p| Item::Text(p.clone()))
         .collect();
     let prompt_rows = embed(&state, texts, "prompts").await?;
-    let classes = ensemble(&prompt_rows, &groups);
-    let scale = state.clip.logit_scale();
-    let results: Vec<Value> = images
+    let classifier = Classifier::new(
+        prompts.labels().to_vec(),
+        ensemble(&groups, &prompt_rows),
+        state.clip.scoring(),
+    );
+    let results: Vec<Value> = classifier
+        .probabilities(&images)
         .iter()
         .enumerate()
-        .map(|(index, image)| {
-            let logits: Vec<f32> = classes.iter().map(|c| scale * dot(image, c)).collect();
-            let probs = softmax(&logits);
-            let scores: Vec<Value> = ranked(&probs, request.top_k)
+        .map(|(index, probs)| {
+            let scores: Vec<Value> = ranked(probs, request.top_k)
                 .into_iter()
                 .map(|j| json!({"label": prompts.labels()[j], "prob": probs[j]}))
                 .collect();
@@ -93,22 +90,4 @@ pub async fn classify(
         })
         .collect();
     Ok(Json(json!({"model": state.model_name, "results": results})))
-}
-
-/// One class embedding per label: the mean of its prompts' normalised embeddings, renormalised
-/// (what `clip::zero_shot::ensemble_embeddings` computes, here over rows the batcher returned).
-fn ensemble(rows: &[Vec<f32>], groups: &[Vec<String>]) -> Vec<Vec<f32>> {
-    let mut rows = rows.iter();
-    groups
-        .iter()
-        .map(|group| {
-            let mut mean = vec![0f32; rows.as_slice().first().map_or(0, Vec::len)];
-            for row in rows.by_ref().take(group.len()) {
-                mean.iter_mut().zip(row).for_each(|(m, x)| *m += x);
-            }
-            mean.iter_mut().for_each(|m| *m /= group.len() as f32);
-            normalize(&mut mean);
-            mean
-        })
-        .collect()
 }

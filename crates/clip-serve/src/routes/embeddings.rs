@@ -53,7 +53,7 @@ pub async fn embeddings(
         .sum();
     let rows = embed(&state, items, "input").await?;
     let data: Vec<Value> = rows
-        .into_iter()
+        .rows()
         .enumerate()
         .map(|(index, embedding)| json!({"object": "embedding", "embedding": embedding, "index": index}))
         .collect();

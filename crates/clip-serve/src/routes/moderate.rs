@@ -4,7 +4,6 @@ use std::sync::Arc;
 
 use axum::extract::State;
 use axum::Json;
-use clip::Embeddings;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
@@ -28,9 +27,8 @@ pub async fn moderate(
         .iter()
         .enumerate()
         .map(|(i, v)| Item::parse_image(v, &format!("images[{i}]")));
-    let rows = embed(&state, images.collect::<Result<_, _>>()?, "images").await?;
+    let embeddings = embed(&state, images.collect::<Result<_, _>>()?, "images").await?;
     let moderator = state.moderator().await?;
-    let embeddings = Embeddings::new(state.clip.embed_dim(), rows.concat());
     let results: Vec<Value> = moderator
         .moderate(&embeddings)
         .into_iter()

@@ -69,7 +69,7 @@ async fn search(state: Arc<AppState>, request: SearchRequest) -> Result<Json<Val
         ));
     }
     let rows = embed(&state, items, "query").await?;
-    let parts: Vec<(f32, &[f32])> = rows.iter().map(|r| (1.0, r.as_slice())).collect();
+    let parts: Vec<(f32, &[f32])> = rows.rows().map(|r| (1.0, r)).collect();
     let query =
         combine(&parts).ok_or_else(|| ApiError::BadRequest("the query parts cancel out".into()))?;
     let threshold = request.threshold.unwrap_or(f32::NEG_INFINITY);

@@ -1,11 +1,11 @@
 //! `POST /v1/similarity`: the cosine matrix between images and texts (rows images), with the
-//! model's logits and per-image softmax, as `clip similarity --logits --probs` prints.
+//! model's logits and per-image probabilities, as `clip similarity --logits --probs` prints.
 
 use std::sync::Arc;
 
 use axum::extract::State;
 use axum::Json;
-use clip::similarity::{dot, softmax};
+use clip_tasks::similarity::Similarity;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
@@ -39,17 +39,8 @@ pub async fn similarity(
         "texts",
     )
     .await?;
-    let scale = state.clip.logit_scale();
-    let cosine: Vec<Vec<f32>> = images
-        .iter()
-        .map(|i| texts.iter().map(|t| dot(i, t)).collect())
-        .collect();
-    let logits: Vec<Vec<f32>> = cosine
-        .iter()
-        .map(|row| row.iter().map(|c| c * scale).collect())
-        .collect();
-    let probs: Vec<Vec<f32>> = logits.iter().map(|row| softmax(row)).collect();
+    let s = Similarity::new(&images, &texts, &state.clip.scoring());
     Ok(Json(
-        json!({"model": state.model_name, "cosine": cosine, "logits": logits, "probs": probs}),
+        json!({"model": state.model_name, "cosine": s.cosine, "logits": s.logits, "probs": s.probs}),
     ))
 }

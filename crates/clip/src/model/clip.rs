@@ -67,6 +67,7 @@ pub struct ClipModel {
     logit_scale: f32,
     device: Device,
     options: LoadOptions,
+    isa: Isa,
 }
 
 impl std::fmt::Debug for ClipModel {
@@ -140,6 +141,7 @@ impl ClipModel {
             logit_scale,
             device: device.clone(),
             options,
+            isa,
         })
     }
 
@@ -173,6 +175,11 @@ impl ClipModel {
     /// The precision and towers it was built with.
     pub fn options(&self) -> LoadOptions {
         self.options
+    }
+
+    /// The kernel set its linear layers run on: `options().kernels`, or the best this CPU has.
+    pub fn isa(&self) -> Isa {
+        self.isa
     }
 
     pub fn config(&self) -> &ModelConfig {

@@ -1,10 +1,11 @@
-//! Zero-shot classification with the library API.
+//! Zero-shot classification with the library API: the engine embeds, the task layer classifies.
 //!
-//! `cargo run --release -p clip --example zero_shot -- [MODEL] [IMAGE] [LABEL]...`
+//! `cargo run --release -p clip-tasks --example zero_shot -- [MODEL] [IMAGE] [LABEL]...`
 //! Defaults to the committed fixture model (random weights: the numbers test exactness, not
 //! accuracy) and a committed photo.
 
 use clip::{tokenizer::Overflow, Clip};
+use clip_tasks::zero_shot::{Classifier, Prompts};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);
@@ -24,12 +25,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
 
     let clip = Clip::load(&model)?;
+    let prompts = Prompts::new(labels, Vec::new())?;
+    let classifier = Classifier::build(&prompts, clip.scoring(), None, |texts| {
+        clip.encode_texts(texts, Overflow::Truncate)
+    })?;
     let decoded = clip::image::decode_file(image.as_ref(), &Default::default())?;
-    let image_embeddings = clip.encode_images(&[decoded])?;
-    let label_embeddings = clip.encode_texts(&labels, Overflow::Truncate)?;
-    let probs = clip.zero_shot(&image_embeddings, &label_embeddings);
+    let probs = classifier.probabilities(&clip.encode_images(&[decoded])?);
     println!("{image} with {model}:");
-    for (label, p) in labels.iter().zip(&probs[0]) {
+    for (label, p) in classifier.labels().iter().zip(&probs[0]) {
         println!("  {:>7.2}%  {label}", p * 100.0);
     }
     Ok(())

@@ -1,14 +1,14 @@
 //! GFLOP/s of the linear-layer kernels on ViT-B/32-sized products (batch 32 x 50 tokens), every
 //! precision and kernel set this CPU runs (f32 included), next to candle's f32 matmul.
 //!
-//! `cargo run --release -p clip --example gemm_speed [KERNELS...]` (set `RAYON_NUM_THREADS` to pin
+//! `cargo run --release -p clip-kernels --example gemm_speed [KERNELS...]` (set `RAYON_NUM_THREADS` to pin
 //! threads; `GEMM_SHAPES="1600x768x3072;50x768x2304"` for other `m x k x n`); naming kernel sets
 //! (`amx`, `avx512`, ...) measures only those, without candle.
 
 use std::time::Instant;
 
 use candle_core::{Device, Tensor};
-use clip::kernels::{Epilogue, Isa, PackedMatrix, Precision};
+use clip_kernels::{Epilogue, Isa, PackedMatrix, Precision};
 
 fn median_secs(mut f: impl FnMut()) -> f64 {
     f();

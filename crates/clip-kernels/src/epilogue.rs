@@ -1,14 +1,25 @@
-//! The per-tile finish of [`super::drive`]: bias, QuickGELU, residual, vectorised.
+//! The per-tile finish of [`crate::drive`]: bias, QuickGELU, residual, vectorised.
 //!
 //! QuickGELU uses a polynomial `exp` (Cephes `expf`, ~1 ulp) instead of libm's scalar call: in
 //! the reduced-precision modes the exponentials of the MLP were a fifth of the run time. f32 comes
 //! here too where it runs these kernels (AVX-512): that ulp of `exp` is far inside the parity
 //! bars (full-size ViT-B/32 stays 4.6e-6 from the goldens); candle's f32 path keeps libm's.
 
-use super::Isa;
+use crate::precision::Isa;
+
+/// What follows the product, applied to each finished tile while it is in cache.
+#[derive(Clone, Copy, Default)]
+pub struct Epilogue<'a> {
+    /// Added to every row (`[n]`).
+    pub bias: Option<&'a [f32]>,
+    /// QuickGELU `x * sigmoid(1.702 x)` after the bias (exact GELU models apply theirs after).
+    pub quick_gelu: bool,
+    /// Added last (`[m, n]`, row-major), after the activation.
+    pub residual: Option<&'a [f32]>,
+}
 
 /// One finished output tile and what to apply to it.
-pub(super) struct Tile<'a> {
+pub(crate) struct Tile<'a> {
     /// Row 0 of the tile; rows at stride `ld`.
     pub c: *mut f32,
     pub ld: usize,
@@ -86,13 +97,13 @@ pub(super) use avx512::{exp, RowStore};
 mod avx512 {
     use std::arch::x86_64::*;
 
-    use super::super::lane_masks;
+    use crate::simd::lane_masks;
     use super::Tile;
 
     /// The same arithmetic as [`super::finish_body`] in explicit 16-lane vectors, two a row
     /// (columns `0..16` and `16..32` of a tile), with the tile's bias held in registers: the
     /// AVX-512 kernels apply it to their sums as they store them, [`finish`] to a tile in memory.
-    pub(in crate::kernels) struct RowStore<'a> {
+    pub(crate) struct RowStore<'a> {
         t: &'a Tile<'a>,
         masks: [u16; 2],
         bias: Option<[__m512; 2]>,
@@ -102,7 +113,7 @@ mod avx512 {
         /// # Safety
         /// As [`super::finish`]: `t` describes `rows x cols` (`cols <= 32`) valid floats.
         #[inline(always)]
-        pub(in crate::kernels) unsafe fn new(t: &'a Tile<'a>) -> Self {
+        pub(crate) unsafe fn new(t: &'a Tile<'a>) -> Self {
             debug_assert!(t.cols <= 32, "a tile is at most 32 columns");
             let (m0, m1) = lane_masks(t.cols);
             let bias = t.bias.map(|b| {
@@ -121,7 +132,7 @@ mod avx512 {
         /// Stores row `r` (`< rows`) of the tile from its sums `v`: `act(v + bias) + residual`,
         /// the tile's columns only.
         #[inline(always)]
-        pub(in crate::kernels) unsafe fn store(&self, r: usize, v: [__m512; 2]) {
+        pub(crate) unsafe fn store(&self, r: usize, v: [__m512; 2]) {
             let t = self.t;
             let row = t.c.add(r * t.ld);
             for h in 0..2 {
@@ -168,7 +179,7 @@ mod avx512 {
 
     /// [`super::exp_fast`], lane by lane (also the attention's softmax).
     #[inline(always)]
-    pub(in crate::kernels) unsafe fn exp(x: __m512) -> __m512 {
+    pub(crate) unsafe fn exp(x: __m512) -> __m512 {
         let c = _mm512_set1_ps;
         let x = _mm512_min_ps(_mm512_max_ps(x, c(-87.0)), c(88.0));
         let n = _mm512_fmadd_ps(x, c(std::f32::consts::LOG2_E), c(0.5));

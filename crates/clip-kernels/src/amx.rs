@@ -106,10 +106,10 @@ unsafe fn configure() {
 }
 
 /// One 32 x 32 tile of 4-byte sums on the stack, starting a cache line like the tile rows stored
-/// to it (see [`super::aligned`]).
+/// to it (see [`crate::aligned`]).
 #[cfg(target_arch = "x86_64")]
 #[repr(C, align(64))]
-pub(super) struct Sums<T>(pub(super) [T; TILE * super::NR]);
+pub(super) struct Sums<T>(pub(super) [T; TILE * crate::layout::NR]);
 
 /// Where group `16 * step` of row `r` starts in packed activations of `groups` groups a row:
 /// `[32-row panel][step][16-row half][row][16 groups]`.
@@ -153,11 +153,11 @@ pub(super) unsafe fn tile(
         "tilezero tmm3",
         options(nostack, nomem)
     );
-    let (sa, sb) = (GROUPS * 4, super::NR * 4);
+    let (sa, sb) = (GROUPS * 4, crate::layout::NR * 4);
     for (s, g) in (0..groups).step_by(GROUPS).enumerate() {
         let a0 = a.add(s * TILE * GROUPS);
         let a1 = a0.add(16 * GROUPS);
-        let b0 = b.add(g * super::NR);
+        let b0 = b.add(g * crate::layout::NR);
         let b1 = b0.add(16);
         // One step of 16 groups: two activation tiles, two weight tiles, four products. The
         // instruction is part of the template (`asm!` takes literal strings), hence the macro.

@@ -11,8 +11,10 @@
 use half::f16;
 use rayon::prelude::*;
 
-use super::aligned::Aligned;
-use super::{epilogue, scatter_row, Format, Isa, MR, NR};
+use crate::aligned::Aligned;
+use crate::epilogue;
+use crate::layout::{scatter_row, TileFormat, MR, NR};
+use crate::precision::Isa;
 
 /// A weight element: f32, or f16 widened as loaded.
 pub(super) trait Lane: Copy + bytemuck::Zeroable + Send + Sync + 'static {
@@ -42,7 +44,7 @@ impl Lane for f16 {
     }
 }
 
-pub(super) struct FmaMatrix<W> {
+pub(crate) struct FmaMatrix<W> {
     k: usize,
     data: Aligned<W>,
 }
@@ -74,7 +76,7 @@ impl<W: Lane> FmaMatrix<W> {
     }
 }
 
-impl<W: Lane> Format for FmaMatrix<W> {
+impl<W: Lane> TileFormat for FmaMatrix<W> {
     type Panels = Vec<f32>;
 
     fn a_row_bytes(&self, _isa: Isa) -> usize {
@@ -142,7 +144,7 @@ unsafe fn tile_avx2<W: Lane>(
     cols: usize,
 ) {
     // Passes of up to 6 rows x 16 columns (12 accumulators, 2 weight vectors, 1 broadcast).
-    super::avx2_passes((rows, cols), (6, 16), |r0, c0, r, n| {
+    crate::simd::avx2_passes((rows, cols), (6, 16), |r0, c0, r, n| {
         let out = c.add(r0 * ldc + c0);
         match r {
             6 => avx2::rows::<W, 6>(a, b, k, r0, c0, out, ldc, r, n),
@@ -156,7 +158,7 @@ unsafe fn tile_avx2<W: Lane>(
 mod avx2 {
     use std::arch::x86_64::*;
 
-    use super::super::{MR, NR};
+    use crate::layout::{MR, NR};
     use super::Lane;
 
     /// Rows `r0..r0 + rows` (`rows <= R`) x columns `c0..c0 + n` (`n <= 16`) of the tile.
@@ -195,7 +197,7 @@ mod avx2 {
                 acc[1] = _mm256_fmadd_ps(x, b1, acc[1]);
             }
         }
-        super::super::store_rows(&acc, out, ldc, rows, n);
+        crate::simd::store_rows(&acc, out, ldc, rows, n);
     }
 }
 
@@ -203,8 +205,8 @@ mod avx2 {
 mod avx512 {
     use std::arch::x86_64::*;
 
-    use super::super::epilogue::{self, RowStore};
-    use super::super::{MR, NR};
+    use crate::epilogue::{self, RowStore};
+    use crate::layout::{MR, NR};
     use super::Lane;
 
     /// The tile, finished by `out`'s epilogue as its rows leave the registers.

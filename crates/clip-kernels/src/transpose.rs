@@ -4,7 +4,8 @@
 
 use std::arch::x86_64::*;
 
-use super::{lanes, MR};
+use crate::layout::MR;
+use crate::simd::lanes;
 
 /// Lanes of a vector, rows and columns of a block.
 const L: usize = 16;

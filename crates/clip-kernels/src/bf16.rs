@@ -5,14 +5,16 @@
 //! Activations: `[panel][k / 2][MR]` u32, the same pairing; one u32 is broadcast to all lanes.
 //! AVX2, which has no bf16 arithmetic, gets each pair widened to two f32 when packed (`[panel][k
 //! / 2][MR][2]`), so that its kernel broadcasts both straight from memory.
-//! AMX (`tdpbf16ps`) reads the same weights and row-major activations, see [`super::amx`].
+//! AMX (`tdpbf16ps`) reads the same weights and row-major activations, see [`crate::amx`].
 
 use rayon::prelude::*;
 
-use super::aligned::Aligned;
-use super::{a_words, amx, epilogue, padded_groups, scatter_row, tile_rows, Format, Isa, MR, NR};
+use crate::aligned::Aligned;
+use crate::layout::{a_words, padded_groups, scatter_row, tile_rows, TileFormat, MR, NR};
+use crate::precision::Isa;
+use crate::{amx, epilogue};
 
-pub(super) struct Bf16Matrix {
+pub(crate) struct Bf16Matrix {
     k: usize,
     /// `k` in pairs (odd `k` padded with a zero; AMX: padded to whole tiles).
     kp: usize,
@@ -58,7 +60,7 @@ impl Bf16Matrix {
     }
 }
 
-impl Format for Bf16Matrix {
+impl TileFormat for Bf16Matrix {
     type Panels = Aligned<u32>;
 
     fn a_row_bytes(&self, isa: Isa) -> usize {
@@ -193,7 +195,7 @@ unsafe fn tile_avx2(
 ) {
     // Passes of up to 5 rows x 16 columns (10 accumulators, 4 widened weight vectors: low and
     // high halves of the pairs, 2 broadcasts).
-    super::avx2_passes((rows, cols), (5, 16), |r0, c0, r, n| {
+    crate::simd::avx2_passes((rows, cols), (5, 16), |r0, c0, r, n| {
         avx2::bf16_rows::<5>(a, b, kp, r0, c0, c.add(r0 * ldc + c0), ldc, r, n)
     });
 }
@@ -202,7 +204,7 @@ unsafe fn tile_avx2(
 mod avx2 {
     use std::arch::x86_64::*;
 
-    use super::super::{MR, NR};
+    use crate::layout::{MR, NR};
 
     /// Rows `r0..r0 + rows` (`rows <= R`) x columns `c0..c0 + n` (`n <= 16`) of the tile: weight
     /// pairs widened to f32 by shifting (low half) and masking (high half) each 32-bit pair,
@@ -239,7 +241,7 @@ mod avx2 {
                 acc[1] = _mm256_fmadd_ps(xh, hi1, _mm256_fmadd_ps(xl, lo1, acc[1]));
             }
         }
-        super::super::store_rows(&acc, out, ldc, rows, n);
+        crate::simd::store_rows(&acc, out, ldc, rows, n);
     }
 }
 
@@ -247,9 +249,10 @@ mod avx2 {
 mod avx512 {
     use std::arch::x86_64::*;
 
-    use super::super::epilogue::{self, RowStore};
-    use super::super::transpose::write_panel;
-    use super::super::{lanes, load16, MR, NR};
+    use crate::epilogue::{self, RowStore};
+    use crate::transpose::write_panel;
+    use crate::layout::{MR, NR};
+    use crate::simd::{lanes, load16};
 
     /// `rows` rows of `x` (`[rows, k]`) rounded to bf16 pairs (as [`to_pairs`]) into `[panel]
     /// [kp][MR]` panels, 16 rows x 16 pairs at a time through registers.

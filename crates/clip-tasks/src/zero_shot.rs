@@ -1,12 +1,13 @@
 //! Zero-shot classification as in the CLIP paper: labels become prompts (verbatim, or through
 //! templates whose embeddings are averaged into one "class embedding"), and images are scored
-//! against the class embeddings, either as a softmax over all labels or, in multi-label mode, by
-//! thresholding each label's cosine on its own.
+//! against the class embeddings under the model's scoring (a softmax over all labels for CLIP, a
+//! sigmoid per label for SigLIP) or, in multi-label mode, by thresholding each label's cosine on
+//! its own.
 
-use crate::embedding_cache::EmbeddingCache;
-use crate::similarity::{cosine_matrix, normalize, softmax, Embeddings};
-use crate::tokenizer::Overflow;
-use crate::{Clip, ClipError};
+use clip::{normalize, Embeddings, Scoring};
+
+use crate::cache::EmbeddingCache;
+use crate::similarity::{cosine_matrix, logits, probabilities};
 
 /// The single template of the CLIP README's zero-shot examples.
 pub const SIMPLE_TEMPLATES: &[&str] = &["a photo of a {}."];
@@ -99,24 +100,36 @@ pub const IMAGENET_TEMPLATES: &[&str] = &[
 /// Names accepted by [`builtin_templates`].
 pub const BUILTIN_TEMPLATE_SETS: &[&str] = &["imagenet", "simple"];
 
-/// A built-in template set by name (`imagenet`, `simple`).
-pub fn builtin_templates(name: &str) -> Option<&'static [&'static str]> {
+/// A built-in template set by name (`imagenet`, `simple`); an unknown name is an error that lists
+/// the known ones.
+pub fn builtin_templates(name: &str) -> Result<&'static [&'static str], PromptError> {
     match name {
-        "imagenet" => Some(IMAGENET_TEMPLATES),
-        "simple" => Some(SIMPLE_TEMPLATES),
-        _ => None,
+        "imagenet" => Ok(IMAGENET_TEMPLATES),
+        "simple" => Ok(SIMPLE_TEMPLATES),
+        _ => Err(PromptError::UnknownTemplateSet {
+            name: name.to_string(),
+            known: BUILTIN_TEMPLATE_SETS.join(", "),
+        }),
     }
 }
 
-/// Bad zero-shot inputs: each names what was wrong so the CLI can print it as is.
+/// Bad zero-shot inputs: each names what was wrong so the CLI and the server can print it as is.
 #[derive(Debug, thiserror::Error)]
 pub enum PromptError {
+    /// No labels at all.
     #[error("empty label list: give at least one label")]
     EmptyLabels,
+    /// A template without the `{}` the label goes into.
     #[error("template {0:?} has no {{}} placeholder for the label")]
     NoPlaceholder(String),
+    /// A template set name that is not built in.
     #[error("unknown template set {name:?} (built-in sets: {known})")]
-    UnknownTemplateSet { name: String, known: String },
+    UnknownTemplateSet {
+        /// The name asked for.
+        name: String,
+        /// The built-in names, comma-separated.
+        known: String,
+    },
 }
 
 /// Labels and the templates that turn each label into prompts.
@@ -139,6 +152,7 @@ impl Prompts {
         Ok(Self { labels, templates })
     }
 
+    /// The labels, in order.
     pub fn labels(&self) -> &[String] {
         &self.labels
     }
@@ -162,62 +176,91 @@ impl Prompts {
     }
 }
 
-/// One L2-normalised embedding per group of prompts: the prompts' normalised embeddings averaged,
-/// then renormalised (`zeroshot_classifier` of OpenAI's ImageNet notebook). A group of one prompt
-/// gives that prompt's normalised embedding. Long prompts are truncated, as classification should
-/// not fail on a wordy label.
-pub fn ensemble_embeddings(clip: &Clip, groups: &[Vec<String>]) -> Result<Embeddings, ClipError> {
-    let flat: Vec<&str> = groups.iter().flatten().map(String::as_str).collect();
-    let all = clip.encode_texts(&flat, Overflow::Truncate)?.normalized();
+/// One L2-normalised embedding per group of prompts, from the embeddings of every prompt of every
+/// group in order (raw or normalised): the prompts' normalised embeddings averaged, then
+/// renormalised (`zeroshot_classifier` of OpenAI's ImageNet notebook). A group of one prompt
+/// gives that prompt's normalised embedding.
+///
+/// # Panics
+/// If `prompt_embeddings` does not hold one row per prompt (a caller's bug, never user input).
+pub fn ensemble(groups: &[Vec<String>], prompt_embeddings: &Embeddings) -> Embeddings {
+    let total: usize = groups.iter().map(Vec::len).sum();
+    assert_eq!(
+        prompt_embeddings.len(),
+        total,
+        "one embedding per prompt expected"
+    );
+    let all = prompt_embeddings.normalized();
     let dim = all.dim();
     let mut out = Vec::with_capacity(groups.len() * dim);
-    let mut row = 0;
+    let mut rows = all.rows();
     for group in groups {
         let mut mean = vec![0f32; dim];
-        for _ in group {
-            mean.iter_mut().zip(all.row(row)).for_each(|(m, x)| *m += x);
-            row += 1;
+        for row in rows.by_ref().take(group.len()) {
+            mean.iter_mut().zip(row).for_each(|(m, x)| *m += x);
         }
         mean.iter_mut()
             .for_each(|m| *m /= group.len().max(1) as f32);
         normalize(&mut mean);
         out.extend(mean);
     }
-    Ok(Embeddings::new(dim, out))
+    Embeddings::new(dim, out)
 }
 
-/// [`ensemble_embeddings`] through an on-disk cache keyed by the model and the exact prompts.
-pub fn cached_ensemble_embeddings(
-    clip: &Clip,
+/// The class embeddings of `groups` ([`ensemble`]), read from `cache` when it holds them; else
+/// `embed` is asked for every prompt of every group (in order) and the result is stored. `embed`
+/// decides how over-long prompts are handled (the CLI and the server truncate them, as
+/// classification should not fail on a wordy label).
+pub fn class_embeddings<E>(
     groups: &[Vec<String>],
     cache: Option<&EmbeddingCache>,
-) -> Result<Embeddings, ClipError> {
-    match cache {
-        Some(cache) => cache.get_or_compute(clip, groups, || ensemble_embeddings(clip, groups)),
-        None => ensemble_embeddings(clip, groups),
+    embed: impl FnOnce(&[String]) -> Result<Embeddings, E>,
+) -> Result<Embeddings, E> {
+    if let Some(hit) = cache.and_then(|c| c.get(groups)) {
+        return Ok(hit);
     }
+    let prompts: Vec<String> = groups.iter().flatten().cloned().collect();
+    let classes = ensemble(groups, &embed(&prompts)?);
+    if let Some(cache) = cache {
+        cache.put(groups, &classes);
+    }
+    Ok(classes)
 }
 
-/// A zero-shot classifier: labels with their (ensembled) class embeddings.
+/// A zero-shot classifier: labels with their (ensembled) class embeddings and the model's scoring.
+#[derive(Debug, Clone)]
 pub struct Classifier {
     labels: Vec<String>,
     classes: Embeddings,
-    logit_scale: f32,
+    scoring: Scoring,
 }
 
 impl Classifier {
-    pub fn new(
-        clip: &Clip,
+    /// A classifier over `prompts`' labels whose class embeddings come from [`class_embeddings`].
+    pub fn build<E>(
         prompts: &Prompts,
+        scoring: Scoring,
         cache: Option<&EmbeddingCache>,
-    ) -> Result<Self, ClipError> {
-        Ok(Self {
-            labels: prompts.labels().to_vec(),
-            classes: cached_ensemble_embeddings(clip, &prompts.groups(), cache)?,
-            logit_scale: clip.logit_scale(),
-        })
+        embed: impl FnOnce(&[String]) -> Result<Embeddings, E>,
+    ) -> Result<Self, E> {
+        let classes = class_embeddings(&prompts.groups(), cache, embed)?;
+        Ok(Self::new(prompts.labels().to_vec(), classes, scoring))
     }
 
+    /// A classifier from ready class embeddings (one row per label).
+    ///
+    /// # Panics
+    /// If the numbers of labels and class embeddings differ.
+    pub fn new(labels: Vec<String>, classes: Embeddings, scoring: Scoring) -> Self {
+        assert_eq!(labels.len(), classes.len(), "one class embedding per label");
+        Self {
+            labels,
+            classes,
+            scoring,
+        }
+    }
+
+    /// The labels, in order.
     pub fn labels(&self) -> &[String] {
         &self.labels
     }
@@ -232,22 +275,12 @@ impl Classifier {
         cosine_matrix(images, &self.classes)
     }
 
-    /// `[image][label]` probabilities: softmax over the labels of `logit_scale * cosine`, one row
-    /// per image summing to 1 (the labels compete: exactly one is assumed true).
+    /// `[image][label]` probabilities under the model's scoring: for CLIP a softmax over the
+    /// labels of `scale * cosine` (one row per image, summing to 1: exactly one label is assumed
+    /// true); for SigLIP each label's own sigmoid of `scale * cosine + bias`.
     pub fn probabilities(&self, images: &Embeddings) -> Vec<Vec<f32>> {
-        self.cosines(images)
-            .iter()
-            .map(|row| softmax(&row.iter().map(|c| c * self.logit_scale).collect::<Vec<_>>()))
-            .collect()
+        probabilities(&logits(&self.cosines(images), &self.scoring), &self.scoring)
     }
-}
-
-/// Indices of `scores` sorted best first, cut to `top_k` when given.
-pub fn ranked(scores: &[f32], top_k: Option<usize>) -> Vec<usize> {
-    let mut order: Vec<usize> = (0..scores.len()).collect();
-    order.sort_by(|&a, &b| scores[b].total_cmp(&scores[a]));
-    order.truncate(top_k.unwrap_or(order.len()));
-    order
 }
 
 /// Multi-label decision: label `j` applies to an image when its cosine is at least `threshold`.
@@ -297,8 +330,38 @@ mod tests {
     }
 
     #[test]
-    fn ranked_sorts_best_first_and_cuts() {
-        assert_eq!(ranked(&[0.1, 0.7, 0.2], None), vec![1, 2, 0]);
-        assert_eq!(ranked(&[0.1, 0.7, 0.2], Some(1)), vec![1]);
+    fn unknown_template_sets_list_the_known_ones() {
+        assert_eq!(builtin_templates("simple").unwrap(), SIMPLE_TEMPLATES);
+        let err = builtin_templates("cifar").unwrap_err().to_string();
+        assert_eq!(
+            err,
+            "unknown template set \"cifar\" (built-in sets: imagenet, simple)"
+        );
+    }
+
+    #[test]
+    fn ensembles_average_normalised_prompts_then_renormalise() {
+        let groups = vec![
+            vec!["a".to_string(), "b".to_string()],
+            vec!["c".to_string()],
+        ];
+        let prompts = Embeddings::new(2, vec![2.0, 0.0, 0.0, 5.0, 0.0, -3.0]);
+        let classes = ensemble(&groups, &prompts);
+        let h = std::f32::consts::FRAC_1_SQRT_2;
+        assert_eq!(classes.row(0), &[h, h]);
+        assert_eq!(classes.row(1), &[0.0, -1.0]);
+    }
+
+    #[test]
+    fn class_embeddings_ask_for_every_prompt_once_in_order() {
+        let groups = vec![vec!["x".to_string(), "y".to_string()], vec!["z".to_string()]];
+        let mut asked = Vec::new();
+        let classes = class_embeddings::<()>(&groups, None, |texts| {
+            asked.extend_from_slice(texts);
+            Ok(Embeddings::new(1, vec![1.0, 1.0, -1.0]))
+        })
+        .unwrap();
+        assert_eq!(asked, ["x", "y", "z"]);
+        assert_eq!(classes.as_slice(), &[1.0, -1.0]);
     }
 }

@@ -10,7 +10,8 @@ use std::cell::RefCell;
 
 use rayon::prelude::*;
 
-use super::{Isa, OutPtr, Precision};
+use crate::drive::OutPtr;
+use crate::precision::{Isa, Precision};
 
 /// Which positions of each sequence are queries (every position is a key and a value).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -177,7 +178,7 @@ thread_local! {
 
 /// Dispatches one head to the vector code of the kernel set, as far as this CPU runs it (the
 /// loops are written to auto-vectorise; the f32 arithmetic is the same in every version but the
-/// softmax's `exp`: AVX-512 evaluates it in vectors, see [`super::epilogue`]), or, for
+/// softmax's `exp`: AVX-512 evaluates it in vectors, see [`crate::epilogue`]), or, for
 /// [`Products::Bf16`] on CPUs with AVX512-BF16, to the bf16 products.
 unsafe fn head(
     qkv: &[f32],
@@ -404,9 +405,9 @@ fn softmax(row: &mut [f32]) {
 mod avx512 {
     use std::arch::x86_64::*;
 
-    use super::super::epilogue::exp;
-    use super::super::transpose::transpose16;
-    use super::super::{lanes, load16};
+    use crate::epilogue::exp;
+    use crate::transpose::transpose16;
+    use crate::simd::{lanes, load16};
     use super::{Dims, Span, L, QB};
 
     /// [`super::head_body`] with bf16 products: keys as `[hd / 2][tp]` pairs of head columns

@@ -2,8 +2,9 @@
 //! threshold, scored against image embeddings.
 //!
 //! Scoring (documented in docs/MODERATION.md): every category's prompts are ensembled into one
-//! class embedding ([`crate::zero_shot::ensemble_embeddings`]); an image's scores are the softmax
-//! over *all* categories, the `safe` ones included, of `logit_scale * cosine`. The safe categories
+//! class embedding ([`crate::zero_shot::ensemble`]); an image's scores are the model's
+//! probabilities over *all* categories, the `safe` ones included (for CLIP the softmax of
+//! `logit_scale * cosine`). The safe categories
 //! give the softmax somewhere to put the mass of an ordinary photo, so a non-safe category only
 //! scores high when it beats them. The image is flagged when any non-safe category's score is at
 //! least its threshold.
@@ -13,10 +14,11 @@ use std::path::Path;
 
 use serde::Deserialize;
 
-use crate::embedding_cache::EmbeddingCache;
-use crate::similarity::{logits_per_image, softmax, Embeddings};
-use crate::zero_shot::cached_ensemble_embeddings;
-use crate::{Clip, ClipError};
+use clip::{Embeddings, Scoring};
+
+use crate::cache::EmbeddingCache;
+use crate::similarity::{cosine_matrix, logits, probabilities};
+use crate::zero_shot::class_embeddings;
 
 /// The built-in policy's TOML, also printed by `clip moderate --print-policy` as a starting point.
 pub const DEFAULT_POLICY_TOML: &str = include_str!("../policies/default.toml");
@@ -92,6 +94,11 @@ impl Policy {
             reason,
         })?;
         Ok(policy)
+    }
+
+    /// Each category's prompts, in policy order (the groups ensembled into category embeddings).
+    pub fn prompt_groups(&self) -> Vec<Vec<String>> {
+        self.categories.iter().map(|c| c.prompts.clone()).collect()
     }
 
     /// `name@version`, as printed with every verdict.
@@ -176,41 +183,56 @@ pub struct Verdict {
 }
 
 /// A policy with its category embeddings computed for one model.
+#[derive(Debug, Clone)]
 pub struct Moderator {
     policy: Policy,
     categories: Embeddings,
-    logit_scale: f32,
+    scoring: Scoring,
 }
 
 impl Moderator {
-    pub fn new(
-        clip: &Clip,
-        policy: Policy,
-        cache: Option<&EmbeddingCache>,
-    ) -> Result<Self, ClipError> {
-        let groups: Vec<Vec<String>> = policy
-            .categories
-            .iter()
-            .map(|c| c.prompts.clone())
-            .collect();
-        let categories = cached_ensemble_embeddings(clip, &groups, cache)?;
-        Ok(Self {
+    /// A moderator from ready category embeddings (one row per category, policy order: the
+    /// [`ensemble`](crate::zero_shot::ensemble) of [`Policy::prompt_groups`]).
+    ///
+    /// # Panics
+    /// If the numbers of categories and embeddings differ.
+    pub fn new(policy: Policy, categories: Embeddings, scoring: Scoring) -> Self {
+        assert_eq!(
+            policy.categories.len(),
+            categories.len(),
+            "one embedding per category"
+        );
+        Self {
             policy,
             categories,
-            logit_scale: clip.logit_scale(),
-        })
+            scoring,
+        }
     }
 
+    /// A moderator whose category embeddings come from [`class_embeddings`] (the cache, else
+    /// `embed` asked for every prompt of every category, in order).
+    pub fn build<E>(
+        policy: Policy,
+        scoring: Scoring,
+        cache: Option<&EmbeddingCache>,
+        embed: impl FnOnce(&[String]) -> Result<Embeddings, E>,
+    ) -> Result<Self, E> {
+        let categories = class_embeddings(&policy.prompt_groups(), cache, embed)?;
+        Ok(Self::new(policy, categories, scoring))
+    }
+
+    /// The policy it applies.
     pub fn policy(&self) -> &Policy {
         &self.policy
     }
 
     /// One verdict per image embedding (raw or normalised: cosines are taken).
     pub fn moderate(&self, images: &Embeddings) -> Vec<Verdict> {
-        logits_per_image(images, &self.categories, self.logit_scale)
-            .iter()
-            .map(|logits| {
-                let mut categories: Vec<CategoryScore> = softmax(logits)
+        let cosines = cosine_matrix(images, &self.categories);
+        probabilities(&logits(&cosines, &self.scoring), &self.scoring)
+            .into_iter()
+            .map(|scores| {
+                let mut categories: Vec<CategoryScore> = scores
                     .into_iter()
                     .zip(&self.policy.categories)
                     .map(|(score, c)| CategoryScore {

@@ -10,16 +10,16 @@
 //! Activations: `[panel][k / 4][MR]` u32 of four u8, one broadcast to all lanes; for AVX2, which
 //! has no `vpdpbusd`, the four u8 widened to four i16 (a u64, as two u32 words) for `vpmaddwd`.
 //! AMX (`tdpbusd`, the same unsigned-by-signed products) reads the same weights and row-major
-//! activations, see [`super::amx`].
+//! activations, see [`crate::amx`].
 
 use rayon::prelude::*;
 
-use super::aligned::Aligned;
-use super::{
-    a_words, amx, epilogue, padded_groups, scatter_row, tile_rows, Format, Isa, Precision, MR, NR,
-};
+use crate::aligned::Aligned;
+use crate::layout::{a_words, padded_groups, scatter_row, tile_rows, TileFormat, MR, NR};
+use crate::precision::{Isa, Precision};
+use crate::{amx, epilogue};
 
-pub(super) struct Int8Matrix {
+pub(crate) struct Int8Matrix {
     k: usize,
     /// `k` in groups of four (padded with zero weights; AMX: to whole tiles).
     kq: usize,
@@ -29,7 +29,7 @@ pub(super) struct Int8Matrix {
     col_sum: Vec<i32>,
 }
 
-pub(super) struct Int8Panels {
+pub(crate) struct Int8Panels {
     q: Aligned<u32>,
     scale: Vec<f32>,
     zero: Vec<i32>,
@@ -183,7 +183,7 @@ fn range(row: &[f32]) -> (f32, f32) {
     (lo, hi)
 }
 
-impl Format for Int8Matrix {
+impl TileFormat for Int8Matrix {
     type Panels = Int8Panels;
 
     fn a_row_bytes(&self, isa: Isa) -> usize {
@@ -348,7 +348,7 @@ unsafe fn pack_widened_avx2(
 mod avx2 {
     use std::arch::x86_64::*;
 
-    use super::super::{MR, NR};
+    use crate::layout::{MR, NR};
     use super::Tile;
 
     /// Rows of one pass: two accumulators a row (eight columns, each as two partial sums: lanes
@@ -361,7 +361,7 @@ mod avx2 {
     /// as they are loaded, and adds adjacent products in i32 (|sum| <= 2 * 255 * 127: exact).
     #[target_feature(enable = "avx2")]
     pub(super) unsafe fn tile(t: &Tile, c: *mut f32, ldc: usize, rows: usize, cols: usize) {
-        super::super::avx2_passes((rows, cols), (ROWS, 8), |r0, c0, r, n| {
+        crate::simd::avx2_passes((rows, cols), (ROWS, 8), |r0, c0, r, n| {
             pass(t, r0, c0, c.add(r0 * ldc + c0), ldc, r, n)
         });
     }
@@ -419,9 +419,10 @@ mod avx2 {
 mod avx512 {
     use std::arch::x86_64::*;
 
-    use super::super::epilogue::{self, RowStore};
-    use super::super::transpose::write_panel;
-    use super::super::{lanes, load16, MR, NR};
+    use crate::epilogue::{self, RowStore};
+    use crate::transpose::write_panel;
+    use crate::layout::{MR, NR};
+    use crate::simd::{lanes, load16};
     use super::Tile;
 
     /// `rows` rows of `x` (`[rows, k]`) quantised at their `(scale, zero point)` (as
