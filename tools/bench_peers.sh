@@ -7,8 +7,9 @@
 #   CONFIGS="vitb32-image vitb32-text rn50-image" tools/bench_peers.sh
 #
 # Environment knobs:
-#   PY        python with torch, clip, transformers (default /work/pyref/bin/python, else python3)
-#   PERF_DIR  the peer scripts (default ../shared/perf relative to the repository, else /work/shared/perf)
+#   PY        python with torch, clip, transformers (default: $CLIP_REF_VENV/bin/python when that
+#             venv exists, else python3; make one with shared/reference/tools/requirements.txt)
+#   PERF_DIR  the peer scripts (default ../shared/perf relative to the repository)
 #   CLIP_BIN  our binary (default: target/release/clip, built with cargo if missing)
 #   THREADS (2)  BATCH (32)  ROUNDS (3)  SLOW_ROUNDS (1: bf16 peers on CPUs without native bf16)
 #   LARGE_BATCH (8)  batch of the ViT-L/14 configuration (as shared/perf measures it)
@@ -26,11 +27,11 @@
 set -u
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 if [ -z "${PY:-}" ]; then
-  if [ -x /work/pyref/bin/python ]; then PY=/work/pyref/bin/python; else PY=python3; fi
+  if [ -n "${CLIP_REF_VENV:-}" ] && [ -x "$CLIP_REF_VENV/bin/python" ]; then PY="$CLIP_REF_VENV/bin/python"; else PY=python3; fi
 fi
 PERF_DIR="${PERF_DIR:-}"
-if [ -z "$PERF_DIR" ]; then
-  for d in "$ROOT/../shared/perf" /work/shared/perf; do [ -f "$d/torch_baseline.py" ] && PERF_DIR="$(cd "$d" && pwd)" && break; done
+if [ -z "$PERF_DIR" ] && [ -f "$ROOT/../shared/perf/torch_baseline.py" ]; then
+  PERF_DIR="$(cd "$ROOT/../shared/perf" && pwd)"
 fi
 [ -f "$PERF_DIR/torch_baseline.py" ] || { echo "bench_peers: no shared/perf peer scripts (set PERF_DIR)" >&2; exit 2; }
 THREADS="${THREADS:-2}"; BATCH="${BATCH:-32}"; ROUNDS="${ROUNDS:-3}"; SLOW_ROUNDS="${SLOW_ROUNDS:-1}"

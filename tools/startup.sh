@@ -3,7 +3,7 @@
 # checkpoints, in every precision (warm page cache: one untimed run first). Prints one JSON line
 # per (checkpoint, precision): the median and all wall times of ROUNDS runs, and the peak RSS.
 #
-#   tools/startup.sh /work/fullsize/ViT-B-32.safetensors /work/fullsize/ViT-L-14.random.safetensors
+#   tools/startup.sh ../fullsize/ViT-B-32.safetensors ../fullsize/ViT-L-14.random.safetensors
 #
 # Checkpoints: random weights shaped like the released ones (see tools/make_fullsize.py), fp16.
 # Environment: CLIP_BIN (default target/release/clip), ROUNDS (5), THREADS (2),

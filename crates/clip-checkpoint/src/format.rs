@@ -12,7 +12,7 @@ use crate::{ArchHints, Checkpoint, CheckpointError, StateDict};
 
 /// The on-disk formats we read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Format {
+pub enum CheckpointFormat {
     /// OpenAI-named state dict in a `.safetensors` file.
     Safetensors,
     /// `torch.save(state_dict)` zip archive (`.pt`, `.pth`, `.bin`).
@@ -29,7 +29,7 @@ pub enum Format {
 
 /// What a loader found, before names are mapped.
 pub(crate) struct Loaded {
-    pub format: Format,
+    pub format: CheckpointFormat,
     pub state: StateDict,
     pub hints: ArchHints,
 }
@@ -87,7 +87,7 @@ fn load_folder(dir: &Path) -> Result<Loaded, CheckpointError> {
 }
 
 /// Reads one weights file of any format (names as stored).
-pub(crate) fn read_file(path: &Path) -> Result<(Format, StateDict), CheckpointError> {
+pub(crate) fn read_file(path: &Path) -> Result<(CheckpointFormat, StateDict), CheckpointError> {
     let mut head = Vec::with_capacity(9);
     let file = std::fs::File::open(path).map_err(|e| CheckpointError::io(path, e))?;
     file.take(9)
@@ -100,13 +100,13 @@ pub(crate) fn read_file(path: &Path) -> Result<(Format, StateDict), CheckpointEr
     if head.starts_with(b"PK\x03\x04") || head.starts_with(b"PK\x05\x06") {
         torch_zip::read(path)
     } else if safetensors {
-        Ok((Format::Safetensors, read_safetensors(path)?))
+        Ok((CheckpointFormat::Safetensors, read_safetensors(path)?))
     } else if head.first() == Some(&0x80) {
         // pickle PROTO opcode: a legacy torch.save file, or some other (refused) pickle
-        Ok((Format::TorchLegacy, torch_legacy::read(path)?))
+        Ok((CheckpointFormat::TorchLegacy, torch_legacy::read(path)?))
     } else if is_safetensors_name {
         // not recognisable, but named so: the safetensors reader says what is wrong with it
-        Ok((Format::Safetensors, read_safetensors(path)?))
+        Ok((CheckpointFormat::Safetensors, read_safetensors(path)?))
     } else {
         Err(CheckpointError::invalid(
             path,

@@ -1,7 +1,8 @@
 //! Hugging Face `CLIPModel` folders: `config.json` plus `model.safetensors` or `pytorch_model.bin`
 //! (or their sharded `*.index.json` forms), and the name mapping from HF's layout to OpenAI's
-//! (NOTES.md, "OpenAI -> Hugging Face name mapping"): separate q/k/v linears are packed back into
-//! `in_proj_*`, and the `nn.Linear` projections `[embed, width]` are transposed to `[width, embed]`.
+//! (`docs/REFERENCE_NOTES.md`, "OpenAI -> Hugging Face name mapping"): separate q/k/v linears are
+//! packed back into `in_proj_*`, and the `nn.Linear` projections `[embed, width]` are transposed
+//! to `[width, embed]`.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -9,7 +10,7 @@ use std::path::Path;
 use serde_json::{Map, Value};
 
 use crate::format::{read_file, read_folder, read_json, Loaded};
-use crate::{Activation, ArchHints, CheckpointError, Format, StateDict, TensorData};
+use crate::{Activation, ArchHints, CheckpointError, CheckpointFormat, StateDict, TensorData};
 
 /// Weight files transformers looks for, in its order of preference.
 pub(crate) const WEIGHTS: [&str; 4] = [
@@ -28,7 +29,7 @@ pub(crate) fn load(dir: &Path) -> Result<Loaded, CheckpointError> {
         read_file(&weights)?.1
     };
     Ok(Loaded {
-        format: Format::HuggingFace,
+        format: CheckpointFormat::HuggingFace,
         state,
         hints,
     })

@@ -13,6 +13,8 @@
 //! hostile checkpoint is refused, not executed. Tensor bytes are memory-mapped wherever the file
 //! stores them plainly (safetensors, stored zip entries).
 
+#![deny(unsafe_op_in_unsafe_fn)]
+
 mod error;
 mod format;
 mod huggingface;
@@ -27,14 +29,17 @@ mod torch_zip;
 mod torchscript;
 
 pub use error::CheckpointError;
-pub use format::{load_checkpoint, Format};
+pub use format::{load_checkpoint, CheckpointFormat};
 pub use tensor::{DType, StateDict, TensorData};
 
 use std::path::PathBuf;
 
 /// The MLP activation of the transformer blocks. The weights do not say which one was trained:
 /// OpenAI checkpoints use QuickGELU, OpenCLIP configs without `quick_gelu: true` use exact GELU.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+/// Deserialises from (and [`Activation::as_str`] gives) the Hugging Face config names, which the
+/// model registry files of `clip-hub` use too.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Activation {
     /// `x * sigmoid(1.702 x)` (OpenAI, HF `quick_gelu`).
     #[default]
@@ -43,20 +48,37 @@ pub enum Activation {
     Gelu,
 }
 
+impl Activation {
+    /// The Hugging Face config name: `quick_gelu` or `gelu`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Activation::QuickGelu => "quick_gelu",
+            Activation::Gelu => "gelu",
+        }
+    }
+}
+
 /// Architecture facts that come from a config file rather than from tensor shapes.
 /// `None` means "infer as the reference `build_model` does" (heads = width / 64).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct ArchHints {
+    /// The MLP activation (QuickGELU unless a config says otherwise).
     pub activation: Activation,
+    /// Attention heads of the image tower, when a config gives them.
     pub vision_heads: Option<usize>,
+    /// Attention heads of the text tower, when a config gives them.
     pub text_heads: Option<usize>,
 }
 
 /// A loaded checkpoint: OpenAI-named tensors plus hints, and where they came from.
 #[derive(Debug)]
 pub struct Checkpoint {
+    /// The file or folder it was loaded from.
     pub path: PathBuf,
-    pub format: Format,
+    /// The format detected from the content.
+    pub format: CheckpointFormat,
+    /// The tensors, under OpenAI names.
     pub state: StateDict,
+    /// What the config file said (defaults for bare files).
     pub hints: ArchHints,
 }

@@ -8,7 +8,7 @@ use std::path::Path;
 use serde_json::Value;
 
 use crate::format::{read_file, read_folder, Loaded};
-use crate::{Activation, ArchHints, CheckpointError, Format};
+use crate::{Activation, ArchHints, CheckpointError, CheckpointFormat};
 
 pub(crate) const CONFIG: &str = "open_clip_config.json";
 
@@ -25,7 +25,7 @@ const WEIGHTS: [&str; 5] = [
 pub(crate) fn load(dir: &Path) -> Result<Loaded, CheckpointError> {
     let (hints, weights) = read_folder(dir, CONFIG, &WEIGHTS, "OpenCLIP", hints)?;
     Ok(Loaded {
-        format: Format::OpenClip,
+        format: CheckpointFormat::OpenClip,
         state: read_file(&weights)?.1,
         hints,
     })

@@ -13,17 +13,26 @@ use memmap2::Mmap;
 /// Element types found in CLIP checkpoints.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DType {
+    /// IEEE half precision (`torch.float16`, safetensors `F16`).
     F16,
+    /// bfloat16 (`torch.bfloat16`, safetensors `BF16`).
     BF16,
+    /// IEEE single precision.
     F32,
+    /// IEEE double precision.
     F64,
+    /// Signed 64-bit integer (`position_ids`, BatchNorm's `num_batches_tracked`).
     I64,
+    /// Signed 32-bit integer.
     I32,
+    /// Unsigned byte.
     U8,
+    /// One byte per value, 0 or 1.
     Bool,
 }
 
 impl DType {
+    /// Bytes per element.
     pub fn size(self) -> usize {
         match self {
             DType::F16 | DType::BF16 => 2,
@@ -32,6 +41,7 @@ impl DType {
             DType::U8 | DType::Bool => 1,
         }
     }
+    /// Whether the values are floating point (the ones a model converts to its own precision).
     pub fn is_float(self) -> bool {
         matches!(self, DType::F16 | DType::BF16 | DType::F32 | DType::F64)
     }
@@ -131,12 +141,15 @@ impl TensorData {
         Self::owned(DType::F32, shape, bytes)
     }
 
+    /// The element type of the stored bytes.
     pub fn dtype(&self) -> DType {
         self.dtype
     }
+    /// Dimensions, outermost first (row-major, contiguous).
     pub fn shape(&self) -> &[usize] {
         &self.shape
     }
+    /// Number of elements (1 for a scalar).
     pub fn numel(&self) -> usize {
         self.shape.iter().product()
     }
@@ -205,7 +218,7 @@ impl TensorData {
                 .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
                 .collect(),
             // Whole slices through `half`'s converters (F16C eight at a time where the CPU has
-            // it): the per-value conversion was two fifths of loading a half-precision model.
+            // it): the per-value conversion was a large share of loading a half-precision model.
             DType::F16 | DType::BF16 => {
                 let (bits, mut out) = (le_u16s(b), vec![0f32; b.len() / 2]);
                 if self.dtype == DType::F16 {
@@ -314,30 +327,39 @@ pub struct StateDict {
 }
 
 impl StateDict {
+    /// An empty state dict.
     pub fn new() -> Self {
         Self::default()
     }
+    /// Adds a tensor, replacing any tensor of the same name.
     pub fn insert(&mut self, name: impl Into<String>, t: TensorData) {
         self.tensors.insert(name.into(), t);
     }
+    /// The tensor named `name`.
     pub fn get(&self, name: &str) -> Option<&TensorData> {
         self.tensors.get(name)
     }
+    /// Takes the tensor named `name` out, so a model can drop each source tensor once converted.
     pub fn remove(&mut self, name: &str) -> Option<TensorData> {
         self.tensors.remove(name)
     }
+    /// Whether a tensor named `name` is present.
     pub fn contains(&self, name: &str) -> bool {
         self.tensors.contains_key(name)
     }
+    /// Number of tensors.
     pub fn len(&self) -> usize {
         self.tensors.len()
     }
+    /// Whether there are no tensors.
     pub fn is_empty(&self) -> bool {
         self.tensors.is_empty()
     }
+    /// The names, sorted (the map is ordered so that iteration and errors are deterministic).
     pub fn names(&self) -> impl Iterator<Item = &str> {
         self.tensors.keys().map(String::as_str)
     }
+    /// Names and tensors, sorted by name.
     pub fn iter(&self) -> impl Iterator<Item = (&str, &TensorData)> {
         self.tensors.iter().map(|(k, v)| (k.as_str(), v))
     }

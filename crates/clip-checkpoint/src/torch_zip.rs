@@ -16,10 +16,10 @@ use zip::{CompressionMethod, ZipArchive};
 use crate::pickle::{self, Allowlist, Node};
 use crate::tensor::Bytes;
 use crate::torch_tensor::{state_dict_entries, StorageSource, TensorReader};
-use crate::{torchscript, CheckpointError, Format, StateDict};
+use crate::{torchscript, CheckpointError, CheckpointFormat, StateDict};
 
 /// Reads a torch zip or TorchScript archive into a state dict (names as stored).
-pub(crate) fn read(path: &Path) -> Result<(Format, StateDict), CheckpointError> {
+pub(crate) fn read(path: &Path) -> Result<(CheckpointFormat, StateDict), CheckpointError> {
     let mut archive = Archive::open(path)?;
     let invalid = |reason: String| CheckpointError::invalid(path, reason);
     if let Some(order) = archive.record("byteorder").map_err(invalid)? {
@@ -46,8 +46,11 @@ pub(crate) fn read(path: &Path) -> Result<(Format, StateDict), CheckpointError> 
     .map_err(|e| invalid(format!("{pkl_name}: {e}")))?;
     let (heap, root) = (&unpickled.heap, &unpickled.root);
     let (format, entries) = match heap.node(root) {
-        Some(Node::Object { .. }) => (Format::TorchScript, torchscript::module_entries(heap, root)),
-        _ => (Format::TorchZip, state_dict_entries(heap, root)),
+        Some(Node::Object { .. }) => (
+            CheckpointFormat::TorchScript,
+            torchscript::module_entries(heap, root),
+        ),
+        _ => (CheckpointFormat::TorchZip, state_dict_entries(heap, root)),
     };
     let entries = entries.map_err(|e| invalid(format!("{pkl_name}: {e}")))?;
     let state = TensorReader::new(path, heap, &mut archive).collect(entries)?;

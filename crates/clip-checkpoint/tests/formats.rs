@@ -6,7 +6,7 @@ mod common;
 use std::path::{Path, PathBuf};
 
 use clip_checkpoint::{
-    load_checkpoint, Activation, ArchHints, Checkpoint, DType, Format, StateDict,
+    load_checkpoint, Activation, ArchHints, Checkpoint, CheckpointFormat, DType, StateDict,
 };
 use common::Scratch;
 
@@ -36,7 +36,7 @@ fn assert_same(got: &StateDict, want: &StateDict, what: &str) {
 #[test]
 fn committed_tiny_vit_loads_with_openai_defaults() {
     let ckpt = load(&clip_fixtures::committed("models/tiny-vit.safetensors"));
-    assert_eq!(ckpt.format, Format::Safetensors);
+    assert_eq!(ckpt.format, CheckpointFormat::Safetensors);
     assert_eq!(
         ckpt.hints,
         ArchHints {
@@ -66,12 +66,18 @@ fn every_tiny_vit_format_gives_the_same_tensors() {
     let Some(models) = models() else { return };
     let want = load(&models.join("tiny-vit/tiny-vit.safetensors")).state;
     for (rel, format) in [
-        ("tiny-vit/tiny-vit.pt", Format::TorchZip),
-        ("tiny-vit/tiny-vit.torchscript.pt", Format::TorchScript),
-        ("tiny-vit-hf", Format::HuggingFace),
+        ("tiny-vit/tiny-vit.pt", CheckpointFormat::TorchZip),
+        (
+            "tiny-vit/tiny-vit.torchscript.pt",
+            CheckpointFormat::TorchScript,
+        ),
+        ("tiny-vit-hf", CheckpointFormat::HuggingFace),
         // a bare Hugging Face file is recognised by its names and mapped the same way
-        ("tiny-vit-hf/pytorch_model.bin", Format::TorchZip),
-        ("tiny-vit-hf/model.safetensors", Format::Safetensors),
+        ("tiny-vit-hf/pytorch_model.bin", CheckpointFormat::TorchZip),
+        (
+            "tiny-vit-hf/model.safetensors",
+            CheckpointFormat::Safetensors,
+        ),
     ] {
         let ckpt = load(&models.join(rel));
         assert_eq!(ckpt.format, format, "{rel}");
@@ -87,7 +93,7 @@ fn hugging_face_folder_falls_back_to_pytorch_model_bin() {
         std::fs::copy(models.join("tiny-vit-hf").join(f), dir.path(f)).unwrap();
     }
     let ckpt = load(&dir.0);
-    assert_eq!(ckpt.format, Format::HuggingFace);
+    assert_eq!(ckpt.format, CheckpointFormat::HuggingFace);
     assert_eq!(
         ckpt.hints,
         ArchHints {
@@ -144,7 +150,7 @@ fn tiny_rn_torchscript_matches_safetensors() {
     let Some(models) = models() else { return };
     let want = load(&models.join("tiny-rn/tiny-rn.safetensors"));
     let got = load(&models.join("tiny-rn/tiny-rn.torchscript.pt"));
-    assert_eq!(got.format, Format::TorchScript);
+    assert_eq!(got.format, CheckpointFormat::TorchScript);
     assert!(want
         .state
         .names()
@@ -165,7 +171,7 @@ fn tiny_rn_torchscript_matches_safetensors() {
 fn openclip_folder_gives_gelu_and_config_heads() {
     let Some(models) = models() else { return };
     let ckpt = load(&models.join("tiny-vit-openclip-gelu"));
-    assert_eq!(ckpt.format, Format::OpenClip);
+    assert_eq!(ckpt.format, CheckpointFormat::OpenClip);
     assert_eq!(
         ckpt.hints,
         ArchHints {

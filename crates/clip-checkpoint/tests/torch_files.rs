@@ -4,7 +4,7 @@
 
 mod common;
 
-use clip_checkpoint::{load_checkpoint, DType, Format};
+use clip_checkpoint::{load_checkpoint, CheckpointFormat, DType};
 use common::{f32_bytes, legacy_file, state_dict_pickle, torch_zip, Record, Scratch};
 
 /// Storage "0": 0..12 as f32; storage "1": 1.5, -2 as f64; storage "2": 7 as i64.
@@ -76,7 +76,7 @@ fn records() -> Vec<Record<'static>> {
     ]
 }
 
-fn check(path: &std::path::Path, format: Format) {
+fn check(path: &std::path::Path, format: CheckpointFormat) {
     let ckpt = load_checkpoint(path).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(ckpt.format, format);
     let names: Vec<_> = ckpt.state.names().collect();
@@ -115,7 +115,7 @@ fn stored_and_deflated_zips_with_strided_views() {
     for deflate in [false, true] {
         let path = dir.path(&format!("model-{deflate}.pt"));
         torch_zip(&path, &pickle, &data, deflate);
-        check(&path, Format::TorchZip);
+        check(&path, CheckpointFormat::TorchZip);
         let ckpt = load_checkpoint(&path).unwrap();
         assert_eq!(ckpt.state.get("visual.proj").unwrap().is_mapped(), !deflate);
     }
@@ -126,7 +126,7 @@ fn legacy_torch_save_files() {
     let dir = Scratch::new("legacy");
     let path = dir.path("old.pth");
     legacy_file(&path, &records(), &storages());
-    check(&path, Format::TorchLegacy);
+    check(&path, CheckpointFormat::TorchLegacy);
     // a truncated storage section
     let bytes = std::fs::read(&path).unwrap();
     std::fs::write(&path, &bytes[..bytes.len() - 4]).unwrap();

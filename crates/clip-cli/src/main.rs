@@ -3,6 +3,9 @@
 //! Exit codes (documented in README.md): 0 success, 1 a negative verdict where a command has one
 //! (reserved for `moderate`), 2 any error (bad arguments, unreadable input, bad checkpoint).
 
+// The allocator tuning needs one FFI call; everything else is safe code.
+#![deny(unsafe_op_in_unsafe_fn)]
+
 mod allocator;
 mod commands;
 mod output;
@@ -11,6 +14,7 @@ use clap::Parser;
 
 use commands::Command;
 
+/// The command line: one subcommand.
 #[derive(Parser)]
 #[command(
     name = "clip",
@@ -18,6 +22,7 @@ use commands::Command;
     about = "CLIP in Rust: embed, classify, tokenize and preprocess with the reference's numbers"
 )]
 struct Cli {
+    /// What to do.
     #[command(subcommand)]
     command: Command,
 }
@@ -25,6 +30,8 @@ struct Cli {
 /// Exit status for every error; clap uses the same code for usage errors.
 pub const EXIT_ERROR: i32 = 2;
 
+/// Tunes the allocator before any thread starts, runs the subcommand, and exits with its code
+/// (errors print one line on stderr and exit [`EXIT_ERROR`]).
 fn main() {
     allocator::keep_freed_memory();
     let cli = Cli::parse();

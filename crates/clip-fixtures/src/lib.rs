@@ -9,6 +9,8 @@
 //! Under `CI=true` a missing reference fixture is a failure (a panic in the test), never a silent skip:
 //! CI always has the reference folder beside the clone.
 
+#![forbid(unsafe_code)]
+
 use std::path::{Path, PathBuf};
 
 /// Repository root (two levels above this crate's manifest).
@@ -66,7 +68,9 @@ pub fn reference(rel: &str) -> Option<PathBuf> {
 /// A numpy array as read from a `.npy` file: shape and values widened to f32.
 #[derive(Debug, Clone)]
 pub struct NpyArray {
+    /// Dimensions, outermost first.
     pub shape: Vec<usize>,
+    /// Values in C order, widened to f32 so that every dtype compares the same way.
     pub data: Vec<f32>,
 }
 
@@ -124,13 +128,15 @@ pub fn read_npy(path: &Path) -> NpyArray {
 }
 
 /// A full-size random-weight checkpoint made by `tools/make_fullsize.py` in `CLIP_FULLSIZE_DIR`
-/// (default `/work/fullsize`; too large to commit): `(<arch>.safetensors, its goldens, the folder
-/// of their preprocessed pixels)`, or `None` when that architecture was not made. Those goldens
-/// may lack `embed_dim`; it is taken from the text embeddings.
+/// (default `fullsize/` beside the repository, like the reference set: too large to commit):
+/// `(<arch>.safetensors, its goldens, the folder of their preprocessed pixels)`, or `None` when
+/// that architecture was not made. Those goldens may lack `embed_dim`; it is taken from the text
+/// embeddings.
 pub fn fullsize(arch: &str) -> Option<(PathBuf, ModelGoldens, PathBuf)> {
-    let dir = PathBuf::from(
-        std::env::var("CLIP_FULLSIZE_DIR").unwrap_or_else(|_| "/work/fullsize".into()),
-    );
+    let dir = match std::env::var("CLIP_FULLSIZE_DIR") {
+        Ok(d) => PathBuf::from(d),
+        Err(_) => repo_root().join("../fullsize"),
+    };
     let (model, goldens) = (
         dir.join(format!("{arch}.safetensors")),
         dir.join(format!("{arch}.goldens.json")),
@@ -158,19 +164,32 @@ pub const FULLSIZE_ARCHS: [&str; 4] = ["ViT-B-32", "RN50", "ViT-B-16", "ViT-L-14
 /// `goldens/<model>.json` as written by the reference's `tools/make_goldens.py`.
 #[derive(Debug, Clone, serde::Deserialize)]
 pub struct ModelGoldens {
+    /// The model's name.
     pub model: String,
+    /// Input side in pixels.
     pub resolution: usize,
+    /// The stored `logit_scale` parameter (a log).
     pub logit_scale: f64,
+    /// `exp(logit_scale)`, the factor the logits were computed with.
     pub logit_scale_exp: f64,
+    /// Length of each embedding.
     pub embed_dim: usize,
+    /// The input texts, in order.
     pub texts: Vec<String>,
+    /// The reference's token ids of each text (`clip.tokenize(texts, truncate=True)`).
     pub text_tokens: Vec<Vec<i64>>,
+    /// Raw `encode_text` outputs (not normalised), one per text.
     pub text_embeddings: Vec<Vec<f32>>,
+    /// The input images: file names under `images/good`.
     pub images: Vec<String>,
+    /// Raw `encode_image` outputs (not normalised), one per image.
     pub image_embeddings: Vec<Vec<f32>>,
+    /// `logit_scale_exp * norm(image) . norm(text)`, one row per image.
     pub logits_per_image: Vec<Vec<f32>>,
 }
 
+/// Reads a goldens JSON file; panics naming the file when it is missing or malformed, since
+/// goldens are fixtures, not user input.
 pub fn read_goldens(path: &Path) -> ModelGoldens {
     let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
@@ -193,15 +212,17 @@ pub fn parity(a: &[f32], b: &[f32]) -> (f64, f64) {
 /// Parity targets of the project (issue "inference core"): embeddings within cosine 0.99999 and
 /// 1e-4 absolute of the goldens, logits within 1e-3.
 pub const MIN_COSINE: f64 = 0.99999;
+/// Largest absolute difference allowed per embedding component (see [`MIN_COSINE`]).
 pub const MAX_ABS: f64 = 1e-4;
+/// Largest absolute difference allowed per logit (see [`MIN_COSINE`]).
 pub const MAX_LOGIT: f64 = 1e-3;
 
 /// Absolute tolerance for image embeddings: [`MAX_ABS`], or 1e-5 of the largest golden component
-/// when that is larger. Why: ResNet image embeddings are large (tiny-rn up to 52.6, RN50 up to 437)
-/// and the reference's own float32 rounding exceeds 1e-4 there. Measured with torch 2.15 on this
-/// machine: re-running the reference tiny-rn in float32 lands 5.6e-4 from its own goldens, and the
-/// float64 evaluation 2.6e-4; we are 2.1e-4 away. For ViT goldens (components below 10) the rule
-/// reduces to [`MAX_ABS`], so it is one rule for every model, not a per-fixture exception.
+/// when that is larger. Why: ResNet image embeddings are large (components in the tens for
+/// tiny-rn, hundreds for RN50) and the reference's own float32 rounding exceeds 1e-4 there:
+/// re-running the reference itself (in float32, or in float64) lands further from its own goldens
+/// than 1e-4. For ViT goldens (components below 10) the rule reduces to [`MAX_ABS`], so it is one
+/// rule for every model, not a per-fixture exception.
 pub fn image_abs_tolerance(g: &ModelGoldens) -> f64 {
     let max = g
         .image_embeddings

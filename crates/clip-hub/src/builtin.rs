@@ -7,7 +7,8 @@
 //!
 //! Sizes are approximate download sizes, for `clip models` only.
 
-use crate::registry::{Activation, Format, ModelEntry, Origin, RemoteFile};
+use crate::registry::{ArtifactFormat, ModelEntry, Origin, RemoteFile};
+use crate::Activation;
 
 const OPENAI_BASE: &str = "https://openaipublic.azureedge.net/clip/models";
 
@@ -109,7 +110,7 @@ pub(crate) fn entries() -> Vec<ModelEntry> {
         .iter()
         .map(|&(name, sha, file, resolution, dim, mb)| ModelEntry {
             name: name.to_string(),
-            format: Format::Openai,
+            format: ArtifactFormat::Openai,
             files: vec![RemoteFile {
                 name: file.to_string(),
                 url: format!("{OPENAI_BASE}/{sha}/{file}"),
@@ -142,7 +143,7 @@ pub(crate) fn entries() -> Vec<ModelEntry> {
     let hf = HUGGINGFACE.iter().map(|&(repo, res, dim, mb)| {
         hub(
             repo,
-            Format::Huggingface,
+            ArtifactFormat::Huggingface,
             ["config.json", "model.safetensors"],
             res,
             dim,
@@ -153,7 +154,7 @@ pub(crate) fn entries() -> Vec<ModelEntry> {
     let open_clip = OPEN_CLIP.iter().map(|&(repo, res, dim, mb)| {
         hub(
             repo,
-            Format::OpenClip,
+            ArtifactFormat::OpenClip,
             ["open_clip_config.json", "open_clip_model.safetensors"],
             res,
             dim,
@@ -170,7 +171,10 @@ mod tests {
 
     #[test]
     fn openai_hashes_are_the_url_segment_before_the_file_name() {
-        for e in entries().iter().filter(|e| e.format == Format::Openai) {
+        for e in entries()
+            .iter()
+            .filter(|e| e.format == ArtifactFormat::Openai)
+        {
             let f = &e.files[0];
             let mut segments = f.url.rsplit('/');
             assert_eq!(segments.next(), Some(f.name.as_str()));

@@ -22,6 +22,7 @@ pub struct FetchOptions {
     /// Never touch the network (`CLIP_OFFLINE`): a model not in the cache is an error that says
     /// where to put the file by hand.
     pub offline: bool,
+    /// Longest wait for a connection: an unreachable host fails with advice instead of hanging.
     pub connect_timeout: Duration,
     /// Longest wait for the next bytes: a stalled server fails instead of hanging forever.
     pub read_timeout: Duration,

@@ -5,70 +5,120 @@ use std::path::PathBuf;
 
 use thiserror::Error;
 
+/// Why a model could not be found or fetched.
 #[derive(Debug, Error)]
 pub enum HubError {
+    /// Neither an existing path nor a registry name.
     #[error("model `{name}`: no such file or folder, and no model has that name{}; `clip models` lists the names", did_you_mean(.suggestions))]
     UnknownModel {
+        /// What the user gave.
         name: String,
+        /// Up to three close registry names, closest first.
         suggestions: Vec<String>,
     },
 
+    /// A user registry file could not be read or is invalid.
     #[error("registry file {}: {reason}", .path.display())]
-    Registry { path: PathBuf, reason: String },
+    Registry {
+        /// The registry file.
+        path: PathBuf,
+        /// What is wrong, naming the model where one is at fault.
+        reason: String,
+    },
 
+    /// No environment variable says where the cache is.
     #[error("no cache directory: set CLIP_CACHE, XDG_CACHE_HOME or HOME")]
     NoCacheDir,
 
+    /// A cache file or folder could not be read or written.
     #[error("{}: {source}", .path.display())]
     Io {
+        /// The file or folder.
         path: PathBuf,
+        /// What the OS said.
         source: std::io::Error,
     },
 
+    /// The model is not cached and the network is off limits (`CLIP_OFFLINE`).
     #[error("model `{model}` is not in the cache and CLIP_OFFLINE is set; to use it offline, download {url} and place it at {}", .path.display())]
     Offline {
+        /// The model's registry name.
         model: String,
+        /// The first missing file's URL (mirrored when `CLIP_MIRROR` is set).
         url: String,
+        /// Where that file is expected in the cache.
         path: PathBuf,
     },
 
+    /// No connection could be made to the server.
     #[error("cannot reach {url} ({reason}); download it by hand and place it at {}, or set CLIP_MIRROR to a mirror", .path.display())]
     Unreachable {
+        /// The URL tried.
         url: String,
+        /// The transport error.
         reason: String,
+        /// Where the file is expected in the cache, for a download by hand.
         path: PathBuf,
     },
 
+    /// The server answered with an error status.
     #[error("download of {url} failed: HTTP {status}")]
-    Http { url: String, status: u16 },
+    Http {
+        /// The URL tried.
+        url: String,
+        /// The HTTP status code.
+        status: u16,
+    },
 
+    /// The connection broke mid-file; the partial file is kept for the next attempt to resume.
     #[error("download of {url} was interrupted after {received} of {expected} bytes ({reason}); the partial file {} is kept and the next run resumes it", .part.display())]
     Interrupted {
+        /// The URL being fetched.
         url: String,
+        /// Bytes on disk so far.
         received: u64,
+        /// The total length as text: a number, or "an unknown number of" without one.
         expected: String,
+        /// The transport error.
         reason: String,
+        /// The partial file.
         part: PathBuf,
     },
 
+    /// The file does not have its published SHA-256; it was deleted.
     #[error("checksum mismatch for {url}: expected sha256 {expected}, got {actual}; the downloaded file {} was deleted", .path.display())]
     ChecksumMismatch {
+        /// The URL fetched.
         url: String,
+        /// The downloaded (and now deleted) file.
         path: PathBuf,
+        /// The published hash, lowercase hex.
         expected: String,
+        /// The hash of what arrived, lowercase hex.
         actual: String,
     },
 
+    /// A file without a published hash failed its structural check; it was deleted.
     #[error("downloaded {url} is not a valid {kind} file ({reason}); the downloaded file {} was deleted", .path.display())]
     Malformed {
+        /// The URL fetched.
         url: String,
+        /// The downloaded (and now deleted) file.
         path: PathBuf,
+        /// The structure expected: `JSON` or `safetensors`.
         kind: &'static str,
+        /// What the check found.
         reason: String,
     },
 
+    /// `CLIP_MIRROR` is not a usable base URL.
     #[error("CLIP_MIRROR `{mirror}` is not a base URL such as http://host:port ({reason})")]
-    BadMirror { mirror: String, reason: String },
+    BadMirror {
+        /// The value given.
+        mirror: String,
+        /// What is wrong with it.
+        reason: String,
+    },
 }
 
 fn did_you_mean(suggestions: &[String]) -> String {

@@ -7,6 +7,8 @@ use crate::download::{fetch_file, FetchOptions, Job};
 use crate::registry::{ModelEntry, Registry};
 use crate::HubError;
 
+/// A registry plus a cache folder and download settings. One HTTP agent is shared by every
+/// download, so connections to a host are reused across the files of a folder model.
 pub struct Hub {
     registry: Registry,
     cache_dir: PathBuf,
@@ -15,6 +17,7 @@ pub struct Hub {
 }
 
 impl Hub {
+    /// A hub over `registry`, caching into `cache_dir` (created on first download).
     pub fn new(registry: Registry, cache_dir: PathBuf, options: FetchOptions) -> Self {
         let agent = ureq::AgentBuilder::new()
             .timeout_connect(options.connect_timeout)
@@ -43,10 +46,12 @@ impl Hub {
         ))
     }
 
+    /// The names this hub resolves.
     pub fn registry(&self) -> &Registry {
         &self.registry
     }
 
+    /// The cache folder (one sub-folder per model).
     pub fn cache_dir(&self) -> &Path {
         &self.cache_dir
     }
@@ -60,6 +65,7 @@ impl Hub {
         }
     }
 
+    /// Whether every file of the model is in the cache, so that using it needs no network.
     pub fn is_cached(&self, entry: &ModelEntry) -> bool {
         let dir = self.cache_dir.join(dir_name(&entry.name));
         entry.files.iter().all(|f| dir.join(&f.name).is_file())

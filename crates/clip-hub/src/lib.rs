@@ -7,6 +7,8 @@
 //! concurrent processes fetch a file once. Kept apart from the model crates so that nothing that
 //! loads weights depends on HTTP or TLS.
 
+#![forbid(unsafe_code)]
+
 mod builtin;
 mod download;
 mod error;
@@ -21,7 +23,10 @@ pub use download::FetchOptions;
 pub use error::HubError;
 pub use hub::{default_cache_dir, Hub};
 pub use mirror::Mirror;
-pub use registry::{Activation, Format, ModelEntry, Origin, Registry, RemoteFile};
+// The checkpoint crate's type, so the registry and the loader cannot disagree on what an
+// activation is; the registry files' spellings (`quick_gelu`, `gelu`) are its serde names.
+pub use clip_checkpoint::Activation;
+pub use registry::{ArtifactFormat, ModelEntry, Origin, Registry, RemoteFile};
 
 /// The model used when none is named, as in the reference's examples.
 pub const DEFAULT_MODEL: &str = "ViT-B/32";

@@ -8,6 +8,7 @@ use crate::HubError;
 pub struct Mirror(String);
 
 impl Mirror {
+    /// Checks a `CLIP_MIRROR` value: an http(s) URL with a host, no query or fragment.
     pub fn parse(base: &str) -> Result<Self, HubError> {
         let bad = |reason: &str| HubError::BadMirror {
             mirror: base.to_string(),

@@ -5,12 +5,14 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+use clip_checkpoint::Activation;
+
 use crate::HubError;
 
 /// How the fetched files are laid out, which decides what path the loader is given.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "kebab-case")]
-pub enum Format {
+pub enum ArtifactFormat {
     /// An OpenAI TorchScript archive (`ViT-B-32.pt`): one file.
     #[serde(alias = "openai-pt")]
     Openai,
@@ -26,37 +28,20 @@ pub enum Format {
     StateDict,
 }
 
-impl Format {
+impl ArtifactFormat {
     /// Folder formats are loaded from the directory holding their files; the others from the file.
     pub fn is_folder(self) -> bool {
-        matches!(self, Format::Huggingface | Format::OpenClip)
+        matches!(self, ArtifactFormat::Huggingface | ArtifactFormat::OpenClip)
     }
 
+    /// The canonical spelling in registry files (aliases aside), for listings and messages.
     pub fn as_str(self) -> &'static str {
         match self {
-            Format::Openai => "openai",
-            Format::Huggingface => "huggingface",
-            Format::OpenClip => "open-clip",
-            Format::Safetensors => "safetensors",
-            Format::StateDict => "state-dict",
-        }
-    }
-}
-
-/// The MLP activation the checkpoint was trained with. Informational for loading: folder formats
-/// carry it in their config and the loader reads it from there.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Activation {
-    QuickGelu,
-    Gelu,
-}
-
-impl Activation {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Activation::QuickGelu => "quick_gelu",
-            Activation::Gelu => "gelu",
+            ArtifactFormat::Openai => "openai",
+            ArtifactFormat::Huggingface => "huggingface",
+            ArtifactFormat::OpenClip => "open-clip",
+            ArtifactFormat::Safetensors => "safetensors",
+            ArtifactFormat::StateDict => "state-dict",
         }
     }
 }
@@ -66,6 +51,7 @@ impl Activation {
 pub struct RemoteFile {
     /// File name inside the model's cache folder (a plain name, never a path).
     pub name: String,
+    /// An `http://` or `https://` URL (checked for user entries); `CLIP_MIRROR` may rewrite it.
     pub url: String,
     /// Lowercase hex. `None` where the publisher pins no hash (Hugging Face `resolve/main` URLs):
     /// such files are checked for length and structure instead.
@@ -75,20 +61,32 @@ pub struct RemoteFile {
 /// Where an entry was defined, so `clip models` can tell built-in names from the user's.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Origin {
+    /// The table compiled into this crate.
     Builtin,
+    /// The user registry file at this path.
     User(PathBuf),
 }
 
+/// What a model name stands for: the files to fetch, how they are laid out, and what is known of
+/// the model before it is loaded.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ModelEntry {
+    /// The name it is resolved by (also its cache folder, made path-safe).
     pub name: String,
-    pub format: Format,
+    /// How the files are laid out.
+    pub format: ArtifactFormat,
+    /// The files to download: one for file formats, several for folder formats.
     pub files: Vec<RemoteFile>,
+    /// Input side in pixels, where known; for display (the loader reads it from the weights).
     pub resolution: Option<u32>,
+    /// Embedding length, where known; for display (the loader reads it from the weights).
     pub embed_dim: Option<u32>,
     /// Approximate total download size in bytes, for display only.
     pub size_bytes: Option<u64>,
+    /// The MLP activation the checkpoint was trained with. Informational for loading: folder
+    /// formats carry it in their config and the loader reads it from there.
     pub activation: Option<Activation>,
+    /// Where the entry was defined.
     pub origin: Origin,
 }
 
@@ -100,12 +98,14 @@ pub struct Registry {
 }
 
 impl Registry {
+    /// The published models known to this crate (OpenAI, Hugging Face, OpenCLIP).
     pub fn builtin() -> Self {
         Registry {
             entries: crate::builtin::entries(),
         }
     }
 
+    /// Every entry, built-in first, then the user's in file order.
     pub fn entries(&self) -> &[ModelEntry] {
         &self.entries
     }
@@ -216,7 +216,7 @@ enum UserFile {
 #[serde(deny_unknown_fields)]
 struct UserModel {
     name: String,
-    format: Format,
+    format: ArtifactFormat,
     url: Option<String>,
     sha256: Option<String>,
     #[serde(default)]
@@ -321,7 +321,7 @@ mod tests {
     #[test]
     fn builtin_names_resolve_exactly_and_case_insensitively() {
         let r = Registry::builtin();
-        assert_eq!(r.get("ViT-B/32").unwrap().format, Format::Openai);
+        assert_eq!(r.get("ViT-B/32").unwrap().format, ArtifactFormat::Openai);
         assert_eq!(r.get("vit-l/14@336px").unwrap().name, "ViT-L/14@336px");
         assert!(r.get("ViT-B/33").is_none());
     }

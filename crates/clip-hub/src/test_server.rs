@@ -17,19 +17,35 @@ pub enum Route {
     Ok(Vec<u8>),
     /// The first request gets the headers of the whole body but only `at` bytes before the
     /// connection closes; later requests are answered normally.
-    CutOnce { body: Vec<u8>, at: usize },
+    CutOnce {
+        /// The whole body.
+        body: Vec<u8>,
+        /// Bytes sent before the first connection closes.
+        at: usize,
+    },
     /// As `CutOnce`, but the server ignores `Range` and always answers 200 with the whole body.
-    CutOnceNoRanges { body: Vec<u8>, at: usize },
+    CutOnceNoRanges {
+        /// The whole body.
+        body: Vec<u8>,
+        /// Bytes sent before the first connection closes.
+        at: usize,
+    },
     /// The body in `chunk`-byte pieces with `delay` between them.
     Slow {
+        /// The whole body.
         body: Vec<u8>,
+        /// Bytes per piece.
         chunk: usize,
+        /// Pause after each piece.
         delay: Duration,
     },
     /// `after` bytes, then silence for `hold`, then the connection closes.
     Stall {
+        /// The whole body (only its first `after` bytes are sent).
         body: Vec<u8>,
+        /// Bytes sent before the silence.
         after: usize,
+        /// How long the server stays silent.
         hold: Duration,
     },
     /// An error status with no body.
@@ -39,7 +55,9 @@ pub enum Route {
 /// What the client asked: the path and its `Range` header.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Request {
+    /// The request path, e.g. `/o/r/f`.
     pub path: String,
+    /// The `Range` header's value, if sent.
     pub range: Option<String>,
 }
 
@@ -49,6 +67,8 @@ struct State {
     cut_done: HashMap<String, bool>,
 }
 
+/// The running server; it stops when dropped. Each connection gets its own thread, so a stalled
+/// route does not hold up the others.
 pub struct TestServer {
     addr: SocketAddr,
     state: Arc<Mutex<State>>,
@@ -56,6 +76,7 @@ pub struct TestServer {
 }
 
 impl TestServer {
+    /// Serves `routes` (path, answer) on a free loopback port; unknown paths get 404.
     pub fn start(routes: Vec<(&str, Route)>) -> TestServer {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind loopback");
         let addr = listener.local_addr().expect("local addr");
@@ -88,14 +109,17 @@ impl TestServer {
         format!("http://{}", self.addr)
     }
 
+    /// The URL of `path` on this server.
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base())
     }
 
+    /// Every request so far, in arrival order.
     pub fn requests(&self) -> Vec<Request> {
         self.state.lock().unwrap().requests.clone()
     }
 
+    /// How many requests asked for `path`.
     pub fn count(&self, path: &str) -> usize {
         self.requests().iter().filter(|r| r.path == path).count()
     }

@@ -20,7 +20,9 @@ pub enum Pixels {
     /// Mode `P`: one palette index per pixel. Indices past the end of `palette` read as black, as
     /// Pillow's zero-initialised 256-entry palette does.
     Palette {
+        /// One index per pixel, kept as stored: Pillow resizes `P` images by index (nearest).
         indices: Vec<u8>,
+        /// RGB entries, at most 256; looked up only by `convert("RGB")`, after the resize.
         palette: Vec<[u8; 3]>,
     },
     /// Mode `1`: one byte per pixel, 0 is black and any other value white (Pillow stores 0/255).
@@ -34,13 +36,21 @@ pub enum Pixels {
 /// Pillow's name of each mode, for messages and tests.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Mode {
+    /// `RGB`, see [`Pixels::Rgb`].
     Rgb,
+    /// `RGBA`, see [`Pixels::Rgba`].
     Rgba,
+    /// `L`, see [`Pixels::L`].
     L,
+    /// `LA`, see [`Pixels::La`].
     La,
+    /// `P`, see [`Pixels::Palette`].
     P,
+    /// `1`, see [`Pixels::Bilevel`].
     Bilevel,
+    /// `I;16`, see [`Pixels::I16`].
     I16,
+    /// `CMYK`, see [`Pixels::Cmyk`].
     Cmyk,
 }
 
@@ -77,6 +87,7 @@ impl fmt::Display for Mode {
 }
 
 impl Pixels {
+    /// The Pillow mode these samples are in.
     pub fn mode(&self) -> Mode {
         match self {
             Pixels::Rgb(_) => Mode::Rgb,
@@ -114,16 +125,29 @@ impl fmt::Debug for Pixels {
 /// Why [`DecodedImage::new`] refused its input.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PixelsError {
+    /// A side is 0: Pillow cannot open such a file, and the resize would divide by it.
     #[error("image dimensions must be at least 1x1, got {width}x{height}")]
-    ZeroSize { width: u32, height: u32 },
+    ZeroSize {
+        /// The width given.
+        width: u32,
+        /// The height given.
+        height: u32,
+    },
+    /// The buffer does not hold `width * height * channels` samples.
     #[error("{mode} image of {width}x{height} needs {expected} samples, got {actual}")]
     Length {
+        /// The mode of the samples given.
         mode: Mode,
+        /// The width given.
         width: u32,
+        /// The height given.
         height: u32,
+        /// Samples that size needs (`usize::MAX` when it overflows).
         expected: usize,
+        /// Samples given.
         actual: usize,
     },
+    /// A palette longer than an 8-bit index can reach.
     #[error("palette has {0} entries; at most 256 are allowed")]
     PaletteTooLong(usize),
 }
@@ -138,6 +162,8 @@ pub struct DecodedImage {
 }
 
 impl DecodedImage {
+    /// Checks that `pixels` holds exactly `width x height` pixels of its mode (and at most 256
+    /// palette entries), so that no later step needs to check bounds.
     pub fn new(width: u32, height: u32, pixels: Pixels) -> Result<Self, PixelsError> {
         if width == 0 || height == 0 {
             return Err(PixelsError::ZeroSize { width, height });
@@ -168,22 +194,27 @@ impl DecodedImage {
         })
     }
 
+    /// Width in pixels (at least 1).
     pub fn width(&self) -> u32 {
         self.width
     }
 
+    /// Height in pixels (at least 1).
     pub fn height(&self) -> u32 {
         self.height
     }
 
+    /// The Pillow mode of the samples.
     pub fn mode(&self) -> Mode {
         self.pixels.mode()
     }
 
+    /// The samples, row-major and interleaved.
     pub fn pixels(&self) -> &Pixels {
         &self.pixels
     }
 
+    /// The samples, without copying them.
     pub fn into_pixels(self) -> Pixels {
         self.pixels
     }

@@ -3,7 +3,8 @@
 //! The reference is `clip.clip._transform(n_px)` applied to `PIL.Image.open(path)` with Pillow 13:
 //! `Resize(n_px, BICUBIC) -> CenterCrop(n_px) -> convert("RGB") -> ToTensor -> Normalize`.
 //! Pillow's resize depends on the image mode, so decoding keeps the file's own mode
-//! ([`Pixels`]), and the transform follows Pillow per mode (see `NOTES.md`, "Image preprocessing").
+//! ([`Pixels`]), and the transform follows Pillow per mode (see `docs/REFERENCE_NOTES.md`,
+//! "Image preprocessing").
 //!
 //! ```no_run
 //! use clip_image::{decode_file, preprocess, DecodeOptions, Normalization};
@@ -14,6 +15,8 @@
 //!
 //! JPEG and fatal-error handling rely on unwinding out of libjpeg; build with `panic = "unwind"`
 //! (the default).
+
+#![deny(unsafe_op_in_unsafe_fn)]
 
 mod decode;
 mod error;
@@ -26,7 +29,7 @@ mod transform;
 pub use decode::{
     decode_bytes, decode_file, read_file, sniff, DecodeOptions, PILLOW_MAX_IMAGE_PIXELS,
 };
-pub use error::{ImageFormat, ImageError};
+pub use error::{ImageError, ImageFormat};
 pub use image::{DecodedImage, Mode, Pixels, PixelsError};
 pub use transform::{
     center_crop_offsets, preprocess, resize_crop_rgb, resized_size, Normalization, Preprocess,

@@ -392,9 +392,10 @@ fn crop<S: Copy>(src: &Plane<S>, rows: Range<usize>, cols: Range<usize>) -> Vec<
     out
 }
 
-/// Pass order of `ImagingResampleInner` in Pillow 13.0.0 (NOTES.md, "pass order"): vertical first
-/// iff the height shrinks by more than twice as many pixels as the width. The intermediate image is
-/// rounded to the sample type, so the order changes results by up to ~17 levels.
+/// Pass order of `ImagingResampleInner` in Pillow 13.0.0 (`docs/REFERENCE_NOTES.md`, "Pillow's
+/// bicubic resize (Resample.c), 8-bit samples"): vertical first iff the height shrinks by more than
+/// twice as many pixels as the width. The intermediate image is rounded to the sample type, so the
+/// order changes results by up to ~17 levels.
 pub(crate) fn vertical_first(in_w: usize, in_h: usize, out_w: usize, out_h: usize) -> bool {
     let (in_w, in_h, out_w, out_h) = (in_w as i64, in_h as i64, out_w as i64, out_h as i64);
     out_h < in_h && (in_h - out_h) > 2 * (in_w - out_w)
@@ -506,9 +507,9 @@ pub(crate) fn crop_window<S: Copy>(
 pub(crate) mod tests {
     use super::*;
 
-    /// Straight port of the numpy spec (`tools/pil_resize_reference.py`): whole image, always both
-    /// coefficient tables for the full output, explicit pass order. The production code must agree
-    /// with it on every window.
+    /// Straight port of the numpy spec (the reference set's `tools/pil_resize_reference.py`): whole
+    /// image, always both coefficient tables for the full output, explicit pass order. The
+    /// production code must agree with it on every window.
     pub(crate) fn spec_resize<S: Sample>(
         data: &[S],
         c: usize,

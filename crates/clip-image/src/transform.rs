@@ -9,7 +9,9 @@ use crate::resample::{bicubic_window, crop_window, nearest_window, Window};
 /// Per-channel mean and standard deviation of `Normalize`.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Normalization {
+    /// Subtracted from each channel (R, G, B) after scaling to `[0, 1]`.
     pub mean: [f32; 3],
+    /// Each channel is divided by this after the mean is subtracted.
     pub std: [f32; 3],
 }
 

@@ -54,8 +54,11 @@ pub fn default_db_path() -> Option<PathBuf> {
 /// One catalog row.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FileRow {
+    /// The absolute path, as the walk found it (the catalog's key).
     pub path: String,
+    /// Size in bytes when indexed; with `mtime_ns`, what decides whether the file is reopened.
     pub size: u64,
+    /// Modification time in nanoseconds since the epoch when indexed.
     pub mtime_ns: i64,
     /// `Ok(hash)` for an indexed file, `Err(reason)` for one that could not be read or decoded.
     pub content: Result<ContentHash, String>,
@@ -68,6 +71,7 @@ pub struct Status {
     pub images: usize,
     /// Files that could not be read or decoded.
     pub failed: usize,
+    /// The space counted, or `None` when nothing was ever indexed.
     pub space: Option<Space>,
 }
 
@@ -102,6 +106,7 @@ impl CatalogStore {
         Ok(store)
     }
 
+    /// The database file, for messages.
     pub fn path(&self) -> &Path {
         &self.path
     }
@@ -353,6 +358,18 @@ fn row_to_file(r: &rusqlite::Row<'_>) -> rusqlite::Result<FileRow> {
             (_, reason) => Err(reason.unwrap_or_default()),
         },
     })
+}
+
+/// The hash written as [`hex`] writes it (64 hex digits, either case); `None` for anything else.
+pub fn parse_hex(id: &str) -> Option<ContentHash> {
+    if id.len() != 64 || !id.is_ascii() {
+        return None;
+    }
+    let mut out = [0u8; 32];
+    for (i, byte) in out.iter_mut().enumerate() {
+        *byte = u8::from_str_radix(&id[2 * i..2 * i + 2], 16).ok()?;
+    }
+    Some(out)
 }
 
 /// Lower-case hex of a hash (ids for other stores, messages).

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use crate::catalog::{hex, CatalogStore, ContentHash};
+use crate::catalog::{hex, parse_hex, CatalogStore, ContentHash};
 use crate::matrix::VectorType;
 use crate::store::{Hit, Record, VectorStore};
 use crate::{IndexError, Space};
@@ -29,7 +29,9 @@ pub struct ChromaStore {
 /// What a sync changed.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct SyncReport {
+    /// Vectors sent: missing from the collection, or stored with other paths.
     pub upserted: usize,
+    /// Ids removed: contents the catalog no longer has.
     pub deleted: usize,
 }
 
@@ -173,17 +175,6 @@ impl ChromaStore {
     }
 }
 
-fn parse_hash(id: &str) -> Option<ContentHash> {
-    let mut out = [0u8; 32];
-    if id.len() != 64 {
-        return None;
-    }
-    for (i, b) in out.iter_mut().enumerate() {
-        *b = u8::from_str_radix(id.get(2 * i..2 * i + 2)?, 16).ok()?;
-    }
-    Some(out)
-}
-
 impl VectorStore for ChromaStore {
     fn upsert(&mut self, records: &[Record]) -> Result<(), IndexError> {
         for chunk in records.chunks(CHUNK) {
@@ -224,7 +215,7 @@ impl VectorStore for ChromaStore {
         for (i, id) in ids.iter().enumerate() {
             let hash = id
                 .as_str()
-                .and_then(parse_hash)
+                .and_then(parse_hex)
                 .ok_or_else(|| IndexError::Chroma {
                     url: self.url.clone(),
                     reason: format!("unexpected id {id} in the collection"),
@@ -255,8 +246,8 @@ mod tests {
     #[test]
     fn ids_round_trip_and_bad_urls_are_refused() {
         let h = [0xab; 32];
-        assert_eq!(parse_hash(&hex(&h)), Some(h));
-        assert_eq!(parse_hash("zz"), None);
+        assert_eq!(parse_hex(&hex(&h)), Some(h));
+        assert_eq!(parse_hex("zz"), None);
         let space = Space {
             id: "s".into(),
             model: "m".into(),

@@ -2,42 +2,69 @@
 
 use std::path::PathBuf;
 
+/// Why an index, search or sync operation failed.
 #[derive(Debug, thiserror::Error)]
 pub enum IndexError {
+    /// SQLite refused an open, query or transaction.
     #[error("{path}: database error: {source}")]
     Db {
+        /// The database file.
         path: PathBuf,
+        /// SQLite's error.
         #[source]
         source: rusqlite::Error,
     },
+    /// A file or folder could not be created, read or resolved.
     #[error("{path}: {source}")]
     Io {
+        /// The file or folder.
         path: PathBuf,
+        /// The operating system's error.
         #[source]
         source: std::io::Error,
     },
+    /// The space's id already holds vectors of another width than the model's: refused rather
+    /// than mixed, as no query could be scored against both.
     #[error(
         "{path}: the index holds {found}-dimensional vectors for model space {space}, but the model gives {expected}"
     )]
     DimMismatch {
+        /// The database file.
         path: PathBuf,
+        /// The space id.
         space: String,
+        /// Width of the stored vectors.
         found: usize,
+        /// Width of the model's vectors.
         expected: usize,
     },
+    /// A stored vector blob has neither the f32 nor the f16 length for the space's width.
     #[error("{path}: corrupt vector for content {hash} ({len} bytes is neither {dim} f32 nor {dim} f16 values)")]
     CorruptVector {
+        /// The database file.
         path: PathBuf,
+        /// Hex of the content hash the vector is stored under.
         hash: String,
+        /// Length of the blob in bytes.
         len: usize,
+        /// Width of the space's vectors.
         dim: usize,
     },
+    /// The Chroma server was unreachable, refused a request or answered something unexpected.
     #[error("{url}: {reason}")]
-    Chroma { url: String, reason: String },
+    Chroma {
+        /// The store as the user gave it (`chroma://host:port/collection`).
+        url: String,
+        /// What went wrong.
+        reason: String,
+    },
+    /// The model failed.
     #[error(transparent)]
     Model(#[from] clip::ClipError),
+    /// The checkpoint could not be hashed to find the space.
     #[error(transparent)]
     Fingerprint(#[from] clip_tasks::fingerprint::FingerprintError),
+    /// A root folder could not be walked.
     #[error(transparent)]
     Discover(#[from] clip_tasks::discover::DiscoverError),
 }

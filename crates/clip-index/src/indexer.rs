@@ -28,6 +28,7 @@ pub struct IndexOptions {
     pub batch_size: usize,
     /// Decode/preprocess threads.
     pub workers: usize,
+    /// How files are decoded; part of the [`Space`] id, so it must match the space's.
     pub decode: DecodeOptions,
     /// How new vectors are stored.
     pub vector_type: VectorType,
@@ -203,7 +204,10 @@ fn run_pipeline(
         |c| prepare(c, known, preprocess, &opts.decode),
         |i, item| {
             let item = item.unwrap_or_else(|Panicked| {
-                Prepared::Failed(row(&todo[i], Err("the decoder crashed on this file".into())))
+                Prepared::Failed(row(
+                    &todo[i],
+                    Err("the decoder crashed on this file".into()),
+                ))
             });
             match item {
                 Prepared::Known(row) => {

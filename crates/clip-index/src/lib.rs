@@ -10,6 +10,8 @@
 //!   search over a [`Matrix`]) and [`ChromaStore`] (a Chroma server, kept in sync with the catalog).
 //! - [`query`] combines text and image embeddings with weights into one query vector.
 
+#![forbid(unsafe_code)]
+
 mod catalog;
 mod chroma;
 mod error;
@@ -19,7 +21,7 @@ pub mod query;
 mod space;
 mod store;
 
-pub use catalog::{default_db_path, hex, CatalogStore, ContentHash, FileRow, Status};
+pub use catalog::{default_db_path, hex, parse_hex, CatalogStore, ContentHash, FileRow, Status};
 pub use chroma::{ChromaStore, SyncReport};
 pub use error::IndexError;
 pub use indexer::{index, IndexOptions, IndexReport, ProgressEvent};

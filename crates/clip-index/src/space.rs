@@ -28,7 +28,8 @@ impl Space {
     /// user). Hashes the checkpoint's bytes.
     pub fn of(clip: &Clip, model: &str, decode: &DecodeOptions) -> Result<Self, IndexError> {
         let fingerprint = ModelFingerprint::of(clip)?;
-        let model_path = std::fs::canonicalize(clip.source()).map_err(IndexError::io(clip.source()))?;
+        let model_path =
+            std::fs::canonicalize(clip.source()).map_err(IndexError::io(clip.source()))?;
         Ok(Self {
             id: fingerprint.image_space(decode),
             model: model.to_string(),

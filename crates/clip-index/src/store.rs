@@ -8,16 +8,22 @@ use crate::{IndexError, Space};
 /// One vector with the files that have its content (several for duplicates).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Record {
+    /// The content hash: the vector's id in every store.
     pub hash: ContentHash,
+    /// The L2-normalised embedding.
     pub vector: Vec<f32>,
+    /// The files with this content (stores that keep no catalog of their own keep these).
     pub paths: Vec<String>,
 }
 
 /// A search result: a content hash, its cosine score, and the files with that content.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Hit {
+    /// The content hash of the matching vector.
     pub hash: ContentHash,
+    /// Cosine similarity to the query.
     pub score: f32,
+    /// The files with that content (several for duplicates).
     pub paths: Vec<String>,
 }
 
@@ -29,6 +35,7 @@ pub trait VectorStore {
     fn delete(&mut self, ids: &[ContentHash]) -> Result<(), IndexError>;
     /// The `k` nearest vectors to `query` by cosine, best first, with scores `>= threshold`.
     fn search(&self, query: &[f32], k: usize, threshold: f32) -> Result<Vec<Hit>, IndexError>;
+    /// How many vectors the store holds.
     fn count(&self) -> Result<usize, IndexError>;
 }
 

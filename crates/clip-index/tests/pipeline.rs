@@ -18,7 +18,12 @@ fn duplicates_share_a_vector_and_spaces_stay_apart() {
     std::fs::copy(&cat, photos.join("b.bmp")).unwrap();
     std::fs::write(photos.join("broken.png"), b"\x89PNG\r\n\x1a\n").unwrap();
     let mut store = CatalogStore::open(&dir.path().join("i.db")).unwrap();
-    let space = Space::of(&model, &model_path.display().to_string(), &Default::default()).unwrap();
+    let space = Space::of(
+        &model,
+        &model_path.display().to_string(),
+        &Default::default(),
+    )
+    .unwrap();
     let opts = IndexOptions {
         batch_size: 1,
         workers: 2,

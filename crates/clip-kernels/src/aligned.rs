@@ -20,6 +20,8 @@ pub(super) struct Aligned<T> {
 }
 
 impl<T: bytemuck::Zeroable + Copy> Aligned<T> {
+    /// `len` zeroed elements (the only constructor: zeroed bytes are valid for a `Zeroable` `T`,
+    /// which is what lets `Deref` hand the lines out as `[T]`).
     pub(super) fn zeroed(len: usize) -> Self {
         const { assert!(std::mem::align_of::<T>() <= 64) };
         let n = (len * std::mem::size_of::<T>()).div_ceil(64);
@@ -36,8 +38,8 @@ impl<T: bytemuck::Zeroable + Copy> Aligned<T> {
 
 /// Asks Linux to back the whole 2 MiB pages inside `[addr, addr + len)` with huge pages (where
 /// transparent huge pages are in `madvise` mode, the common default): a model's packed weights
-/// are hundreds of MB written once at load, and faulting them in 4 KiB at a time was most of
-/// the kernel time of ViT-L/14's f32 start-up. Advice only: refused or unsupported, nothing
+/// are large and written once at load, and faulting them in 4 KiB at a time dominated the
+/// kernel time of a large model's start-up. Advice only: refused or unsupported, nothing
 /// changes.
 fn advise_huge_pages(addr: usize, len: usize) {
     #[cfg(target_os = "linux")]
@@ -62,8 +64,10 @@ impl<T> Deref for Aligned<T> {
     type Target = [T];
 
     fn deref(&self) -> &[T] {
-        // SAFETY: the lines hold `len` elements from their start (zeroed bytes are valid `T`s:
-        // `Zeroable`), aligned for `T` (64 >= its alignment), owned by `self`.
+        // SAFETY: an `Aligned` is only built by `zeroed`, so `T: Zeroable + Copy` with alignment
+        // <= 64 (asserted there): the lines hold `len * size_of::<T>()` bytes or more from their
+        // start, valid `T`s (zeroed, or written as `T` through `deref_mut`), aligned for `T`,
+        // owned by `self` and borrowed with it.
         unsafe { std::slice::from_raw_parts(self.lines.as_ptr() as *const T, self.len) }
     }
 }

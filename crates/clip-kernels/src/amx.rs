@@ -1,6 +1,6 @@
 //! Intel AMX tiles (Sapphire Rapids and later): `tdpbf16ps` and `tdpbusd` multiply a 16 x 64-byte
 //! tile of activations by a 16 x 64-byte tile of weights in one instruction (16 x 16 x 32 bf16 or
-//! 16 x 16 x 64 int8 products), about eight times what `vdpbf16ps` / `vpdpbusd` do per cycle.
+//! 16 x 16 x 64 int8 products), several times what `vdpbf16ps` / `vpdpbusd` do per cycle.
 //!
 //! A micro-kernel computes a `32 x 32` output tile in four accumulator tiles (`tmm0..tmm3`) from
 //! two activation tiles (`tmm4`, `tmm5`: rows 0-15 and 16-31) and two weight tiles (`tmm6`,
@@ -100,7 +100,11 @@ thread_local! {
 #[inline(always)]
 unsafe fn configure() {
     if !CONFIGURED.get() {
-        std::arch::asm!("ldtilecfg [{}]", in(reg) &CONFIG, options(nostack, readonly));
+        // SAFETY: AMX is available (the caller's contract: the CPU has it and Linux granted this
+        // process the tile state), so `ldtilecfg` does not fault; it reads the 64 bytes of
+        // `CONFIG` (a valid palette-1 configuration, 64-byte aligned) and writes only the tile
+        // configuration, which no compiled code uses.
+        unsafe { std::arch::asm!("ldtilecfg [{}]", in(reg) &CONFIG, options(nostack, readonly)) };
         CONFIGURED.set(true);
     }
 }
@@ -145,37 +149,54 @@ pub(super) unsafe fn tile(
     ldc: usize,
 ) {
     use std::arch::asm;
-    configure();
-    asm!(
-        "tilezero tmm0",
-        "tilezero tmm1",
-        "tilezero tmm2",
-        "tilezero tmm3",
-        options(nostack, nomem)
-    );
+    // SAFETY: AMX is available (the caller's contract).
+    unsafe { configure() };
+    // SAFETY: AMX is available and this thread's tiles are configured (just above); `tilezero`
+    // touches tile registers only, which no compiled code allocates.
+    unsafe {
+        asm!(
+            "tilezero tmm0",
+            "tilezero tmm1",
+            "tilezero tmm2",
+            "tilezero tmm3",
+            options(nostack, nomem)
+        )
+    };
     let (sa, sb) = (GROUPS * 4, crate::layout::NR * 4);
     for (s, g) in (0..groups).step_by(GROUPS).enumerate() {
-        let a0 = a.add(s * TILE * GROUPS);
-        let a1 = a0.add(16 * GROUPS);
-        let b0 = b.add(g * crate::layout::NR);
-        let b1 = b0.add(16);
+        // SAFETY: step `s` (groups `g = 16s..16s + 16`, `g < groups`) starts inside the caller's
+        // panels: `a`'s 32 rows hold `groups / 16` tiles of 32 x 16 groups, `b` holds `groups`
+        // rows of `NR` groups.
+        let (a0, a1, b0, b1) = unsafe {
+            let a0 = a.add(s * TILE * GROUPS);
+            let b0 = b.add(g * crate::layout::NR);
+            (a0, a0.add(16 * GROUPS), b0, b0.add(16))
+        };
         // One step of 16 groups: two activation tiles, two weight tiles, four products. The
         // instruction is part of the template (`asm!` takes literal strings), hence the macro.
         macro_rules! step {
             ($dot:literal) => {
-                asm!(
-                    "tileloadd tmm4, [{a0} + {sa} * 1]",
-                    "tileloadd tmm6, [{b0} + {sb} * 1]",
-                    concat!($dot, " tmm0, tmm4, tmm6"),
-                    "tileloadd tmm7, [{b1} + {sb} * 1]",
-                    concat!($dot, " tmm1, tmm4, tmm7"),
-                    "tileloadd tmm5, [{a1} + {sa} * 1]",
-                    concat!($dot, " tmm2, tmm5, tmm6"),
-                    concat!($dot, " tmm3, tmm5, tmm7"),
-                    a0 = in(reg) a0, a1 = in(reg) a1, b0 = in(reg) b0, b1 = in(reg) b1,
-                    sa = in(reg) sa, sb = in(reg) sb,
-                    options(nostack, readonly)
-                )
+                // SAFETY: AMX with this product is available and the tiles configured (above).
+                // Each `tileloadd` reads 16 rows of 64 bytes: `a0` and `a1` the two 16-row
+                // halves of step `s`'s activation tile (rows 64 bytes apart), `b0` and `b1` the
+                // left and right 16 columns of groups `g..g + 16` (rows `NR * 4` bytes apart),
+                // all inside the caller's panels (`groups` is a multiple of 16). The products
+                // write tile registers only.
+                unsafe {
+                    asm!(
+                        "tileloadd tmm4, [{a0} + {sa} * 1]",
+                        "tileloadd tmm6, [{b0} + {sb} * 1]",
+                        concat!($dot, " tmm0, tmm4, tmm6"),
+                        "tileloadd tmm7, [{b1} + {sb} * 1]",
+                        concat!($dot, " tmm1, tmm4, tmm7"),
+                        "tileloadd tmm5, [{a1} + {sa} * 1]",
+                        concat!($dot, " tmm2, tmm5, tmm6"),
+                        concat!($dot, " tmm3, tmm5, tmm7"),
+                        a0 = in(reg) a0, a1 = in(reg) a1, b0 = in(reg) b0, b1 = in(reg) b1,
+                        sa = in(reg) sa, sb = in(reg) sb,
+                        options(nostack, readonly)
+                    )
+                }
             };
         }
         match product {
@@ -184,18 +205,23 @@ pub(super) unsafe fn tile(
         }
     }
     let sc = ldc * 4;
-    asm!(
-        "tilestored [{c00} + {sc} * 1], tmm0",
-        "tilestored [{c01} + {sc} * 1], tmm1",
-        "tilestored [{c10} + {sc} * 1], tmm2",
-        "tilestored [{c11} + {sc} * 1], tmm3",
-        c00 = in(reg) c,
-        c01 = in(reg) c.add(16),
-        c10 = in(reg) c.add(16 * ldc),
-        c11 = in(reg) c.add(16 * ldc + 16),
-        sc = in(reg) sc,
-        options(nostack)
-    );
+    // SAFETY: AMX is available and configured (above). The four stores write the 16 x 16
+    // quarters of the 32 x 32 output, rows `ldc * 4` bytes apart, all inside the 32 rows of 32
+    // elements at stride `ldc` that the caller guarantees `c` is valid for.
+    unsafe {
+        asm!(
+            "tilestored [{c00} + {sc} * 1], tmm0",
+            "tilestored [{c01} + {sc} * 1], tmm1",
+            "tilestored [{c10} + {sc} * 1], tmm2",
+            "tilestored [{c11} + {sc} * 1], tmm3",
+            c00 = in(reg) c,
+            c01 = in(reg) c.add(16),
+            c10 = in(reg) c.add(16 * ldc),
+            c11 = in(reg) c.add(16 * ldc + 16),
+            sc = in(reg) sc,
+            options(nostack)
+        )
+    };
 }
 
 #[cfg(test)]

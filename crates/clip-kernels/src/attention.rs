@@ -2,9 +2,10 @@
 //!
 //! candle's path split the heads into three contiguous copies, ran two batched GEMMs on tiny
 //! `T x 64` matrices, materialised an additive causal mask and copied the heads back: six passes
-//! over the activations per layer for ~1-4% of the FLOPs. Here one task per (image or text, head)
-//! keeps its keys transposed in L1 and writes its output slice in place. Causal attention skips
-//! the masked positions (their `exp(-inf)` terms are exactly 0 in the reference too).
+//! over the activations per layer for a small share of the FLOPs. Here one task per (image or
+//! text, head) keeps its keys transposed in L1 and writes its output slice in place. Causal
+//! attention skips the masked positions (their `exp(-inf)` terms are exactly 0 in the reference
+//! too).
 
 use std::cell::RefCell;
 
@@ -30,9 +31,9 @@ pub enum Queries {
 pub enum Products {
     /// f32: the reference's numbers.
     F32,
-    /// q (scaled), k, the probabilities and v rounded to bf16, f32 sums (`vdpbf16ps`: twice the
-    /// products of an f32 FMA a cycle), where AVX512-BF16 is present; f32 elsewhere. For the
-    /// bf16 and int8 modes, whose linear layers round their inputs at least as much.
+    /// q (scaled), k, the probabilities and v rounded to bf16, f32 sums (`vdpbf16ps`: two
+    /// products a lane where an f32 FMA does one), where AVX512-BF16 is present; f32 elsewhere.
+    /// For the bf16 and int8 modes, whose linear layers round their inputs at least as much.
     Bf16,
 }
 
@@ -51,7 +52,10 @@ impl Products {
 /// the tests reach it on any machine) and the arithmetic of its products.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct AttentionKernels {
+    /// The most the vector code may use (still checked against the CPU's features per call, so
+    /// any value is safe to name).
     pub isa: Isa,
+    /// The arithmetic of the two products.
     pub products: Products,
 }
 
@@ -127,7 +131,10 @@ pub fn packed_attention(
         if h + 1 < heads {
             prefetch_head(one, t, dims, h + 1);
         }
-        // SAFETY: every task writes the `hd` columns of head `h` in its own sequence's rows only.
+        // SAFETY: `one` is sequence `i`'s `[t, 3d]` rows; its output rows `row..row + tq` lie
+        // inside `out` (`[out_rows, d]`: `start + t <= rows` for all queries, `i < lens.len()`
+        // for one), and every task writes the `hd` columns of head `h` in its own sequence's
+        // rows only, so no two tasks write the same element.
         unsafe { head(one, span, dims, h, causal, kernels, ptr.get().add(row * d)) };
     });
     out
@@ -143,7 +150,7 @@ fn prefetch_head(qkv: &[f32], t: usize, Dims { d, heads }: Dims, h: usize) {
         for part in 0..3 {
             let cols = &qkv[j * 3 * d + part * d + h * hd..][..hd];
             for line in cols.iter().step_by(16) {
-                // SAFETY: a prefetch is a hint; the address is inside `qkv`.
+                // SAFETY: a prefetch is a hint that never faults; the address is inside `qkv`.
                 unsafe {
                     use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T1};
                     _mm_prefetch::<_MM_HINT_T1>(line as *const f32 as *const i8);
@@ -172,7 +179,7 @@ struct Dims {
 
 thread_local! {
     /// Each thread's scratch for [`head_body`], reused across heads, layers and calls (four fresh
-    /// zeroed buffers per head were ~3% of a ViT-B/32 image's time).
+    /// zeroed buffers per head were a measurable share of an image's time).
     static SCRATCH: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
 }
 
@@ -180,6 +187,12 @@ thread_local! {
 /// loops are written to auto-vectorise; the f32 arithmetic is the same in every version but the
 /// softmax's `exp`: AVX-512 evaluates it in vectors, see [`crate::epilogue`]), or, for
 /// [`Products::Bf16`] on CPUs with AVX512-BF16, to the bf16 products.
+///
+/// # Safety
+/// `qkv` must be one sequence's `[t, 3d]` rows (`s.t = t`, `s.q0 + s.tq <= t`), `d` a multiple of
+/// `heads`, `h < heads`; `out` must be valid for writes of columns `h * hd..(h + 1) * hd` of
+/// `s.tq` rows at stride `d`, which nothing else accesses during the call. The CPU's features
+/// are checked here, whatever `kernels` names.
 unsafe fn head(
     qkv: &[f32],
     s: Span,
@@ -195,24 +208,39 @@ unsafe fn head(
             // The kernel set caps the code; the CPU's features are still checked (a caller may
             // name any set), at the cost of a cached flag each.
             let (isa, bf16) = (kernels.isa, kernels.products == Products::Bf16);
-            let avx512 = isa >= Isa::Avx512 && is_x86_feature_detected!("avx512f");
+            let avx512 = isa >= Isa::Avx512
+                && is_x86_feature_detected!("avx512f")
+                && is_x86_feature_detected!("avx512bw")
+                && is_x86_feature_detected!("avx512vl")
+                && is_x86_feature_detected!("avx2")
+                && is_x86_feature_detected!("fma");
             if avx512 && bf16 && is_x86_feature_detected!("avx512bf16") {
-                return avx512::head_bf16(qkv, s, dims, h, causal, scratch, out);
+                // SAFETY: avx512f, avx512bw, avx512vl and avx512bf16, every feature `head_bf16`
+                // enables, detected just above; the rest is the caller's contract.
+                return unsafe { avx512::head_bf16(qkv, s, dims, h, causal, scratch, out) };
             }
             if avx512 {
-                return head_avx512(qkv, s, dims, h, causal, scratch, out);
+                // SAFETY: avx512f, avx2 and fma, every feature `head_avx512` enables, detected
+                // just above; the rest is the caller's contract.
+                return unsafe { head_avx512(qkv, s, dims, h, causal, scratch, out) };
             }
             if isa >= Isa::Avx2
                 && is_x86_feature_detected!("avx2")
                 && is_x86_feature_detected!("fma")
             {
-                return head_avx2(qkv, s, dims, h, causal, scratch, out);
+                // SAFETY: avx2 and fma detected just above; the rest is the caller's contract.
+                return unsafe { head_avx2(qkv, s, dims, h, causal, scratch, out) };
             }
         }
-        head_body::<false>(qkv, s, dims, h, causal, scratch, out)
+        // SAFETY: the caller's contract; the portable body needs no CPU feature.
+        unsafe { head_body::<false>(qkv, s, dims, h, causal, scratch, out) }
     })
 }
 
+/// [`head_body`] with the AVX-512 loops.
+///
+/// # Safety
+/// The CPU must have avx512f, avx2 and fma; the rest as for [`head`].
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx2,fma")]
 unsafe fn head_avx512(
@@ -224,9 +252,14 @@ unsafe fn head_avx512(
     scratch: &mut Vec<f32>,
     out: *mut f32,
 ) {
-    head_body::<true>(qkv, s, dims, h, causal, scratch, out)
+    // SAFETY: avx512f is enabled here; the rest is the caller's contract.
+    unsafe { head_body::<true>(qkv, s, dims, h, causal, scratch, out) }
 }
 
+/// [`head_body`]'s portable loops compiled for AVX2, so that they vectorise 8 lanes wide.
+///
+/// # Safety
+/// The CPU must have avx2 and fma; the rest as for [`head`].
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 unsafe fn head_avx2(
@@ -238,7 +271,8 @@ unsafe fn head_avx2(
     scratch: &mut Vec<f32>,
     out: *mut f32,
 ) {
-    head_body::<false>(qkv, s, dims, h, causal, scratch, out)
+    // SAFETY: the caller's contract; the portable body needs no CPU feature.
+    unsafe { head_body::<false>(qkv, s, dims, h, causal, scratch, out) }
 }
 
 /// Queries per register tile.
@@ -253,6 +287,10 @@ const L: usize = 16;
 /// vectors over the head dimension, outputs for `QB` queries x `L` columns over the keys. Keys
 /// are transposed into the scratch and queries scaled there, both zero-padded to whole tiles;
 /// values are read in place (copied, padded, only when the head width is not whole vectors).
+///
+/// # Safety
+/// With `AVX512`, the CPU must have avx512f (inlined into [`head_avx512`]); the rest as for
+/// [`head`].
 #[inline(always)]
 unsafe fn head_body<const AVX512: bool>(
     qkv: &[f32],
@@ -282,7 +320,10 @@ unsafe fn head_body<const AVX512: bool>(
     let keys = &qkv[d + h * hd..];
     #[cfg(target_arch = "x86_64")]
     if AVX512 {
-        avx512::transpose(keys, d3, (t, hd), kt, tp);
+        // SAFETY: avx512f (the caller's contract with `AVX512`); the extents, `keys` holding
+        // `(t - 1) * d3 + hd` values and `kt` `hd` rows of `tp >= t` (a multiple of 16), are
+        // asserted inside.
+        unsafe { avx512::transpose(keys, d3, (t, hd), kt, tp) };
     }
     if !AVX512 {
         for c in 0..hd {
@@ -322,7 +363,9 @@ unsafe fn head_body<const AVX512: bool>(
             let qb = &q[i0 * hd..(i0 + QB) * hd];
             #[cfg(target_arch = "x86_64")]
             if AVX512 {
-                avx512::tile(qb, hd, &kt[j0..], tp, hd, &mut acc);
+                // SAFETY: avx512f as above. `qb` holds `QB` rows of `hd`; `kt[j0..]` holds
+                // `(hd - 1) * tp + 16` values for `j0 + 16 <= np <= tp`.
+                unsafe { avx512::tile(qb, hd, &kt[j0..], tp, hd, &mut acc) };
             }
             if !AVX512 {
                 for c in 0..hd {
@@ -350,7 +393,8 @@ unsafe fn head_body<const AVX512: bool>(
             let visible = if causal { q0 + i0 + r + 1 } else { t };
             #[cfg(target_arch = "x86_64")]
             if AVX512 {
-                avx512::softmax(&mut row[..visible]);
+                // SAFETY: avx512f as above; the function reads and writes inside its slice.
+                unsafe { avx512::softmax(&mut row[..visible]) };
             }
             if !AVX512 {
                 softmax(&mut row[..visible]);
@@ -362,7 +406,12 @@ unsafe fn head_body<const AVX512: bool>(
             let mut acc = [[0f32; L]; QB];
             #[cfg(target_arch = "x86_64")]
             if AVX512 {
-                avx512::tile(p, tp, &v[c0..], ldv, n, &mut acc);
+                // SAFETY: avx512f as above. `p` holds `QB` rows of `tp >= n`; `v[c0..]` holds
+                // `(n - 1) * ldv + 16` values: key rows `j < n <= t` of `ldv`, columns
+                // `c0..c0 + 16` inside each (the copy's `hp` padded columns, or in place
+                // `c0 + 16 <= hd` columns of the row's `h * hd..` values part, `hd` a multiple of
+                // 16 then).
+                unsafe { avx512::tile(p, tp, &v[c0..], ldv, n, &mut acc) };
             }
             if !AVX512 {
                 for j in 0..n {
@@ -377,11 +426,15 @@ unsafe fn head_body<const AVX512: bool>(
             }
             let cols = L.min(hd - c0);
             for (r, acc) in acc.iter().enumerate().take(rows) {
-                std::ptr::copy_nonoverlapping(
-                    acc.as_ptr(),
-                    out.add((i0 + r) * d + h * hd + c0),
-                    cols,
-                );
+                // SAFETY: output row `i0 + r < tq`, columns `h * hd + c0..+ cols <= (h + 1) *
+                // hd`: the caller's part of `out`; `acc` is a local row of `L >= cols`.
+                unsafe {
+                    std::ptr::copy_nonoverlapping(
+                        acc.as_ptr(),
+                        out.add((i0 + r) * d + h * hd + c0),
+                        cols,
+                    )
+                };
             }
         }
     }
@@ -405,15 +458,19 @@ fn softmax(row: &mut [f32]) {
 mod avx512 {
     use std::arch::x86_64::*;
 
-    use crate::epilogue::exp;
-    use crate::transpose::transpose16;
-    use crate::simd::{lanes, load16};
     use super::{Dims, Span, L, QB};
+    use crate::epilogue::exp;
+    use crate::simd::{lanes, load16};
+    use crate::transpose::transpose16;
 
     /// [`super::head_body`] with bf16 products: keys as `[hd / 2][tp]` pairs of head columns
     /// (transposed 16 x 16 through registers), scaled queries as `[tqp][hd / 2]` pairs, each
     /// block's probabilities as `[QB][tp / 2]` pairs of keys and values as `[tp / 2][hv]` pairs
     /// of keys; `vdpbf16ps` sums both halves of a pair into an f32 lane.
+    ///
+    /// # Safety
+    /// The CPU must have avx512f, avx512bw, avx512vl and avx512bf16; the rest as for
+    /// [`super::head`].
     #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512bf16")]
     pub(super) unsafe fn head_bf16(
         qkv: &[f32],
@@ -446,7 +503,9 @@ mod avx512 {
         let (v, pp) = rest.split_at_mut(tp / 2 * hv);
         let row = |j: usize, part: usize| &qkv[j * d3 + part * d + h * hd..][..hd];
         // A pair vector of 32 consecutive values of `x` from `i` (zeros past its end).
-        let pair32 = |x: &[f32], i: usize, s: __m512| {
+        // SAFETY: avx512f is enabled here, and `load16`'s masked loads stay inside `x`; the
+        // transmute reinterprets 512 bits as 512 bits.
+        let pair32 = |x: &[f32], i: usize, s: __m512| unsafe {
             let (lo, hi) = (load16(x, i), load16(x, i + L));
             let v = _mm512_cvtne2ps_pbh(_mm512_mul_ps(hi, s), _mm512_mul_ps(lo, s));
             std::mem::transmute::<__m512bh, __m512i>(v)
@@ -461,8 +520,14 @@ mod avx512 {
                         _mm512_setzero_ps()
                     }
                 });
-                for (i, col) in transpose16(block).iter().enumerate().take(hp - c0) {
-                    _mm512_storeu_ps(kt.as_mut_ptr().add((c0 + i) * tp + j0) as *mut f32, *col);
+                // SAFETY: avx512f is enabled here.
+                let cols = unsafe { transpose16(block) };
+                for (i, col) in cols.iter().enumerate().take(hp - c0) {
+                    // SAFETY: key pair row `c0 + i < hp` of `kt` (`[hp][tp]`), its 16 columns
+                    // from `j0`, `j0 + 16 <= tp`.
+                    unsafe {
+                        _mm512_storeu_ps(kt.as_mut_ptr().add((c0 + i) * tp + j0) as *mut f32, *col)
+                    };
                 }
             }
         }
@@ -473,19 +538,26 @@ mod avx512 {
                 } else {
                     _mm512_setzero_si512()
                 };
-                let at = q.as_mut_ptr().add(i * hp + c0) as *mut i32;
-                _mm512_mask_storeu_epi32(at, lanes(hp - c0), v);
+                // SAFETY: query row `i < tqp` of `q` (`[tqp][hp]`), the mask writing its pairs
+                // `c0..hp` only.
+                unsafe {
+                    let at = q.as_mut_ptr().add(i * hp + c0) as *mut i32;
+                    _mm512_mask_storeu_epi32(at, lanes(hp - c0), v);
+                }
             }
         }
         // Value rows 2j and 2j + 1 interleaved: lane c of pair row j holds column c of both.
-        let half = |x: __m512| {
+        // SAFETY: the transmute reinterprets 256 bits as 256 bits.
+        let half = |x: __m512| unsafe {
             _mm512_cvtepu16_epi32(std::mem::transmute::<__m256bh, __m256i>(
                 _mm512_cvtneps_pbh(x),
             ))
         };
         for j in 0..tp / 2 {
             for c0 in (0..hv).step_by(L) {
-                let at = |r: usize| {
+                // SAFETY: avx512f is enabled here, and `load16`'s masked loads stay inside the
+                // value row.
+                let at = |r: usize| unsafe {
                     if r < t {
                         load16(row(r, 2), c0)
                     } else {
@@ -494,7 +566,9 @@ mod avx512 {
                 };
                 let (lo, hi) = (half(at(2 * j)), half(at(2 * j + 1)));
                 let pair = _mm512_or_si512(lo, _mm512_slli_epi32::<16>(hi));
-                _mm512_storeu_si512(v.as_mut_ptr().add(j * hv + c0) as *mut _, pair);
+                // SAFETY: pair row `j < tp / 2` of `v` (`[tp / 2][hv]`), its 16 columns from
+                // `c0`, `c0 + 16 <= hv`.
+                unsafe { _mm512_storeu_si512(v.as_mut_ptr().add(j * hv + c0) as *mut _, pair) };
             }
         }
         for i0 in (0..tq).step_by(QB) {
@@ -502,16 +576,21 @@ mod avx512 {
             let n = if causal { (q0 + i0 + QB).min(t) } else { t };
             let np = n.next_multiple_of(L);
             for j0 in (0..np).step_by(L) {
-                let acc = tile_bf16(&q[i0 * hp..(i0 + QB) * hp], hp, &kt[j0..], tp, hp);
+                // SAFETY: avx512f and avx512bf16 are enabled here; the extents are asserted
+                // inside.
+                let acc = unsafe { tile_bf16(&q[i0 * hp..(i0 + QB) * hp], hp, &kt[j0..], tp, hp) };
                 for (r, acc) in acc.iter().enumerate() {
-                    _mm512_storeu_ps(p.as_mut_ptr().add(r * tp + j0), *acc);
+                    // SAFETY: row `r < QB` of the probabilities (`[QB][tp]`), its 16 columns
+                    // from `j0`, `j0 + 16 <= np <= tp`.
+                    unsafe { _mm512_storeu_ps(p.as_mut_ptr().add(r * tp + j0), *acc) };
                 }
             }
             for r in 0..QB {
                 let prow = &mut p[r * tp..r * tp + np];
                 if r < rows {
                     let visible = if causal { q0 + i0 + r + 1 } else { t };
-                    softmax(&mut prow[..visible]);
+                    // SAFETY: avx512f is enabled here; the function stays inside its slice.
+                    unsafe { softmax(&mut prow[..visible]) };
                     prow[visible..].fill(0.0);
                 } else {
                     prow.fill(0.0);
@@ -520,51 +599,71 @@ mod avx512 {
                 let prow = &p[r * tp..r * tp + np];
                 for j0 in (0..tp / 2).step_by(L) {
                     let pair = pair32(prow, 2 * j0, one);
-                    _mm512_storeu_si512(pp.as_mut_ptr().add(r * tp / 2 + j0) as *mut _, pair);
+                    // SAFETY: row `r < QB` of the probability pairs (`[QB][tp / 2]`), its 16
+                    // columns from `j0`, `j0 + 16 <= tp / 2` (`tp` is a multiple of 32).
+                    unsafe {
+                        _mm512_storeu_si512(pp.as_mut_ptr().add(r * tp / 2 + j0) as *mut _, pair)
+                    };
                 }
             }
             for c0 in (0..hd).step_by(L) {
-                let acc = tile_bf16(pp, tp / 2, &v[c0..], hv, np / 2);
+                // SAFETY: avx512f and avx512bf16 are enabled here; the extents are asserted
+                // inside.
+                let acc = unsafe { tile_bf16(pp, tp / 2, &v[c0..], hv, np / 2) };
                 let cols = lanes(hd - c0);
                 for (r, acc) in acc.iter().enumerate().take(rows) {
-                    _mm512_mask_storeu_ps(out.add((i0 + r) * d + h * hd + c0), cols, *acc);
+                    // SAFETY: output row `i0 + r < tq`, the mask writing columns
+                    // `h * hd + c0..(h + 1) * hd` only: the caller's part of `out`.
+                    unsafe {
+                        _mm512_mask_storeu_ps(out.add((i0 + r) * d + h * hd + c0), cols, *acc)
+                    };
                 }
             }
         }
     }
 
     /// [`super::softmax`] in 16-lane vectors, `exp` included (Cephes's polynomial, ~1 ulp: the
-    /// scalar libm calls were a sixth of the attention's time).
+    /// scalar libm calls were a large share of the attention's time).
+    ///
+    /// # Safety
+    /// The CPU must have avx512f.
     #[inline(always)]
     pub(super) unsafe fn softmax(row: &mut [f32]) {
         let n = row.len();
         let at = row.as_mut_ptr();
         let mask = |i: usize| lanes(n - i);
-        let mut max = _mm512_set1_ps(f32::NEG_INFINITY);
-        for i in (0..n).step_by(L) {
-            let x = _mm512_mask_loadu_ps(max, mask(i), at.add(i));
-            max = _mm512_max_ps(max, x);
-        }
-        let max = _mm512_set1_ps(_mm512_reduce_max_ps(max));
-        let mut sum = _mm512_setzero_ps();
-        for i in (0..n).step_by(L) {
-            let m = mask(i);
-            let e = exp(_mm512_sub_ps(_mm512_maskz_loadu_ps(m, at.add(i)), max));
-            _mm512_mask_storeu_ps(at.add(i), m, e);
-            sum = _mm512_add_ps(sum, _mm512_maskz_mov_ps(m, e));
-        }
-        let sum = _mm512_set1_ps(_mm512_reduce_add_ps(sum));
-        for i in (0..n).step_by(L) {
-            let m = mask(i);
-            let x = _mm512_maskz_loadu_ps(m, at.add(i));
-            _mm512_mask_storeu_ps(at.add(i), m, _mm512_div_ps(x, sum));
+        // SAFETY: avx512f is the caller's contract. Every access is at `i < n` of `row`, masked
+        // to the `n - i` values left: inside the slice, which `at` borrows mutably.
+        unsafe {
+            let mut max = _mm512_set1_ps(f32::NEG_INFINITY);
+            for i in (0..n).step_by(L) {
+                let x = _mm512_mask_loadu_ps(max, mask(i), at.add(i));
+                max = _mm512_max_ps(max, x);
+            }
+            let max = _mm512_set1_ps(_mm512_reduce_max_ps(max));
+            let mut sum = _mm512_setzero_ps();
+            for i in (0..n).step_by(L) {
+                let m = mask(i);
+                let e = exp(_mm512_sub_ps(_mm512_maskz_loadu_ps(m, at.add(i)), max));
+                _mm512_mask_storeu_ps(at.add(i), m, e);
+                sum = _mm512_add_ps(sum, _mm512_maskz_mov_ps(m, e));
+            }
+            let sum = _mm512_set1_ps(_mm512_reduce_add_ps(sum));
+            for i in (0..n).step_by(L) {
+                let m = mask(i);
+                let x = _mm512_maskz_loadu_ps(m, at.add(i));
+                _mm512_mask_storeu_ps(at.add(i), m, _mm512_div_ps(x, sum));
+            }
         }
     }
 
     /// `dst[c * ldd + j] = src[j * lds + c]` for `j < rows`, `c < cols`, and 0 for the columns
     /// `rows..` up to the next multiple of 16 (`dst` holds `cols` rows of at least that many):
     /// 16 x 16 blocks through registers (a scalar transpose of the keys, strided loads or stores
-    /// either way, was a fifth of the attention's time).
+    /// either way, was a large share of the attention's time).
+    ///
+    /// # Safety
+    /// The CPU must have avx512f. (The extents are asserted.)
     #[inline(always)]
     pub(super) unsafe fn transpose(
         src: &[f32],
@@ -583,16 +682,24 @@ mod avx512 {
         for j0 in (0..rows).step_by(L) {
             for c0 in (0..cols).step_by(L) {
                 let mask = lanes(cols - c0);
-                let block: [__m512; L] = std::array::from_fn(|r| {
-                    if j0 + r < rows {
-                        _mm512_maskz_loadu_ps(mask, src.as_ptr().add((j0 + r) * lds + c0))
-                    } else {
-                        _mm512_setzero_ps()
-                    }
-                });
-                let out = transpose16(block);
+                // SAFETY: avx512f is the caller's contract. Source row `j0 + r < rows` starts
+                // inside `src` (asserted: `(rows - 1) * lds + cols` values), and the mask reads
+                // its columns `c0..cols` only.
+                let out = unsafe {
+                    let block: [__m512; L] = std::array::from_fn(|r| {
+                        if j0 + r < rows {
+                            _mm512_maskz_loadu_ps(mask, src.as_ptr().add((j0 + r) * lds + c0))
+                        } else {
+                            _mm512_setzero_ps()
+                        }
+                    });
+                    transpose16(block)
+                };
                 for (c, v) in out.iter().enumerate().take(cols - c0) {
-                    _mm512_storeu_ps(dst.as_mut_ptr().add((c0 + c) * ldd + j0), *v);
+                    // SAFETY: avx512f as above. Destination row `c0 + c < cols`, its 16 columns
+                    // from `j0`, `j0 + 16 <= rows.next_multiple_of(16) <= ldd`: inside `dst`
+                    // (asserted: `(cols - 1) * ldd + rows.next_multiple_of(16)` values).
+                    unsafe { _mm512_storeu_ps(dst.as_mut_ptr().add((c0 + c) * ldd + j0), *v) };
                 }
             }
         }
@@ -600,24 +707,38 @@ mod avx512 {
 
     /// [`tile`] on bf16 pairs: `acc[r] = sum_c a[r * lda + c] . b[c * ldb .. + L]` for `c < k`,
     /// each term the two products of a pair summed in f32 (`vdpbf16ps`).
+    ///
+    /// # Safety
+    /// The CPU must have avx512f and avx512bf16. (The extents are asserted.)
     #[inline(always)]
     unsafe fn tile_bf16(a: &[u32], lda: usize, b: &[u32], ldb: usize, k: usize) -> [__m512; QB] {
         assert!(a.len() >= (QB - 1) * lda + k && b.len() >= (k.max(1) - 1) * ldb + L);
-        let mut acc = [_mm512_setzero_ps(); QB];
-        let (ap, bp) = (a.as_ptr(), b.as_ptr());
-        for c in 0..k {
-            let bv: __m512bh = std::mem::transmute(_mm512_loadu_si512(bp.add(c * ldb) as *const _));
-            for (r, acc) in acc.iter_mut().enumerate() {
-                let av: __m512bh =
-                    std::mem::transmute(_mm512_set1_epi32(*ap.add(r * lda + c) as i32));
-                *acc = _mm512_dpbf16_ps(*acc, av, bv);
+        // SAFETY: the features are the caller's contract. For `c < k` the reads, `L` values of
+        // `b` from `c * ldb` and `a[r * lda + c]` for `r < QB`, are inside the slices (asserted
+        // above); the transmutes reinterpret 512 bits as 512 bits.
+        unsafe {
+            let mut acc = [_mm512_setzero_ps(); QB];
+            let (ap, bp) = (a.as_ptr(), b.as_ptr());
+            for c in 0..k {
+                let bv: __m512bh =
+                    std::mem::transmute(_mm512_loadu_si512(bp.add(c * ldb) as *const _));
+                for (r, acc) in acc.iter_mut().enumerate() {
+                    let av: __m512bh =
+                        std::mem::transmute(_mm512_set1_epi32(*ap.add(r * lda + c) as i32));
+                    *acc = _mm512_dpbf16_ps(*acc, av, bv);
+                }
             }
+            acc
         }
-        acc
     }
 
     /// `acc[r] = sum_c a[r * lda + c] * b[c * ldb .. + L]` for `c < k`: `QB` rows of `a` times a
     /// `k x L` panel of `b` (both the score tile, `q k^T`, and the output tile, `p v`).
+    ///
+    /// # Safety
+    /// The CPU must have avx512f; `a` must hold `(QB - 1) * lda + k` values and `b`
+    /// `(k - 1) * ldb + L` (checked in debug builds only: this is the attention's innermost
+    /// loop).
     #[inline(always)]
     pub(super) unsafe fn tile(
         a: &[f32],
@@ -628,16 +749,21 @@ mod avx512 {
         acc: &mut [[f32; L]; QB],
     ) {
         debug_assert!(a.len() >= (QB - 1) * lda + k && b.len() >= (k.max(1) - 1) * ldb + L);
-        let mut r = [_mm512_setzero_ps(); QB];
-        let (ap, bp) = (a.as_ptr(), b.as_ptr());
-        for c in 0..k {
-            let bv = _mm512_loadu_ps(bp.add(c * ldb));
-            for (i, r) in r.iter_mut().enumerate() {
-                *r = _mm512_fmadd_ps(_mm512_set1_ps(*ap.add(i * lda + c)), bv, *r);
+        // SAFETY: avx512f and the extents are the caller's contract: for `c < k`, `L` values of
+        // `b` from `c * ldb` and `a[i * lda + c]` for `i < QB` lie inside the slices; each store
+        // writes one whole `[f32; L]` row of `acc`.
+        unsafe {
+            let mut r = [_mm512_setzero_ps(); QB];
+            let (ap, bp) = (a.as_ptr(), b.as_ptr());
+            for c in 0..k {
+                let bv = _mm512_loadu_ps(bp.add(c * ldb));
+                for (i, r) in r.iter_mut().enumerate() {
+                    *r = _mm512_fmadd_ps(_mm512_set1_ps(*ap.add(i * lda + c)), bv, *r);
+                }
             }
-        }
-        for (i, r) in r.iter().enumerate() {
-            _mm512_storeu_ps(acc[i].as_mut_ptr(), *r);
+            for (i, r) in r.iter().enumerate() {
+                _mm512_storeu_ps(acc[i].as_mut_ptr(), *r);
+            }
         }
     }
 }

@@ -7,11 +7,16 @@ use crate::epilogue::{self, Epilogue};
 use crate::layout::{a_block_bytes, tile_rows, TileFormat, NR};
 use crate::precision::Isa;
 
-/// The output pointer shared by parallel tasks (matrix tiles, attention heads); each task
-/// writes its own part only.
+/// The output pointer shared by parallel tasks (matrix tiles, attention heads, the engine's
+/// convolutions); each task writes its own part only. Raw pointers are neither `Send` nor `Sync`,
+/// so a closure that captures one cannot run on rayon's pool; this wrapper can.
 #[derive(Clone, Copy)]
 pub struct OutPtr(pub *mut f32);
+// SAFETY: the wrapper only carries the address across threads; every write through it is an
+// `unsafe` operation of its own, whose caller shows that the tasks' parts are disjoint and that
+// the buffer outlives them (rayon's scope joins every task before the owner reads it).
 unsafe impl Send for OutPtr {}
+// SAFETY: as for `Send`: sharing the address gives no access without `unsafe`.
 unsafe impl Sync for OutPtr {}
 
 impl OutPtr {
@@ -77,6 +82,12 @@ fn even_range(len: usize, parts: usize, i: usize) -> (usize, usize) {
     (i * len / parts, (i + 1) * len / parts)
 }
 
+/// `epi(x @ W)` for the packed matrix `f` (`[k, n]`) and `x` `[m, k]`: the output is cut into
+/// row blocks (each packed once, sized for L2) and column ranges, run as rayon tasks, each tile
+/// written once by `f`'s micro-kernel and finished while in cache.
+///
+/// `isa` must be one of [`Isa::available`] for `f`'s precision: [`crate::PackedMatrix`] checks
+/// it once, when it packs, and the kernels rely on it (this function does not check again).
 pub(crate) fn drive<F: TileFormat>(
     f: &F,
     (k, n): (usize, usize),
@@ -85,7 +96,8 @@ pub(crate) fn drive<F: TileFormat>(
     m: usize,
     epi: &Epilogue,
 ) -> Vec<f32> {
-    // Not zeroed: the tiles below write every element (a zeroing pass cost ~2% at batch 32).
+    // Not zeroed: the tiles below write every element (zeroing would be one more pass over
+    // the whole output).
     let mut out: Vec<f32> = Vec::with_capacity(m * n);
     if m == 0 || n == 0 {
         return out;
@@ -134,29 +146,35 @@ pub(crate) fn drive<F: TileFormat>(
             for p in p0..p1 {
                 let row = p * mr;
                 let rows = mr.min(m - row);
-                // SAFETY: tile (row.., c0..) lies inside `out` and belongs to this task alone.
-                unsafe {
-                    let c = ptr.get().add(row * n + c0);
-                    if let Some(res) = epi.residual {
-                        // The epilogue reads this tile's residual rows, scattered fragments the
-                        // hardware prefetcher does not foresee: ask for them while the tile computes.
-                        prefetch_rows(&res[row * n + c0..], n, rows);
-                    }
-                    let tile = epilogue::Tile {
-                        c,
-                        ld: n,
-                        rows,
-                        cols,
-                        bias: epi.bias.map(|b| &b[c0..c0 + cols]),
-                        quick_gelu: epi.quick_gelu,
-                        residual: epi.residual.map(|res| &res[row * n + c0..]),
-                    };
-                    f.tile(isa, a, p - p0, nb, &tile);
+                // SAFETY: `row < m` and `c0 < n`: inside `out`'s capacity of `m * n`.
+                let c = unsafe { ptr.get().add(row * n + c0) };
+                if let Some(res) = epi.residual {
+                    // The epilogue reads this tile's residual rows, scattered fragments the
+                    // hardware prefetcher does not foresee: ask for them while the tile computes.
+                    prefetch_rows(&res[row * n + c0..], n, rows);
                 }
+                let tile = epilogue::Tile {
+                    c,
+                    ld: n,
+                    rows,
+                    cols,
+                    bias: epi.bias.map(|b| &b[c0..c0 + cols]),
+                    quick_gelu: epi.quick_gelu,
+                    residual: epi.residual.map(|res| &res[row * n + c0..]),
+                };
+                // SAFETY: the tile, `rows` rows of `cols` floats at stride `n` from `c`, lies
+                // inside `out`'s capacity (`row + rows <= m`, `c0 + cols <= n`) and belongs to
+                // this task alone (tasks own disjoint panels x column blocks, each tile visited
+                // once); the residual (`[m, n]`, checked by `matmul`) holds the
+                // `(rows - 1) * n + cols` values from the tile's corner; `a` is this block's
+                // packing; `isa` is available (this function's contract).
+                unsafe { f.tile(isa, a, p - p0, nb, &tile) };
             }
         }
     });
-    // SAFETY: the tiles cover rows 0..m x columns 0..n, each written once above.
+    // SAFETY: the capacity is `m * n`, and the tiles cover rows 0..m x columns 0..n, each
+    // written once above by a task that rayon has joined (a panic would have propagated before
+    // this point, dropping `out` with length 0).
     unsafe { out.set_len(m * n) };
     out
 }
@@ -167,8 +185,9 @@ fn prefetch_rows(x: &[f32], ld: usize, rows: usize) {
     #[cfg(target_arch = "x86_64")]
     for r in 0..rows {
         let p = x[r * ld..].as_ptr();
-        // SAFETY: prefetching is a hint; the addresses are inside `x` (a row holds >= 1 float;
-        // the second line may lie past a short row, which a prefetch tolerates).
+        // SAFETY: a prefetch is a hint that never faults or changes memory; the addresses are
+        // inside `x` (a row holds >= 1 float; the second line may lie past a short row, which a
+        // prefetch tolerates, and `wrapping_add` computes it without an in-bounds requirement).
         unsafe {
             use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
             _mm_prefetch::<_MM_HINT_T0>(p as *const i8);

@@ -1,9 +1,9 @@
 //! The per-tile finish of [`crate::drive`]: bias, QuickGELU, residual, vectorised.
 //!
 //! QuickGELU uses a polynomial `exp` (Cephes `expf`, ~1 ulp) instead of libm's scalar call: in
-//! the reduced-precision modes the exponentials of the MLP were a fifth of the run time. f32 comes
-//! here too where it runs these kernels (AVX-512): that ulp of `exp` is far inside the parity
-//! bars (full-size ViT-B/32 stays 4.6e-6 from the goldens); candle's f32 path keeps libm's.
+//! the reduced-precision modes the exponentials of the MLP were a large share of the run time.
+//! f32 comes here too where it runs these kernels (AVX-512): that ulp of `exp` is far inside the
+//! parity bars; candle's f32 path keeps libm's.
 
 use crate::precision::Isa;
 
@@ -22,11 +22,15 @@ pub struct Epilogue<'a> {
 pub(crate) struct Tile<'a> {
     /// Row 0 of the tile; rows at stride `ld`.
     pub c: *mut f32,
+    /// Row stride of `c` and `residual`: the width `n` of the whole output.
     pub ld: usize,
+    /// Rows of the tile (at most the kernel's tile rows; fewer in the last panel).
     pub rows: usize,
+    /// Columns of the tile (at most `NR`; fewer in the last column block).
     pub cols: usize,
     /// The tile's `cols` bias values.
     pub bias: Option<&'a [f32]>,
+    /// Whether QuickGELU follows the bias.
     pub quick_gelu: bool,
     /// The residual's element at the tile's row 0, column 0; rows at stride `ld`.
     pub residual: Option<&'a [f32]>,
@@ -39,33 +43,48 @@ pub(crate) struct Tile<'a> {
 /// portable).
 ///
 /// # Safety
-/// `t.c` must be valid for `rows` rows of `cols` floats at stride `ld`; `t.residual` (if any) must
-/// hold `(rows - 1) * ld + cols` values; `isa` one of [`Isa::available`] for the matrix.
+/// `t.c` must be valid for reads and writes of `rows` rows of `cols` initialised floats at stride
+/// `ld`, which nothing else accesses during the call; `t.residual` (if any) must hold
+/// `(rows - 1) * ld + cols` values; `isa` must be one of [`Isa::available`] for the matrix.
 pub(super) unsafe fn finish(isa: Isa, t: &Tile) {
     if t.bias.is_none() && !t.quick_gelu && t.residual.is_none() {
         return;
     }
-    // SAFETY: `PackedMatrix::pack` admits only an `isa` of `Isa::available`, and every precision's
-    // `Avx512` and `Amx` levels include avx512f.
     match isa {
+        // SAFETY: `isa` is one of `Isa::available` (the caller's contract, which
+        // `PackedMatrix::pack` enforces), and every precision's `Avx512` and `Amx` levels include
+        // avx512f; the tile's memory is the caller's contract too.
         #[cfg(target_arch = "x86_64")]
-        Isa::Avx512 | Isa::Amx => avx512::finish(t),
+        Isa::Avx512 | Isa::Amx => unsafe { avx512::finish(t) },
+        // SAFETY: `Avx2` is only available where avx2 and fma are; memory as above.
         #[cfg(target_arch = "x86_64")]
-        Isa::Avx2 => finish_avx2(t),
-        _ => finish_rows(t),
+        Isa::Avx2 => unsafe { finish_avx2(t) },
+        // SAFETY: the tile's memory is the caller's contract.
+        _ => unsafe { finish_rows(t) },
     }
 }
 
+/// [`finish_rows`] compiled for AVX2, so that its loops vectorise 8 lanes wide.
+///
+/// # Safety
+/// The CPU must have avx2 and fma; `t` as for [`finish`].
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 unsafe fn finish_avx2(t: &Tile) {
-    finish_rows(t)
+    // SAFETY: `t` is the caller's contract.
+    unsafe { finish_rows(t) }
 }
 
+/// [`finish_body`] over each row of the tile in memory.
+///
+/// # Safety
+/// `t` as for [`finish`].
 #[inline(always)]
 unsafe fn finish_rows(t: &Tile) {
     for r in 0..t.rows {
-        let o = std::slice::from_raw_parts_mut(t.c.add(r * t.ld), t.cols);
+        // SAFETY: row `r < rows` of the tile, `cols` initialised floats at `c + r * ld`, valid
+        // and not otherwise accessed during the call (the caller's contract).
+        let o = unsafe { std::slice::from_raw_parts_mut(t.c.add(r * t.ld), t.cols) };
         let res = t.residual.map(|res| &res[r * t.ld..][..t.cols]);
         finish_body(o, t.bias, t.quick_gelu, res);
     }
@@ -97,8 +116,8 @@ pub(super) use avx512::{exp, RowStore};
 mod avx512 {
     use std::arch::x86_64::*;
 
-    use crate::simd::lane_masks;
     use super::Tile;
+    use crate::simd::lane_masks;
 
     /// The same arithmetic as [`super::finish_body`] in explicit 16-lane vectors, two a row
     /// (columns `0..16` and `16..32` of a tile), with the tile's bias held in registers: the
@@ -110,13 +129,19 @@ mod avx512 {
     }
 
     impl<'a> RowStore<'a> {
+        /// The tile's column masks and bias, loaded once for all its rows.
+        ///
         /// # Safety
-        /// As [`super::finish`]: `t` describes `rows x cols` (`cols <= 32`) valid floats.
+        /// The CPU must have avx512f; `t` as for [`super::finish`], with `cols <= 32` and a bias
+        /// (if any) of `cols` values.
         #[inline(always)]
         pub(crate) unsafe fn new(t: &'a Tile<'a>) -> Self {
             debug_assert!(t.cols <= 32, "a tile is at most 32 columns");
             let (m0, m1) = lane_masks(t.cols);
-            let bias = t.bias.map(|b| {
+            // SAFETY: the caller guarantees avx512f. The masks cover the bias's `cols` values
+            // only (lanes `0..16`, then `16..cols`); masked-off lanes are neither read nor fault,
+            // so the second address may lie past the slice (`wrapping_add`).
+            let bias = t.bias.map(|b| unsafe {
                 [
                     _mm512_maskz_loadu_ps(m0, b.as_ptr()),
                     _mm512_maskz_loadu_ps(m1, b.as_ptr().wrapping_add(16)),
@@ -131,74 +156,109 @@ mod avx512 {
 
         /// Stores row `r` (`< rows`) of the tile from its sums `v`: `act(v + bias) + residual`,
         /// the tile's columns only.
+        ///
+        /// # Safety
+        /// The CPU must have avx512f; `r < rows` of the tile given to [`RowStore::new`], whose
+        /// memory contract holds until this returns.
         #[inline(always)]
         pub(crate) unsafe fn store(&self, r: usize, v: [__m512; 2]) {
             let t = self.t;
-            let row = t.c.add(r * t.ld);
+            // SAFETY: row `r < rows` of the tile (the caller's contract).
+            let row = unsafe { t.c.add(r * t.ld) };
             for h in 0..2 {
                 let mask = self.masks[h];
                 if mask == 0 {
                     continue;
                 }
-                let mut x = v[h];
-                if let Some(b) = &self.bias {
-                    x = _mm512_add_ps(x, b[h]);
+                // SAFETY: the caller guarantees avx512f. Half `h` with a non-zero mask has
+                // columns `16h..cols` of row `r < rows`: the offsets stay inside the tile and the
+                // residual (which holds `(rows - 1) * ld + cols` values), and the masked load and
+                // store touch those columns only.
+                unsafe {
+                    let mut x = v[h];
+                    if let Some(b) = &self.bias {
+                        x = _mm512_add_ps(x, b[h]);
+                    }
+                    if t.quick_gelu {
+                        x = quick_gelu(x);
+                    }
+                    if let Some(res) = t.residual {
+                        let p = res.as_ptr().add(r * t.ld + 16 * h);
+                        x = _mm512_add_ps(x, _mm512_maskz_loadu_ps(mask, p));
+                    }
+                    _mm512_mask_storeu_ps(row.add(16 * h), mask, x);
                 }
-                if t.quick_gelu {
-                    x = quick_gelu(x);
-                }
-                if let Some(res) = t.residual {
-                    let p = res.as_ptr().add(r * t.ld + 16 * h);
-                    x = _mm512_add_ps(x, _mm512_maskz_loadu_ps(mask, p));
-                }
-                _mm512_mask_storeu_ps(row.add(16 * h), mask, x);
             }
         }
     }
 
+    /// [`super::finish`] for a tile in memory, through [`RowStore`].
+    ///
+    /// # Safety
+    /// The CPU must have avx512f; `t` as for [`super::finish`], with `cols <= 32`.
     #[target_feature(enable = "avx512f")]
     pub(super) unsafe fn finish(t: &Tile) {
-        let out = RowStore::new(t);
+        // SAFETY: avx512f is enabled here; `t` is the caller's contract.
+        let out = unsafe { RowStore::new(t) };
         let [m0, m1] = out.masks;
         for r in 0..t.rows {
-            let row = t.c.add(r * t.ld);
-            let v = [
-                _mm512_maskz_loadu_ps(m0, row),
-                _mm512_maskz_loadu_ps(m1, row.wrapping_add(16)),
-            ];
-            out.store(r, v);
+            // SAFETY: row `r < rows` lies inside the tile (the caller's contract); the masks
+            // read its `cols` floats only, so the second address may lie past them
+            // (`wrapping_add`). `store` gets a row of the tile given to `new`.
+            unsafe {
+                let row = t.c.add(r * t.ld);
+                let v = [
+                    _mm512_maskz_loadu_ps(m0, row),
+                    _mm512_maskz_loadu_ps(m1, row.wrapping_add(16)),
+                ];
+                out.store(r, v);
+            }
         }
     }
 
     /// [`super::quick_gelu_fast`], lane by lane.
+    ///
+    /// # Safety
+    /// The CPU must have avx512f.
     #[inline(always)]
     unsafe fn quick_gelu(x: __m512) -> __m512 {
-        let e = exp(_mm512_mul_ps(x, _mm512_set1_ps(-1.702)));
-        _mm512_div_ps(x, _mm512_add_ps(_mm512_set1_ps(1.0), e))
+        // SAFETY: register-only avx512f arithmetic, on a CPU that has it (the caller's
+        // contract).
+        unsafe {
+            let e = exp(_mm512_mul_ps(x, _mm512_set1_ps(-1.702)));
+            _mm512_div_ps(x, _mm512_add_ps(_mm512_set1_ps(1.0), e))
+        }
     }
 
     /// [`super::exp_fast`], lane by lane (also the attention's softmax).
+    ///
+    /// # Safety
+    /// The CPU must have avx512f.
     #[inline(always)]
     pub(crate) unsafe fn exp(x: __m512) -> __m512 {
-        let c = _mm512_set1_ps;
-        let x = _mm512_min_ps(_mm512_max_ps(x, c(-87.0)), c(88.0));
-        let n = _mm512_fmadd_ps(x, c(std::f32::consts::LOG2_E), c(0.5));
-        let n = _mm512_roundscale_ps::<{ _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC }>(n);
-        let r = _mm512_sub_ps(x, _mm512_mul_ps(n, c(0.693_359_4)));
-        let r = _mm512_sub_ps(r, _mm512_mul_ps(n, c(-2.121_944_4e-4)));
-        let mut p = c(1.987_569_1e-4);
-        p = _mm512_fmadd_ps(p, r, c(1.398_199_9e-3));
-        p = _mm512_fmadd_ps(p, r, c(8.333_452e-3));
-        p = _mm512_fmadd_ps(p, r, c(4.166_579_6e-2));
-        p = _mm512_fmadd_ps(p, r, c(1.666_666_5e-1));
-        // Cephes's 5.0000001e-1, which is 0.5 in f32.
-        p = _mm512_fmadd_ps(p, r, c(0.5));
-        let e = _mm512_add_ps(_mm512_fmadd_ps(_mm512_mul_ps(p, r), r, r), c(1.0));
-        let bits = _mm512_slli_epi32::<23>(_mm512_add_epi32(
-            _mm512_cvttps_epi32(n),
-            _mm512_set1_epi32(127),
-        ));
-        _mm512_mul_ps(e, _mm512_castsi512_ps(bits))
+        // SAFETY: register-only avx512f arithmetic, on a CPU that has it (the caller's
+        // contract).
+        unsafe {
+            let c = _mm512_set1_ps;
+            let x = _mm512_min_ps(_mm512_max_ps(x, c(-87.0)), c(88.0));
+            let n = _mm512_fmadd_ps(x, c(std::f32::consts::LOG2_E), c(0.5));
+            let n = _mm512_roundscale_ps::<{ _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC }>(n);
+            let r = _mm512_sub_ps(x, _mm512_mul_ps(n, c(0.693_359_4)));
+            let r = _mm512_sub_ps(r, _mm512_mul_ps(n, c(-2.121_944_4e-4)));
+            let mut p = c(1.987_569_1e-4);
+            p = _mm512_fmadd_ps(p, r, c(1.398_199_9e-3));
+            p = _mm512_fmadd_ps(p, r, c(8.333_452e-3));
+            p = _mm512_fmadd_ps(p, r, c(4.166_579_6e-2));
+            p = _mm512_fmadd_ps(p, r, c(1.666_666_5e-1));
+            // Cephes's 5.0000001e-1, which is 0.5 in f32.
+            p = _mm512_fmadd_ps(p, r, c(0.5));
+            let e = _mm512_add_ps(_mm512_fmadd_ps(_mm512_mul_ps(p, r), r, r), c(1.0));
+            let bits = _mm512_slli_epi32::<23>(_mm512_add_epi32(
+                _mm512_cvttps_epi32(n),
+                _mm512_set1_epi32(127),
+            ));
+            _mm512_mul_ps(e, _mm512_castsi512_ps(bits))
+        }
     }
 }
 

@@ -63,8 +63,11 @@ pub(crate) trait TileFormat: Sync {
     /// stride `out.ld`), finished by `out`'s epilogue.
     ///
     /// # Safety
-    /// As [`epilogue::finish`]: `out` must describe valid memory; `isa` must be one of
-    /// [`Isa::available`] for this format's precision.
+    /// `isa` must be one of [`Isa::available`] for this format's precision (the kernels run its
+    /// instructions unchecked); `out.c` must be valid for writes of `out.rows <= tile_rows(isa)`
+    /// rows of `out.cols <= NR` floats at stride `out.ld`, which nothing else accesses during
+    /// the call (they may be uninitialised: the tile writes them all before the epilogue reads
+    /// them); bias and residual as for [`epilogue::finish`].
     unsafe fn tile(
         &self,
         isa: Isa,

@@ -12,6 +12,14 @@
 //! (32 x 32 for AMX) and the rows into blocks whose packed activations fit the L2 cache; each
 //! weight format brings its packing and its micro-kernels. The instruction set is picked at run time ([`Isa::detect`]); `CLIP_KERNELS`
 //! (`portable`, `avx2`, `avx512`) caps it, which is how the fallbacks are tested on any machine.
+//!
+//! Unsafe code: the micro-kernels are `unsafe fn`s whose `# Safety` sections name two kinds of
+//! precondition, the CPU features of their `#[target_feature]` (guaranteed once, where an [`Isa`]
+//! is admitted: [`Isa::available`], checked by [`PackedMatrix::pack`] and by the attention's
+//! dispatch) and the extents of the raw pointers they read and write (guaranteed by the driver's
+//! tiling). Every `unsafe` block names which of them it relies on.
+
+#![deny(unsafe_op_in_unsafe_fn)]
 
 mod aligned;
 mod amx;

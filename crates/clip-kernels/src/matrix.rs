@@ -8,6 +8,10 @@ use crate::precision::{Isa, Precision};
 use crate::{bf16, fma, int8};
 
 /// A `[k, n]` weight matrix packed for one precision's kernels.
+///
+/// Packed once at load, in the layout its micro-kernel streams, so that a product reads the
+/// weights in order, once per row block; it also fixes the kernel set ([`PackedMatrix::isa`]),
+/// checked against the CPU once, so that no tile re-checks it.
 pub struct PackedMatrix {
     k: usize,
     n: usize,
@@ -15,6 +19,7 @@ pub struct PackedMatrix {
     data: Packed,
 }
 
+/// The packed weights of each format.
 enum Packed {
     F32(fma::FmaMatrix<f32>),
     Bf16(bf16::Bf16Matrix),
@@ -60,18 +65,22 @@ impl PackedMatrix {
         PackedMatrix { k, n, isa, data }
     }
 
+    /// Rows of `W`: the width of the activations it multiplies.
     pub fn k(&self) -> usize {
         self.k
     }
 
+    /// Columns of `W`: the width of the product.
     pub fn n(&self) -> usize {
         self.n
     }
 
+    /// The kernel set it was packed for (and runs on).
     pub fn isa(&self) -> Isa {
         self.isa
     }
 
+    /// The precision of its weights and products.
     pub fn precision(&self) -> Precision {
         match self.data {
             Packed::F32(_) => Precision::F32,
@@ -312,5 +321,4 @@ mod tests {
             }
         }
     }
-
 }

@@ -23,8 +23,10 @@ pub enum Precision {
 }
 
 impl Precision {
+    /// Every precision, f32 first (the order the CLI lists them in).
     pub const ALL: [Precision; 4] = [Self::F32, Self::Bf16, Self::F16, Self::Int8];
 
+    /// The lower-case name the CLI takes and prints (what [`FromStr`] parses).
     pub fn as_str(self) -> &'static str {
         match self {
             Self::F32 => "f32",
@@ -89,21 +91,23 @@ impl Isa {
         let mut v = vec![Isa::Portable];
         #[cfg(target_arch = "x86_64")]
         {
-            if is_x86_feature_detected!("avx2")
+            let avx2 = is_x86_feature_detected!("avx2")
                 && is_x86_feature_detected!("fma")
-                && is_x86_feature_detected!("f16c")
-            {
+                && is_x86_feature_detected!("f16c");
+            if avx2 {
                 v.push(Isa::Avx2);
             }
-            let f = is_x86_feature_detected!("avx512f");
+            // Every AVX-512 kernel may use the AVX2 level's instructions too, and the bf16 and
+            // int8 ones byte/word masks and 256-bit masked stores: the whole set is checked, not
+            // assumed from avx512f (a hypervisor can hide any one of them).
+            let f = avx2
+                && is_x86_feature_detected!("avx512f")
+                && is_x86_feature_detected!("avx512bw")
+                && is_x86_feature_detected!("avx512vl");
             let native = match precision {
-                Precision::F32 => f,
+                Precision::F32 | Precision::F16 => f,
                 Precision::Bf16 => f && is_x86_feature_detected!("avx512bf16"),
-                Precision::F16 => f,
-                Precision::Int8 => {
-                    f && is_x86_feature_detected!("avx512bw")
-                        && is_x86_feature_detected!("avx512vnni")
-                }
+                Precision::Int8 => f && is_x86_feature_detected!("avx512vnni"),
             };
             if native {
                 v.push(Isa::Avx512);

@@ -23,7 +23,12 @@ pub(crate) fn avx2_passes(
     }
 }
 
-/// Stores the first `rows` rows x `n` columns of AVX2 accumulators (two 8-lane vectors a row).
+/// Stores the first `rows` rows x `n` columns of AVX2 accumulators (two 8-lane vectors a row),
+/// through a row on the stack: a partial row (`n < 16`) must not write past the tile.
+///
+/// # Safety
+/// The CPU must have avx; `out` must be valid for writes of `rows` rows of `n <= 16` floats at
+/// stride `ldc`.
 #[cfg(target_arch = "x86_64")]
 #[inline(always)]
 pub(crate) unsafe fn store_rows<const R: usize>(
@@ -36,13 +41,19 @@ pub(crate) unsafe fn store_rows<const R: usize>(
     use std::arch::x86_64::_mm256_storeu_ps;
     let mut row = [0f32; 16];
     for (r, acc) in acc.iter().enumerate().take(rows) {
-        _mm256_storeu_ps(row.as_mut_ptr(), acc[0]);
-        _mm256_storeu_ps(row.as_mut_ptr().add(8), acc[1]);
-        std::ptr::copy_nonoverlapping(row.as_ptr(), out.add(r * ldc), n);
+        // SAFETY: the caller guarantees avx; `row` holds 16 floats, two stores of 8; `out`
+        // holds `rows` rows of `n <= 16` floats at stride `ldc` (the caller's contract) and `row`
+        // is a local, so the copy neither overruns nor overlaps.
+        unsafe {
+            _mm256_storeu_ps(row.as_mut_ptr(), acc[0]);
+            _mm256_storeu_ps(row.as_mut_ptr().add(8), acc[1]);
+            std::ptr::copy_nonoverlapping(row.as_ptr(), out.add(r * ldc), n);
+        }
     }
 }
 
-/// The mask of a 16-lane vector's first `n` lanes (all 16 for `n >= 16`).
+/// The mask of a 16-lane vector's first `n` lanes (all 16 for `n >= 16`): the masked loads and
+/// stores that keep a partial tile's accesses inside its slices.
 #[cfg(target_arch = "x86_64")]
 #[inline(always)]
 pub(crate) fn lanes(n: usize) -> u16 {
@@ -57,9 +68,11 @@ pub(crate) fn lanes(n: usize) -> u16 {
 #[inline(always)]
 pub(crate) unsafe fn load16(row: &[f32], i: usize) -> std::arch::x86_64::__m512 {
     use std::arch::x86_64::_mm512_maskz_loadu_ps;
-    // Masked-off lanes are not read, so the address may lie past the row.
     let mask = lanes(row.len().saturating_sub(i));
-    _mm512_maskz_loadu_ps(mask, row.as_ptr().wrapping_add(i))
+    // SAFETY: the caller guarantees avx512f. The mask covers only `row[i..]`'s elements, and
+    // masked-off lanes are neither read nor fault, so the address may lie past the row
+    // (`wrapping_add`: no in-bounds requirement on it).
+    unsafe { _mm512_maskz_loadu_ps(mask, row.as_ptr().wrapping_add(i)) }
 }
 
 /// Column masks of a tile's two 16-lane halves.

@@ -15,6 +15,8 @@ fn is_public(path: &str) -> bool {
     matches!(path, "/healthz" | "/" | "/app.js" | "/style.css")
 }
 
+/// Middleware: passes requests with the right `Authorization: Bearer` token (or to a public
+/// path, or when no token is set); answers 401 otherwise.
 pub async fn require_token(
     State(state): State<Arc<AppState>>,
     request: Request,

@@ -22,6 +22,7 @@ use crate::metrics::Metrics;
 /// One model input. Texts are validated against the context length before they are queued, so
 /// the model thread can truncate safely and one bad text never fails a whole batch.
 pub enum Input {
+    /// A text already checked against the context length.
     Text(String),
     /// `[3, n, n]` pixels from [`Clip::preprocess`].
     Pixels(Vec<f32>),
@@ -30,6 +31,7 @@ pub enum Input {
 /// Where the model thread sends one input's raw embedding (or the batch's error).
 type Reply = oneshot::Sender<Result<Vec<f32>, String>>;
 
+/// One queued input and where its answer goes.
 struct Job {
     input: Input,
     reply: Reply,

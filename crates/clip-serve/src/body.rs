@@ -9,6 +9,7 @@ use serde::de::DeserializeOwned;
 
 use crate::error::ApiError;
 
+/// A JSON body deserialized into `T`; any failure is a JSON 400 (or 413 over the body limit).
 pub struct ApiJson<T>(pub T);
 
 impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {

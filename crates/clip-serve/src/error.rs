@@ -7,6 +7,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::json;
 
+/// Why a request was refused or failed; the response's status and JSON body come from it.
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
     /// The request is malformed or names something invalid (bad JSON, base64, image, text).
@@ -15,8 +16,10 @@ pub enum ApiError {
     /// Missing or wrong bearer token.
     #[error("missing or invalid bearer token")]
     Unauthorized,
+    /// No such endpoint, no index to search, or no indexed image with that id.
     #[error("{0}")]
     NotFound(String),
+    /// The endpoint exists but not for this method.
     #[error("method not allowed on this endpoint (see /openapi.json)")]
     MethodNotAllowed,
     /// The body exceeds the configured limit.

@@ -22,6 +22,7 @@ const BASE64: GeneralPurpose = GeneralPurpose::new(
 
 /// One input as the client sent it.
 pub enum Item {
+    /// A text to embed.
     Text(String),
     /// Base64 (or a data URL) of an image file.
     Image(String),
@@ -144,11 +145,7 @@ fn decode_base64(data: &str) -> Result<Vec<u8>, String> {
 
 /// L2-normalised embeddings of `items`, in order, through the batcher. Texts are validated and
 /// images decoded before anything is queued, so a bad input costs no model time.
-pub async fn embed(
-    state: &AppState,
-    items: Vec<Item>,
-    what: &str,
-) -> Result<Embeddings, ApiError> {
+pub async fn embed(state: &AppState, items: Vec<Item>, what: &str) -> Result<Embeddings, ApiError> {
     let mut inputs = Vec::with_capacity(items.len());
     let mut pending = Vec::new();
     for (i, item) in items.into_iter().enumerate() {

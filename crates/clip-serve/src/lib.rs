@@ -11,6 +11,8 @@
 //! # Ok(()) }
 //! ```
 
+#![forbid(unsafe_code)]
+
 mod auth;
 mod batcher;
 mod body;
@@ -44,8 +46,10 @@ use state::AppState;
 /// Errors starting the server.
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
+    /// The `--db` index is missing or unreadable, or the model's space cannot be computed.
     #[error("cannot open the index: {0}")]
     Index(#[from] clip_index::IndexError),
+    /// Binding the address, building the runtime or serving failed.
     #[error("server I/O: {0}")]
     Io(#[from] std::io::Error),
 }
@@ -59,7 +63,9 @@ pub struct ServeOptions {
     pub db: Option<PathBuf>,
     /// Bearer token required on every endpoint but `/healthz` and the page's static files.
     pub token: Option<String>,
+    /// How requests are gathered into forward passes.
     pub batch: BatchConfig,
+    /// What one request may ask of the server.
     pub limits: Limits,
 }
 

@@ -14,6 +14,7 @@ const LATENCY_BUCKETS: &[f64] = &[
 /// Batch size bucket bounds (inputs per forward pass).
 const BATCH_BUCKETS: &[f64] = &[1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0];
 
+/// Cumulative Prometheus buckets (`counts[i]` counts values `<= bounds[i]`), sum and count.
 #[derive(Default, Clone)]
 struct Histogram {
     counts: Vec<u64>,
@@ -50,6 +51,7 @@ impl Histogram {
     }
 }
 
+/// Every series, behind the one lock of [`Metrics`].
 #[derive(Default)]
 struct Inner {
     /// (route, method, status) -> count
@@ -67,6 +69,7 @@ pub struct Metrics {
 }
 
 impl Metrics {
+    /// Counts one finished request of `route` (the matched pattern) and records its latency.
     pub fn observe_request(&self, route: &str, method: &str, status: u16, elapsed: Duration) {
         let mut m = self.inner.lock().unwrap_or_else(|e| e.into_inner());
         *m.requests
@@ -78,6 +81,7 @@ impl Metrics {
             .observe(LATENCY_BUCKETS, elapsed.as_secs_f64());
     }
 
+    /// Records the size of one forward pass of `kind` (`"text"` or `"image"`).
     pub fn observe_batch(&self, kind: &'static str, size: usize) {
         let mut m = self.inner.lock().unwrap_or_else(|e| e.into_inner());
         m.batches

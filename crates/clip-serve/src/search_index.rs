@@ -7,7 +7,7 @@ use std::path::Path;
 use std::sync::Mutex;
 
 use clip::Clip;
-use clip_index::{hex, CatalogStore, ContentHash, IndexError, LoadedVectors, Space, VectorType};
+use clip_index::{hex, parse_hex, CatalogStore, IndexError, LoadedVectors, Space, VectorType};
 
 /// One search result: an indexed image (by content) and the files that hold it.
 pub struct Found {
@@ -41,7 +41,11 @@ impl SearchIndex {
             });
         }
         let store = CatalogStore::open(db)?;
-        let space = Space::of(clip, &clip.source().display().to_string(), &Default::default())?;
+        let space = Space::of(
+            clip,
+            &clip.source().display().to_string(),
+            &Default::default(),
+        )?;
         let vectors = LoadedVectors::load(&store, &space, VectorType::F32)?;
         Ok(Self {
             store: Mutex::new(store),
@@ -82,15 +86,4 @@ impl SearchIndex {
         let store = self.store.lock().unwrap_or_else(|e| e.into_inner());
         Ok(store.paths_of(&hash)?.into_iter().next())
     }
-}
-
-fn parse_hex(id: &str) -> Option<ContentHash> {
-    if id.len() != 64 || !id.is_ascii() {
-        return None;
-    }
-    let mut out = [0u8; 32];
-    for (i, byte) in out.iter_mut().enumerate() {
-        *byte = u8::from_str_radix(&id[2 * i..2 * i + 2], 16).ok()?;
-    }
-    Some(out)
 }

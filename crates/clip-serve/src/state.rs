@@ -14,14 +14,21 @@ use crate::limits::Limits;
 use crate::metrics::Metrics;
 use crate::search_index::SearchIndex;
 
+/// The state behind every handler, shared through an `Arc`.
 pub struct AppState {
+    /// The model, for tokenizing and preprocessing on the handlers' side of the queue.
     pub clip: Arc<Clip>,
     /// The model as the operator named it; echoed in responses' `model` field.
     pub model_name: String,
+    /// The only way to the model's forward pass.
     pub batcher: Batcher,
+    /// Shared with the model thread, which records batch sizes.
     pub metrics: Arc<Metrics>,
+    /// What one request may ask.
     pub limits: Limits,
+    /// The bearer token every non-public path requires, if any.
     pub token: Option<String>,
+    /// The photo index, when `--db` was given.
     pub index: Option<SearchIndex>,
     /// Built on the first `/v1/moderate` call: the policy's prompts cost model time that startup
     /// should not pay.
@@ -29,6 +36,7 @@ pub struct AppState {
 }
 
 impl AppState {
+    /// The state of a server; the moderator is built later, on first use.
     pub fn new(
         clip: Arc<Clip>,
         model_name: String,

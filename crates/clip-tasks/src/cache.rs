@@ -1,6 +1,6 @@
-//! On-disk cache of class embeddings. Embedding 80 templates x 1000 labels takes minutes on a CPU,
-//! and a classifier or moderation policy is usually run again and again with the same prompts,
-//! so the ensembled embeddings are stored under the cache directory, keyed by a SHA-256 of the
+//! On-disk cache of class embeddings. Embedding 80 templates x 1000 labels is 80,000 text forward
+//! passes, and a classifier or moderation policy is usually run again and again with the same
+//! prompts, so the ensembled embeddings are stored under the cache directory, keyed by a BLAKE3 of the
 //! model's [`ModelFingerprint`] (its weights' bytes, precision, family and preprocessing) and the
 //! exact prompts. Another model, precision or prompt list gives another key; an unreadable entry
 //! is recomputed.

@@ -42,8 +42,8 @@ pub struct ModelFingerprint {
 }
 
 impl ModelFingerprint {
-    /// The fingerprint of `clip`: hashes its checkpoint's bytes (memory-mapped; ~0.1 s for a
-    /// ViT-B/32 file in the page cache).
+    /// The fingerprint of `clip`: hashes its checkpoint's bytes (memory-mapped, so a checkpoint in
+    /// the page cache is hashed without copying it).
     pub fn of(clip: &Clip) -> Result<Self, FingerprintError> {
         Self::compute(
             clip.source(),
@@ -86,7 +86,7 @@ impl ModelFingerprint {
     }
 
     /// The precision the model was loaded in (a reduced precision is a space of its own: its
-    /// vectors differ from the f32 ones by up to 0.5% in cosine).
+    /// vectors differ slightly from the f32 ones).
     pub fn precision(&self) -> Precision {
         self.precision
     }
@@ -126,7 +126,11 @@ impl ModelFingerprint {
             String::new()
         } else {
             let spec = format!("{}\0{}", self.family.as_str(), self.preprocessing);
-            format!("-{}-{}", self.family.as_str(), &blake3::hash(spec.as_bytes()).to_hex()[..8])
+            format!(
+                "-{}-{}",
+                self.family.as_str(),
+                &blake3::hash(spec.as_bytes()).to_hex()[..8]
+            )
         };
         format!(
             "{}-pp{PREPROCESS_VERSION}{exif}{fast}{precision}{model}-d{}",
@@ -138,7 +142,11 @@ impl ModelFingerprint {
 
 /// Hashes every regular file under `path` (sorted, each with its relative name) so a folder
 /// checkpoint gets one fingerprint.
-fn hash_tree(root: &Path, path: &Path, hasher: &mut blake3::Hasher) -> Result<(), FingerprintError> {
+fn hash_tree(
+    root: &Path,
+    path: &Path,
+    hasher: &mut blake3::Hasher,
+) -> Result<(), FingerprintError> {
     let err = |source| FingerprintError {
         path: path.to_path_buf(),
         source,
@@ -168,8 +176,7 @@ mod tests {
 
     fn fingerprint(path: &Path, precision: Precision) -> ModelFingerprint {
         let pre = clip::image::Preprocess::clip(224);
-        ModelFingerprint::compute(path, Family::Clip, precision, &pre.describe(), true, 32)
-            .unwrap()
+        ModelFingerprint::compute(path, Family::Clip, precision, &pre.describe(), true, 32).unwrap()
     }
 
     #[test]

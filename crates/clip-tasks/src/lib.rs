@@ -14,6 +14,8 @@
 //! - [`pipeline`]: image files to embeddings, decoded in parallel, in order, in bounded memory.
 //! - [`export`] and [`npy`]: embeddings to disk in clip-retrieval's layout; [`shard`] splits work.
 
+#![forbid(unsafe_code)]
+
 pub mod cache;
 pub mod discover;
 pub mod export;

@@ -26,26 +26,39 @@ pub const DEFAULT_POLICY_TOML: &str = include_str!("../policies/default.toml");
 /// A policy file that could not be used; `origin` is its path (or "built-in policy").
 #[derive(Debug, thiserror::Error)]
 pub enum PolicyError {
+    /// The file could not be read.
     #[error("{origin}: cannot read policy file: {source}")]
     Io {
+        /// The policy's path.
         origin: String,
+        /// Why it could not be read.
         #[source]
         source: std::io::Error,
     },
+    /// The text is not TOML of the policy's shape (unknown keys included).
     #[error("{origin}: invalid policy TOML: {source}")]
     Parse {
+        /// The policy's path, or "built-in policy".
         origin: String,
+        /// The parser's error (boxed: it is large and this error travels by value).
         #[source]
         source: Box<toml::de::Error>,
     },
+    /// Well-formed TOML that breaks a rule of policies (no safe category, a missing threshold...).
     #[error("{origin}: invalid policy: {reason}")]
-    Invalid { origin: String, reason: String },
+    Invalid {
+        /// The policy's path, or "built-in policy".
+        origin: String,
+        /// The rule broken, naming the category.
+        reason: String,
+    },
 }
 
 /// One category of a policy.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Category {
+    /// Unique within the policy; reported with every score.
     pub name: String,
     /// Prompts ensembled into the category's embedding.
     pub prompts: Vec<String>,
@@ -61,8 +74,12 @@ pub struct Category {
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Policy {
+    /// What the policy is called; with `version`, what a verdict says it was judged by.
     pub name: String,
+    /// Bumped when categories, prompts or thresholds change, so verdicts of different policy
+    /// revisions are told apart.
     pub version: String,
+    /// The categories in file order (`[[category]]` tables); scores are computed over all of them.
     #[serde(rename = "category")]
     pub categories: Vec<Category>,
 }
@@ -74,6 +91,7 @@ impl Policy {
             .expect("the built-in policy is valid")
     }
 
+    /// Reads, parses and validates the policy file at `path`; errors name the path.
     pub fn from_file(path: &Path) -> Result<Policy, PolicyError> {
         let origin = path.display().to_string();
         let text = std::fs::read_to_string(path).map_err(|source| PolicyError::Io {
@@ -162,14 +180,17 @@ impl Policy {
 /// One category's score for one image.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CategoryScore {
+    /// The category's name.
     pub name: String,
-    /// Softmax probability over all categories.
+    /// The model's probability for the category: a softmax over all categories for CLIP, the
+    /// category's own sigmoid for SigLIP.
     pub score: f32,
     /// `None` for safe categories.
     pub threshold: Option<f32>,
 }
 
 impl CategoryScore {
+    /// Whether this score flags the image: a non-safe category at or above its threshold.
     pub fn flags(&self) -> bool {
         self.threshold.is_some_and(|t| self.score >= t)
     }
@@ -178,7 +199,9 @@ impl CategoryScore {
 /// The decision for one image: its scores, best first.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Verdict {
+    /// Whether any category flags the image.
     pub flagged: bool,
+    /// Every category's score, best first.
     pub categories: Vec<CategoryScore>,
 }
 

@@ -161,7 +161,13 @@ mod tests {
     fn whole_arrays_check_their_shape() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("a.npy");
-        write_npy(&path, &[3, 1, 2], &[0.0, 1.0, 2.0, 3.0, 4.0, 5.0], Dtype::F32).unwrap();
+        write_npy(
+            &path,
+            &[3, 1, 2],
+            &[0.0, 1.0, 2.0, 3.0, 4.0, 5.0],
+            Dtype::F32,
+        )
+        .unwrap();
         let arr = clip_fixtures::read_npy(&path);
         assert_eq!(arr.shape, vec![3, 1, 2]);
         assert_eq!(arr.data[5], 5.0);

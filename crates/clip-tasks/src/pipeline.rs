@@ -86,7 +86,8 @@ where
     let (tx, rx) = mpsc::channel::<(usize, Result<P, Panicked>)>();
     std::thread::scope(|s| {
         for _ in 0..workers.clamp(1, items.len().max(1)) {
-            let (tx, next, stop, consumed, prepare) = (tx.clone(), &next, &stop, &consumed, &prepare);
+            let (tx, next, stop, consumed, prepare) =
+                (tx.clone(), &next, &stop, &consumed, &prepare);
             s.spawn(move || loop {
                 let i = next.fetch_add(1, Ordering::Relaxed);
                 if i >= items.len() || stop.load(Ordering::Relaxed) {
@@ -102,7 +103,8 @@ where
                 if stop.load(Ordering::Relaxed) {
                     break;
                 }
-                let result = catch_unwind(AssertUnwindSafe(|| prepare(&items[i]))).map_err(|_| Panicked);
+                let result =
+                    catch_unwind(AssertUnwindSafe(|| prepare(&items[i]))).map_err(|_| Panicked);
                 if tx.send((i, result)).is_err() {
                     break;
                 }
@@ -256,7 +258,10 @@ mod tests {
             },
         )
         .unwrap();
-        assert!(max_ahead <= 5, "{max_ahead} items prepared ahead of a window of 5");
+        assert!(
+            max_ahead <= 5,
+            "{max_ahead} items prepared ahead of a window of 5"
+        );
     }
 
     #[test]
@@ -281,14 +286,20 @@ mod tests {
         .unwrap();
         assert_eq!(failed, vec![3, 13, 23, 33, 43]);
         let mut count = 0;
-        let err = run_ordered(&items, 2, 4, |&x| x, |i, _| {
-            count += 1;
-            if i == 7 {
-                Err("stop")
-            } else {
-                Ok(())
-            }
-        });
+        let err = run_ordered(
+            &items,
+            2,
+            4,
+            |&x| x,
+            |i, _| {
+                count += 1;
+                if i == 7 {
+                    Err("stop")
+                } else {
+                    Ok(())
+                }
+            },
+        );
         assert_eq!((err, count), (Err("stop"), 8));
     }
 }

@@ -5,17 +5,31 @@ use std::str::FromStr;
 
 /// `--shard i/N`: item `k` of a sorted list belongs to shard `k % N`, so `N` machines given the
 /// same list split it without overlap or gap, and each shard is spread over the whole list.
+/// Always `index < count` (so `count > 0`): the fields are private to keep it so.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Shard {
-    /// This shard, `0 <= index < count`.
-    pub index: usize,
-    /// How many shards the list is split into.
-    pub count: usize,
+    index: usize,
+    count: usize,
 }
 
 impl Shard {
     /// The whole set.
     pub const ALL: Shard = Shard { index: 0, count: 1 };
+
+    /// Shard `index` of `count`; `None` unless `index < count`.
+    pub fn new(index: usize, count: usize) -> Option<Shard> {
+        (index < count).then_some(Shard { index, count })
+    }
+
+    /// This shard's number, `0 <= index < count`.
+    pub fn index(&self) -> usize {
+        self.index
+    }
+
+    /// How many shards the list is split into.
+    pub fn count(&self) -> usize {
+        self.count
+    }
 
     /// Whether item `item` of the list belongs to this shard.
     pub fn contains(&self, item: usize) -> bool {
@@ -32,10 +46,7 @@ impl FromStr for Shard {
             i.trim().parse().map_err(|_| bad())?,
             n.trim().parse().map_err(|_| bad())?,
         );
-        if count == 0 || index >= count {
-            return Err(bad());
-        }
-        Ok(Shard { index, count })
+        Shard::new(index, count).ok_or_else(bad)
     }
 }
 

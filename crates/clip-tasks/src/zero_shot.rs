@@ -354,7 +354,10 @@ mod tests {
 
     #[test]
     fn class_embeddings_ask_for_every_prompt_once_in_order() {
-        let groups = vec![vec!["x".to_string(), "y".to_string()], vec!["z".to_string()]];
+        let groups = vec![
+            vec!["x".to_string(), "y".to_string()],
+            vec!["z".to_string()],
+        ];
         let mut asked = Vec::new();
         let classes = class_embeddings::<()>(&groups, None, |texts| {
             asked.extend_from_slice(texts);

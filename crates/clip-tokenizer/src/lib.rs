@@ -15,6 +15,8 @@
 //! The vocabulary (`bpe_simple_vocab_16e6.txt.gz`) is compiled into the crate, so tokenising never
 //! touches the file system.
 
+#![forbid(unsafe_code)]
+
 mod bpe;
 mod clean;
 mod pretokenize;
@@ -40,6 +42,8 @@ pub enum Overflow {
     Truncate,
 }
 
+/// Why [`Tokenizer::tokenize`] refused a text; the message is the reference's own, so that callers
+/// porting Python code see what they expect.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum TokenizeError {
     /// The reference raises `RuntimeError: Input {text} is too long for context length {n}`.
@@ -49,6 +53,7 @@ pub enum TokenizeError {
         text: String,
         /// Number of ids including SOT and EOT.
         tokens: usize,
+        /// The context length asked for.
         context_length: usize,
     },
 }
@@ -61,7 +66,7 @@ pub struct Tokenizer {
 
 impl Tokenizer {
     /// The tokenizer of the embedded vocabulary, built on first use (decompressing and indexing the
-    /// merges takes a few tens of milliseconds) and shared afterwards.
+    /// merges is too costly to repeat per caller) and shared afterwards.
     pub fn global() -> &'static Tokenizer {
         static GLOBAL: OnceLock<Tokenizer> = OnceLock::new();
         GLOBAL.get_or_init(|| {

@@ -45,7 +45,7 @@ fn byte_chars_in_vocab_order(byte_char: &[char; 256]) -> Vec<char> {
 }
 
 /// The whole vocabulary, as the reference builds it: what the BPE tables are made from. Only its
-/// [`TokenBytes`] outlive start-up (the strings and their index are ~12 MB the encoder no longer
+/// [`TokenBytes`] outlive start-up (the strings and their index are memory the encoder no longer
 /// needs once [`crate::bpe::Bpe`] holds the merges by id).
 pub(crate) struct Vocab {
     token_bytes: TokenBytes,
@@ -70,7 +70,7 @@ impl TokenBytes {
         let (mut bytes, mut ends) = (Vec::new(), Vec::new());
         for token in tokens {
             push_token_bytes(token, byte_of_char, &mut bytes);
-            // The vocabulary is ~400 KB of bytes: its offsets fit u32.
+            // The embedded vocabulary is far smaller than 4 GiB of bytes: its offsets fit u32.
             ends.push(bytes.len() as u32);
         }
         TokenBytes { bytes, ends }

@@ -100,6 +100,7 @@ pub enum BenchError {
     Tokenize(#[from] clip_tokenizer::TokenizeError),
 }
 
+/// A `kB` field of `/proc/self/status` (`None` where /proc is missing).
 fn status_kb(field: &str) -> Option<f64> {
     let s = std::fs::read_to_string("/proc/self/status").ok()?;
     let line = s.lines().find(|l| l.starts_with(field))?;
@@ -120,7 +121,8 @@ fn reset_peak_rss() -> bool {
         extern "C" {
             fn malloc_trim(pad: usize) -> i32;
         }
-        // SAFETY: glibc's malloc_trim has no preconditions.
+        // SAFETY: glibc's `malloc_trim`, declared above with its C signature, has no
+        // preconditions: it only returns free heap pages to the OS.
         unsafe {
             malloc_trim(0);
         }
@@ -177,7 +179,8 @@ pub fn run(args: &BenchConfig) -> Result<Value, BenchError> {
     if args.rounds == 0 {
         return Err(BenchError::Zero("rounds"));
     }
-    let config = arch_config(&args.arch).ok_or_else(|| BenchError::UnknownArch(args.arch.clone()))?;
+    let config =
+        arch_config(&args.arch).ok_or_else(|| BenchError::UnknownArch(args.arch.clone()))?;
     let device = Device::Cpu;
     let ckpt = random_checkpoint(&args.arch, args.seed).expect("known architecture");
     // Only the measured tower is built, as the text-only and image-only commands do.

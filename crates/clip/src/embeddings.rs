@@ -10,6 +10,8 @@ pub struct Embeddings {
 }
 
 impl Embeddings {
+    /// `data.len() / dim` rows of `dim` floats, row-major.
+    ///
     /// Panics if `data.len()` is not a multiple of `dim` (a programming error, never user input).
     pub fn new(dim: usize, data: Vec<f32>) -> Self {
         assert!(
@@ -19,24 +21,31 @@ impl Embeddings {
         );
         Self { dim, data }
     }
+    /// Floats per embedding (the model's embedding width).
     pub fn dim(&self) -> usize {
         self.dim
     }
+    /// Number of embeddings (rows).
     pub fn len(&self) -> usize {
         self.data.len() / self.dim
     }
+    /// Whether there are no rows.
     pub fn is_empty(&self) -> bool {
         self.data.is_empty()
     }
+    /// Embedding `i` (panics if `i >= len()`).
     pub fn row(&self, i: usize) -> &[f32] {
         &self.data[i * self.dim..(i + 1) * self.dim]
     }
+    /// The embeddings in input order.
     pub fn rows(&self) -> impl Iterator<Item = &[f32]> {
         self.data.chunks_exact(self.dim)
     }
+    /// All rows back to back, `[len, dim]` row-major (for writers of whole matrices).
     pub fn as_slice(&self) -> &[f32] {
         &self.data
     }
+    /// The row-major data, without a copy.
     pub fn into_vec(self) -> Vec<f32> {
         self.data
     }

@@ -60,7 +60,7 @@ impl Clip {
     /// As [`Clip::load`], with a precision and a choice of towers ([`LoadOptions`]).
     pub fn load_with(path: impl AsRef<Path>, options: LoadOptions) -> Result<Self, ClipError> {
         let path = path.as_ref();
-        // The tokenizer's tables take ~50 ms to build: build them while the weights convert
+        // The tokenizer's tables take a while to build: build them while the weights convert
         // (an image-only model never tokenises).
         if options.towers != Towers::Image {
             std::thread::spawn(Tokenizer::global);

@@ -20,6 +20,8 @@
 //! its tokenizer, preprocessing and [`Scoring`]. What is built on embeddings (zero-shot,
 //! moderation, caches, file pipelines, exports) is the task layer, `clip-tasks`.
 
+#![deny(unsafe_op_in_unsafe_fn)]
+
 pub use clip_checkpoint as checkpoint;
 pub use clip_image as image;
 pub use clip_tokenizer as tokenizer;

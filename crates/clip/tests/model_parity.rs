@@ -7,8 +7,8 @@ use std::time::Instant;
 
 use clip::candle::{Device, Tensor};
 use clip::checkpoint::{load_checkpoint, Activation, Checkpoint};
-use clip::{Isa, Precision};
 use clip::{ClipModel, LoadOptions, ModelError};
+use clip::{Isa, Precision};
 use clip_fixtures::{
     committed, fullsize, image_abs_tolerance, parity, read_goldens, read_npy, reference,
     ModelGoldens, FULLSIZE_ARCHS, MAX_ABS, MAX_LOGIT, MIN_COSINE,

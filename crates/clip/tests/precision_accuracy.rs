@@ -10,8 +10,8 @@ use std::path::PathBuf;
 
 use clip::candle::{Device, Tensor};
 use clip::checkpoint::load_checkpoint;
-use clip::{Isa, Precision};
 use clip::{ClipModel, LoadOptions, Towers};
+use clip::{Isa, Precision};
 use clip_fixtures::{
     committed, fullsize, read_goldens, read_npy, reference, ModelGoldens, FULLSIZE_ARCHS,
 };

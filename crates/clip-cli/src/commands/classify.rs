@@ -1,3 +1,6 @@
+//! `clip classify`: zero-shot classification of images against labels, through the task layer's
+//! [`Classifier`] and its class-embedding cache.
+
 use std::io::Write;
 use std::path::PathBuf;
 
@@ -11,6 +14,7 @@ use super::inputs::{embed_all_images, embed_prompts, read_lines, CacheArgs};
 use super::{ImageArgs, ModelArgs};
 use crate::output::print_json;
 
+/// `clip classify` arguments.
 #[derive(Args)]
 pub struct ClassifyArgs {
     /// Images to classify (embedded in batches).
@@ -42,18 +46,24 @@ pub struct ClassifyArgs {
     /// Cosine threshold for --multi-label (CLIP cosines are small: about 0.2-0.35 for matches).
     #[arg(long, requires = "multi_label", allow_negative_numbers = true)]
     threshold: Option<f32>,
+    /// `--model`, `--registry`, `--precision`.
     #[command(flatten)]
     model: ModelArgs,
     /// Print JSON instead of a table.
     #[arg(long)]
     json: bool,
+    /// `--no-cache`.
     #[command(flatten)]
     cache: CacheArgs,
+    /// `--exif-orientation`, `--fast-jpeg`.
     #[command(flatten)]
     image_args: ImageArgs,
 }
 
 impl ClassifyArgs {
+    /// The labels (`--labels`, then `--labels-file`) and templates (built-in sets, then
+    /// `--templates-file`, then `--template`s), checked before the model is loaded so a typo
+    /// costs no load time.
     fn prompts(&self) -> anyhow::Result<Prompts> {
         let mut labels: Vec<String> = self
             .labels
@@ -85,6 +95,8 @@ impl ClassifyArgs {
     }
 }
 
+/// Prints each image's labels, best first: probabilities under the model's scoring, or with
+/// `--multi-label` cosines and whether each clears `--threshold`.
 pub fn run(args: ClassifyArgs) -> anyhow::Result<i32> {
     let prompts = args.prompts()?;
     let clip = args.model.load()?;

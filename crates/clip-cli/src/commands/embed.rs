@@ -1,3 +1,5 @@
+//! `clip embed`: images and texts to embeddings, printed as JSON, or exported with `--output`.
+
 use std::path::PathBuf;
 
 use anyhow::bail;
@@ -12,15 +14,20 @@ use super::inputs::{embed_all_images, warn_truncated};
 use super::{ImageArgs, ModelArgs};
 use crate::output::print_json;
 
-/// Element type of exported embeddings.
+/// Element type of exported embeddings: `f32` is exactly what the model computed, `f16` (IEEE
+/// half) half the disk with values rounded.
+// No doc comments on the variants: clap would turn them into per-value help and switch the whole
+// `--help` to its long layout.
 #[derive(Clone, Copy, ValueEnum)]
 pub enum DtypeArg {
     F32,
     F16,
 }
 
+/// `clip embed` arguments.
 #[derive(Args)]
 pub struct EmbedArgs {
+    /// `--model`, `--registry`, `--precision`.
     #[command(flatten)]
     model: ModelArgs,
     /// Image files to embed.
@@ -56,10 +63,13 @@ pub struct EmbedArgs {
     /// Inputs per forward pass.
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
     batch_size: Option<u32>,
+    /// `--exif-orientation`, `--fast-jpeg`.
     #[command(flatten)]
     image_args: ImageArgs,
 }
 
+/// Loads only the towers the inputs need, then prints the embeddings as one JSON object, or
+/// hands everything to [`export`] when `--output` is given.
 pub fn run(args: EmbedArgs) -> anyhow::Result<i32> {
     if args.output.is_none() && args.images.is_empty() && args.texts.is_empty() {
         bail!("nothing to embed: give at least one --image FILE or --text TEXT");

@@ -19,16 +19,27 @@ use crate::output::print_json;
 
 /// Everything `clip embed` passes to an export.
 pub struct ExportRequest<'a> {
+    /// The output folder (`--output`).
     pub output: &'a Path,
+    /// `--image` files, first in the image list.
     pub images: &'a [PathBuf],
+    /// `--image-dir` folders, walked after the `--image` files.
     pub image_dirs: &'a [PathBuf],
+    /// `--paths-file`, last in the image list.
     pub paths_file: Option<&'a Path>,
+    /// `--text` texts, first in the text list.
     pub texts: &'a [String],
+    /// `--texts-file`, after the `--text` texts.
     pub texts_file: Option<&'a Path>,
+    /// Element type of the `.npy` files.
     pub dtype: Dtype,
+    /// Which items of the full lists this run embeds.
     pub shard: Shard,
+    /// Write the model's outputs as they are instead of L2-normalised.
     pub raw: bool,
+    /// What to do with texts longer than the context.
     pub overflow: Overflow,
+    /// How images are decoded.
     pub image_args: &'a ImageArgs,
 }
 
@@ -73,11 +84,11 @@ pub fn export(clip: &Clip, req: ExportRequest) -> anyhow::Result<i32> {
         let mut sink = EmbeddingSink::create(
             req.output,
             Modality::Image,
-            shard.index,
+            shard.index(),
             clip.embed_dim(),
             req.dtype,
         )?;
-        let failed_file = failed_path(req.output, shard.index);
+        let failed_file = failed_path(req.output, shard.index());
         let mut failures = std::io::BufWriter::new(
             std::fs::File::create(&failed_file)
                 .with_context(|| format!("{}: cannot create", failed_file.display()))?,
@@ -122,7 +133,7 @@ pub fn export(clip: &Clip, req: ExportRequest) -> anyhow::Result<i32> {
         let mut sink = EmbeddingSink::create(
             req.output,
             Modality::Text,
-            shard.index,
+            shard.index(),
             clip.embed_dim(),
             req.dtype,
         )?;
@@ -147,7 +158,7 @@ pub fn export(clip: &Clip, req: ExportRequest) -> anyhow::Result<i32> {
         eprintln!(
             "clip: {failed} of {} images skipped (unreadable); listed in {}",
             image_rows + failed,
-            failed_path(req.output, shard.index).display()
+            failed_path(req.output, shard.index()).display()
         );
     }
     print_json(&json!({

@@ -1,6 +1,5 @@
 //! `clip index`: build or update the search index of folders, or report what it holds.
 
-use std::io::IsTerminal;
 use std::path::PathBuf;
 
 use anyhow::Context;
@@ -9,21 +8,25 @@ use clap::Args;
 use clip_index::{
     default_db_path, CatalogStore, ChromaStore, IndexOptions, ProgressEvent, Space, VectorType,
 };
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde_json::json;
 
+use super::inputs::progress_bar;
 use super::{ImageArgs, ModelArgs};
 use crate::output::print_json;
 
+/// `clip index` arguments.
 #[derive(Args)]
 pub struct IndexArgs {
     /// Folders to index, recursively (hidden files skipped, symbolic links followed).
     #[arg(required_unless_present = "status")]
     dirs: Vec<PathBuf>,
+    /// `--model`, `--registry`, `--precision`.
     #[command(flatten)]
     model: ModelArgs,
+    /// `--exif-orientation`, `--fast-jpeg`: part of the space's id.
     #[command(flatten)]
     image: ImageArgs,
+    /// `--db`.
     #[command(flatten)]
     db: DbArgs,
     /// Report what the index holds (for --model, else for the model last indexed with).
@@ -60,6 +63,7 @@ pub struct DbArgs {
 }
 
 impl DbArgs {
+    /// Opens (creating it and its folder if needed) the index at `--db`, else at the default path.
     pub fn open(&self) -> anyhow::Result<CatalogStore> {
         let path = match &self.db {
             Some(p) => p.clone(),
@@ -79,6 +83,8 @@ pub fn space_of(model: &ModelArgs, clip: &clip::Clip, image: &ImageArgs) -> anyh
     )?)
 }
 
+/// With `--status`, reports what the index holds; else indexes the folders (and syncs a
+/// `--store`), then prints what the run did.
 pub fn run(args: IndexArgs) -> anyhow::Result<i32> {
     let mut store = args.db.open()?;
     if args.status {
@@ -96,7 +102,7 @@ pub fn run(args: IndexArgs) -> anyhow::Result<i32> {
             VectorType::F32
         },
     };
-    let bar = progress_bar();
+    let bar = progress_bar(0, "images");
     let mut on_progress = |e: ProgressEvent| match e {
         ProgressEvent::Total(n) => bar.set_length(n),
         ProgressEvent::Done(n) => bar.inc(n),
@@ -158,18 +164,8 @@ pub fn run(args: IndexArgs) -> anyhow::Result<i32> {
     Ok(0)
 }
 
-/// A bar with rate and ETA on stderr; hidden when stderr is not a terminal (logs, pipes, tests).
-fn progress_bar() -> ProgressBar {
-    if !std::io::stderr().is_terminal() {
-        return ProgressBar::hidden();
-    }
-    let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
-    let style = ProgressStyle::with_template("{bar:40} {pos}/{len} images, {per_sec}, ETA {eta}")
-        .expect("static template is valid");
-    bar.set_style(style);
-    bar
-}
-
+/// `--status`: counts for `--model`'s space, else for the space last indexed; the table also
+/// lists every failure.
 fn status(args: &IndexArgs, store: &CatalogStore) -> anyhow::Result<i32> {
     let space = match args.model.model {
         Some(_) => Some(space_of(&args.model, &args.model.load()?, &args.image)?),

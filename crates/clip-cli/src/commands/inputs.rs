@@ -2,9 +2,9 @@
 //! parallel path of [`clip_tasks::pipeline`], text lists from files, progress bars, truncation
 //! warnings, the class-embedding cache.
 
+use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 
-use anyhow::Context;
 use clip::image::ImageError;
 use clip::tokenizer::{Overflow, Tokenizer};
 use clip::{Clip, Embeddings};
@@ -15,9 +15,12 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use super::ImageArgs;
 
-/// A progress bar on stderr with count, rate and ETA. indicatif draws nothing when stderr is not
-/// a terminal, so piped or logged runs stay clean.
+/// A progress bar on stderr with count, rate and ETA; hidden when stderr is not a terminal, so
+/// piped or logged runs (and tests) stay clean.
 pub fn progress_bar(len: usize, what: &str) -> ProgressBar {
+    if !std::io::stderr().is_terminal() {
+        return ProgressBar::hidden();
+    }
     let bar = ProgressBar::new(len as u64);
     let template = format!("{{bar:30}} {{pos}}/{{len}} {what} ({{per_sec}}, ETA {{eta}})");
     bar.set_style(ProgressStyle::with_template(&template).expect("valid progress template"));
@@ -30,6 +33,7 @@ pub struct Embedded {
     pub ok: Vec<usize>,
     /// Raw `encode_image` outputs.
     pub embeddings: Embeddings,
+    /// Indices into the given paths of the images that could not be read or decoded, with why.
     pub failed: Vec<(usize, ImageError)>,
 }
 
@@ -77,11 +81,32 @@ pub fn embed_all_images(
     }
 }
 
+/// The largest list file read (labels, templates, texts, paths): far above any real list, low
+/// enough that a wrong path cannot exhaust memory.
+const MAX_LIST_BYTES: u64 = 256 << 20;
+
 /// Non-empty lines of a UTF-8 text file (labels, templates, texts, paths), trimmed of the line end
-/// only so that leading spaces in prompts survive.
+/// only so that leading spaces in prompts survive. Only regular files are read (a FIFO would
+/// block, a device never end), up to [`MAX_LIST_BYTES`].
 pub fn read_lines(path: &Path, what: &str) -> anyhow::Result<Vec<String>> {
-    let text = std::fs::read_to_string(path)
-        .with_context(|| format!("{}: cannot read {what} file", path.display()))?;
+    let bytes =
+        clip::image::read_file(path, &path.display().to_string(), MAX_LIST_BYTES).map_err(|e| {
+            match e {
+                clip::image::ImageError::NotAFile { kind, .. } => {
+                    anyhow::anyhow!(
+                        "{}: cannot read {what} file: not a regular file ({kind})",
+                        path.display()
+                    )
+                }
+                clip::image::ImageError::FileTooLarge { bytes, limit, .. } => anyhow::anyhow!(
+                    "{}: {what} file of {bytes} bytes exceeds the limit of {limit} bytes",
+                    path.display()
+                ),
+                other => anyhow::anyhow!("{}: cannot read {what} file: {other}", path.display()),
+            }
+        })?;
+    let text = String::from_utf8(bytes)
+        .map_err(|_| anyhow::anyhow!("{}: {what} file is not UTF-8 text", path.display()))?;
     Ok(text
         .lines()
         .map(|l| l.trim_end_matches('\r'))
@@ -125,7 +150,10 @@ impl CacheArgs {
         let Ok(root) = clip_hub::default_cache_dir() else {
             return Ok(None);
         };
-        Ok(Some(EmbeddingCache::new(root, &ModelFingerprint::of(clip)?)))
+        Ok(Some(EmbeddingCache::new(
+            root,
+            &ModelFingerprint::of(clip)?,
+        )))
     }
 }
 

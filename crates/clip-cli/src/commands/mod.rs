@@ -18,6 +18,7 @@ use std::path::{Path, PathBuf};
 
 use clap::{Args, Subcommand};
 
+/// The subcommands; each variant's doc comment is its one-line help.
 #[derive(Subcommand)]
 pub enum Command {
     /// Embed images and texts; prints one JSON object.

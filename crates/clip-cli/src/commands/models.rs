@@ -10,6 +10,7 @@ use serde_json::json;
 use super::ModelArgs;
 use crate::output::print_json;
 
+/// `clip models` arguments.
 #[derive(Args)]
 pub struct ModelsArgs {
     /// Extra model names: a TOML or JSON file of entries {name, url, sha256, format}.
@@ -20,6 +21,7 @@ pub struct ModelsArgs {
     json: bool,
 }
 
+/// Prints every known model (built-in and `--registry`) with its size and whether it is cached.
 pub fn run(args: ModelsArgs) -> anyhow::Result<i32> {
     let hub = Hub::from_env(args.registry.as_deref())?;
     let entries = hub.registry().entries();
@@ -55,6 +57,7 @@ pub fn run(args: ModelsArgs) -> anyhow::Result<i32> {
     Ok(0)
 }
 
+/// One model as `clip models --json` prints it.
 fn entry_json(hub: &Hub, e: &ModelEntry) -> serde_json::Value {
     let files: Vec<_> = e
         .files

@@ -1,3 +1,6 @@
+//! `clip moderate`: images (or folders of them) judged against a moderation policy, with an exit
+//! code a script can branch on.
+
 use std::io::Write;
 use std::path::PathBuf;
 
@@ -15,6 +18,7 @@ use crate::EXIT_ERROR;
 /// Exit status when at least one image is flagged (and none failed).
 const EXIT_FLAGGED: i32 = 1;
 
+/// `clip moderate` arguments.
 #[derive(Args)]
 pub struct ModerateArgs {
     /// Images, or folders searched recursively for images.
@@ -29,10 +33,13 @@ pub struct ModerateArgs {
     /// Print JSON instead of a table.
     #[arg(long)]
     json: bool,
+    /// `--model`, `--registry`, `--precision`.
     #[command(flatten)]
     model: ModelArgs,
+    /// `--no-cache`.
     #[command(flatten)]
     cache: CacheArgs,
+    /// `--exif-orientation`, `--fast-jpeg`.
     #[command(flatten)]
     image_args: ImageArgs,
 }
@@ -40,6 +47,8 @@ pub struct ModerateArgs {
 /// How many categories the table shows per image.
 const TABLE_CATEGORIES: usize = 3;
 
+/// Prints one verdict per readable image; exits 2 when any image could not be checked, else 1
+/// when any is flagged, else 0.
 pub fn run(args: ModerateArgs) -> anyhow::Result<i32> {
     if args.print_policy {
         std::io::stdout().write_all(DEFAULT_POLICY_TOML.as_bytes())?;

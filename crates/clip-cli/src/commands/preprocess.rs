@@ -1,3 +1,5 @@
+//! `clip preprocess`: an image file to the reference-preprocessed `[3, N, N]` tensor, as `.npy`.
+
 use std::path::PathBuf;
 
 use anyhow::Context;
@@ -7,6 +9,7 @@ use clip_tasks::npy::{write_npy, Dtype};
 
 use super::ImageArgs;
 
+/// `clip preprocess` arguments.
 #[derive(Args)]
 pub struct PreprocessArgs {
     /// Image file.
@@ -17,10 +20,12 @@ pub struct PreprocessArgs {
     /// Where to write the float32 [3, N, N] tensor.
     #[arg(long, short = 'o')]
     output: PathBuf,
+    /// `--exif-orientation`, `--fast-jpeg`.
     #[command(flatten)]
     image_args: ImageArgs,
 }
 
+/// Decodes the image, applies CLIP's preprocessing at `--resolution` and writes it as f32 `.npy`.
 pub fn run(args: PreprocessArgs) -> anyhow::Result<i32> {
     let img = args.image_args.decode(&args.image, args.resolution)?;
     let n = args.resolution as usize;

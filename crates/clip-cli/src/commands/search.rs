@@ -7,14 +7,16 @@ use anyhow::{bail, Context};
 use clap::Args;
 use clip::tokenizer::Overflow;
 use clip_index::query::combine;
-use clip_tasks::similarity::{cosine_matrix, ranked as ranked_indices};
 use clip_index::{ChromaStore, SqliteVectors, VectorStore, VectorType};
+use clip_tasks::similarity::{cosine_matrix, ranked as ranked_indices};
 use serde_json::json;
 
 use super::index::{space_of, DbArgs};
+use super::inputs::read_lines;
 use super::{ImageArgs, ModelArgs};
 use crate::output::print_json;
 
+/// `clip search` arguments.
 #[derive(Args)]
 pub struct SearchArgs {
     /// Text query, e.g. "a dog on a beach".
@@ -49,10 +51,13 @@ pub struct SearchArgs {
     /// Print {"results": [{"path", "score"}]} (or {"text", "score"} with --texts-file).
     #[arg(long)]
     json: bool,
+    /// `--model`, `--registry`, `--precision` (default: the model the index was last built with).
     #[command(flatten)]
     model: ModelArgs,
+    /// `--exif-orientation`, `--fast-jpeg`: must match the index run's, as they pick the space.
     #[command(flatten)]
     image_args: ImageArgs,
+    /// `--db`.
     #[command(flatten)]
     db: DbArgs,
     /// Search a Chroma collection (filled by `clip index --store`) instead of the local index.
@@ -60,6 +65,8 @@ pub struct SearchArgs {
     store: Option<String>,
 }
 
+/// Prints the indexed files nearest to the query, best first (`--store`: from Chroma), or with
+/// `--texts-file` the captions nearest to `--image`.
 pub fn run(mut args: SearchArgs) -> anyhow::Result<i32> {
     if args.query.is_none() && args.image.is_none() {
         bail!("nothing to search for: give a text query, --image FILE, or both");
@@ -131,6 +138,7 @@ pub fn run(mut args: SearchArgs) -> anyhow::Result<i32> {
     Ok(0)
 }
 
+/// `--threshold`, or no threshold at all.
 fn threshold(args: &SearchArgs) -> f32 {
     args.threshold.unwrap_or(f32::NEG_INFINITY)
 }
@@ -165,13 +173,8 @@ fn query_vector(args: &SearchArgs, clip: &clip::Clip) -> anyhow::Result<Vec<f32>
 
 /// `--texts-file`: captions ranked by cosine to the image, best first.
 fn rank_captions(args: &SearchArgs, file: &std::path::Path) -> anyhow::Result<i32> {
-    let text = std::fs::read_to_string(file)
-        .with_context(|| format!("{}: cannot read captions", file.display()))?;
-    let captions: Vec<&str> = text
-        .lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty())
-        .collect();
+    let lines = read_lines(file, "captions")?;
+    let captions: Vec<&str> = lines.iter().map(String::as_str).collect();
     if captions.is_empty() {
         bail!("{}: no captions (one per line expected)", file.display());
     }

@@ -10,8 +10,10 @@ use clip_serve::{BatchConfig, Limits, ServeOptions, Server};
 
 use super::ModelArgs;
 
+/// `clip serve` arguments.
 #[derive(Args)]
 pub struct ServeArgs {
+    /// `--model`, `--registry`, `--precision`.
     #[command(flatten)]
     model: ModelArgs,
     /// Photo index (from `clip index`) for /v1/search and the page; without it search answers 404.
@@ -20,6 +22,7 @@ pub struct ServeArgs {
     /// Address to listen on; the default serves this machine only.
     #[arg(long, default_value = "127.0.0.1")]
     host: IpAddr,
+    /// Port to listen on (0: any free port, printed at startup).
     #[arg(long, default_value_t = 8080)]
     port: u16,
     /// Require `Authorization: Bearer <TOKEN>` on every endpoint but /healthz.
@@ -48,6 +51,7 @@ pub struct ServeArgs {
     timeout_secs: u64,
 }
 
+/// Loads the model (and index), then serves until SIGINT or SIGTERM.
 pub fn run(args: ServeArgs) -> anyhow::Result<i32> {
     let model_name = args.model.path()?.display().to_string();
     let clip = args.model.load()?;

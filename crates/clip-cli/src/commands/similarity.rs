@@ -1,3 +1,6 @@
+//! `clip similarity`: the cosine (and optionally logit and probability) matrices of images
+//! against texts, as a table, CSV or JSON.
+
 use std::io::Write;
 use std::path::PathBuf;
 
@@ -10,6 +13,11 @@ use super::inputs::{embed_all_images, warn_truncated};
 use super::{ImageArgs, ModelArgs};
 use crate::output::print_json;
 
+/// `--format`: `table` (one aligned matrix per requested kind, texts numbered above it), `csv`
+/// (one line per (image, text) pair, so texts with commas stay one field) or `json` (one object
+/// with the paths, the texts and every matrix).
+// No doc comments on the variants: clap would turn them into per-value help and switch the whole
+// `--help` to its long layout.
 #[derive(Clone, Copy, ValueEnum)]
 enum OutputFormat {
     Table,
@@ -17,6 +25,7 @@ enum OutputFormat {
     Json,
 }
 
+/// `clip similarity` arguments.
 #[derive(Args)]
 pub struct SimilarityArgs {
     /// Image files (rows of the matrix).
@@ -35,12 +44,15 @@ pub struct SimilarityArgs {
     /// softmax over the texts for CLIP, each text's sigmoid for SigLIP).
     #[arg(long)]
     probs: bool,
+    /// `--model`, `--registry`, `--precision`.
     #[command(flatten)]
     model: ModelArgs,
+    /// `--exif-orientation`, `--fast-jpeg`.
     #[command(flatten)]
     image_args: ImageArgs,
 }
 
+/// Embeds every image (any unreadable one is the error) and text, then prints the matrices.
 pub fn run(args: SimilarityArgs) -> anyhow::Result<i32> {
     let clip = args.model.load()?;
     warn_truncated(&clip, &args.texts);

@@ -1,9 +1,12 @@
+//! `clip tokenize`: texts to CLIP token ids, as the reference `clip.tokenize` gives them.
+
 use clap::Args;
 use clip::tokenizer::{Overflow, Tokenizer, CONTEXT_LENGTH};
 use serde_json::json;
 
 use crate::output::print_json;
 
+/// `clip tokenize` arguments.
 #[derive(Args)]
 pub struct TokenizeArgs {
     /// Texts to tokenize.
@@ -17,6 +20,7 @@ pub struct TokenizeArgs {
     context_length: u16,
 }
 
+/// Prints `{"tokens": [[...], ...]}`, one zero-padded row per text.
 pub fn run(args: TokenizeArgs) -> anyhow::Result<i32> {
     let overflow = if args.truncate {
         Overflow::Truncate

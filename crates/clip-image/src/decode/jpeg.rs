@@ -25,13 +25,30 @@ enum Abort {
 }
 
 /// libjpeg's message for the current `msg_code`.
+///
+/// # Safety
+/// `cinfo.err` must point to a live error manager, as it does in every `cinfo` that libjpeg hands
+/// to the error callbacks.
 unsafe fn message(cinfo: &mut ffi::jpeg_common_struct) -> String {
     let mut buf = [0u8; 200]; // JMSG_LENGTH_MAX
-    let err = &*cinfo.err;
+
+    // SAFETY: the caller guarantees that `cinfo.err` points to a live error manager; it is a
+    // separate allocation (`Decompressor::_err`), so this borrow does not overlap `cinfo`.
+    let err = unsafe { &*cinfo.err };
     match err.format_message {
         Some(format) => {
-            // The binding types the buffer as 80 bytes; libjpeg writes up to JMSG_LENGTH_MAX.
-            format(cinfo, &*(buf.as_mut_ptr() as *const [u8; 80]));
+            // The binding types the buffer as `&[u8; 80]`, but libjpeg writes up to
+            // JMSG_LENGTH_MAX bytes into it: writing through a shared reference is undefined
+            // behaviour, so the formatter is called through the C signature it really has
+            // (`char *buffer`).
+            type Formatter = unsafe extern "C-unwind" fn(&mut ffi::jpeg_common_struct, *mut u8);
+            // SAFETY: the two function pointer types differ only in the buffer parameter, a
+            // reference in one and a raw pointer in the other: the same ABI (one pointer).
+            let format: Formatter = unsafe { std::mem::transmute(format) };
+            // SAFETY: `format` is libjpeg's own formatter (installed by `jpeg_std_error`), called
+            // with the `cinfo` it belongs to and a buffer of JMSG_LENGTH_MAX bytes, the most it
+            // writes.
+            unsafe { format(cinfo, buf.as_mut_ptr()) };
             CStr::from_bytes_until_nul(&buf)
                 .map(|s| s.to_string_lossy().into_owned())
                 .unwrap_or_default()
@@ -40,15 +57,29 @@ unsafe fn message(cinfo: &mut ffi::jpeg_common_struct) -> String {
     }
 }
 
+/// libjpeg's fatal-error callback: must not return, so it unwinds to the `catch_unwind` in
+/// [`decode`] (the C code is built with `-fexceptions`, the binding declares `C-unwind`).
+///
+/// # Safety
+/// Only for libjpeg to call: `cinfo.err` must point to a live error manager.
 unsafe extern "C-unwind" fn error_exit(cinfo: &mut ffi::jpeg_common_struct) {
-    let msg = message(cinfo);
+    // SAFETY: libjpeg calls this with a `cinfo` whose `err` is the manager installed in
+    // `Decompressor::new`, alive as long as the decompressor.
+    let msg = unsafe { message(cinfo) };
     resume_unwind(Box::new(Abort::Fatal(msg)));
 }
 
+/// libjpeg's warning and trace callback: turns the one warning Pillow treats as fatal (premature
+/// end of data) into an unwind, and drops the rest.
+///
+/// # Safety
+/// Only for libjpeg to call: `cinfo.err` must point to a live error manager.
 unsafe extern "C-unwind" fn emit_message(cinfo: &mut ffi::jpeg_common_struct, level: c_int) {
     // Level -1 is a warning. Other warnings (corrupt data that libjpeg recovers from) are ignored,
     // as Pillow ignores them.
-    if level < 0 && (*cinfo.err).msg_code == ffi::JWRN_JPEG_EOF as c_int {
+    // SAFETY: libjpeg calls this with a `cinfo` whose `err` is the manager installed in
+    // `Decompressor::new`, alive as long as the decompressor.
+    if level < 0 && unsafe { (*cinfo.err).msg_code } == ffi::JWRN_JPEG_EOF as c_int {
         resume_unwind(Box::new(Abort::Truncated));
     }
 }
@@ -60,20 +91,34 @@ struct Decompressor {
 }
 
 impl Decompressor {
-    unsafe fn new() -> Self {
-        let mut err: Box<ffi::jpeg_error_mgr> = Box::new(std::mem::zeroed());
-        ffi::jpeg_std_error(&mut err);
+    /// A decompressor whose errors go to [`error_exit`] and [`emit_message`]. Both structs are
+    /// boxed: libjpeg keeps a pointer to the error manager, and the boxes keep their addresses
+    /// when `Self` moves. May unwind (libjpeg's fatal error), so call it inside `catch_unwind`.
+    fn new() -> Self {
+        // SAFETY: `jpeg_error_mgr` is a C struct of integers, raw pointers and optional function
+        // pointers, for all of which all-zero bytes are a valid value (null / `None`);
+        // `jpeg_std_error` then fills it in.
+        let mut err: Box<ffi::jpeg_error_mgr> = Box::new(unsafe { std::mem::zeroed() });
+        // SAFETY: `err` is a valid, exclusively borrowed error manager for the call.
+        unsafe { ffi::jpeg_std_error(&mut err) };
         err.error_exit = Some(error_exit);
         err.emit_message = Some(emit_message);
-        let mut cinfo: Box<ffi::jpeg_decompress_struct> = Box::new(std::mem::zeroed());
+        // SAFETY: as above, a C struct for which all-zero bytes are valid (`jpeg_create_decompress`
+        // clears it again, keeping only `err` and `client_data`).
+        let mut cinfo: Box<ffi::jpeg_decompress_struct> = Box::new(unsafe { std::mem::zeroed() });
         cinfo.common.err = &mut *err;
-        ffi::jpeg_create_decompress(&mut *cinfo);
+        // SAFETY: `cinfo` is a valid, boxed struct whose `err` points to the boxed manager above,
+        // which `Self` keeps alive (and in place) for as long as `cinfo`.
+        unsafe { ffi::jpeg_create_decompress(&mut *cinfo) };
         Self { cinfo, _err: err }
     }
 }
 
 impl Drop for Decompressor {
     fn drop(&mut self) {
+        // SAFETY: `cinfo` was initialised by `jpeg_create_decompress` in `new` and is destroyed
+        // only here, once; libjpeg allows destroying a decompressor in any state, including after
+        // a fatal error, and `_err` is still alive (fields drop after this).
         unsafe { ffi::jpeg_destroy_decompress(&mut self.cinfo) }
     }
 }
@@ -89,16 +134,21 @@ struct Raw {
     exif: Option<Vec<u8>>,
 }
 
-/// Everything that may call into libjpeg (and so unwind). Size and component errors found here are
-/// returned normally.
-unsafe fn run(bytes: &[u8], src: Source, opts: &DecodeOptions) -> Result<Raw, ImageError> {
+/// Everything that may call into libjpeg (and so unwind: call it inside `catch_unwind`). Size and
+/// component errors found here are returned normally.
+fn run(bytes: &[u8], src: Source, opts: &DecodeOptions) -> Result<Raw, ImageError> {
     let mut d = Decompressor::new();
     let cinfo = &mut *d.cinfo;
-    ffi::jpeg_mem_src(cinfo, bytes.as_ptr(), bytes.len() as _);
+    // SAFETY: `cinfo` is a created decompressor; libjpeg reads at most `bytes.len()` bytes from
+    // `bytes`, which outlives `d` (dropped at the end of this function). A length beyond
+    // `c_ulong` (32-bit on Windows) would only be truncated, never read past.
+    unsafe { ffi::jpeg_mem_src(cinfo, bytes.as_ptr(), bytes.len() as _) };
     if opts.apply_exif_orientation {
-        ffi::jpeg_save_markers(cinfo, APP1, 0xFFFF);
+        // SAFETY: `cinfo` is a created decompressor, before `jpeg_read_header` as required.
+        unsafe { ffi::jpeg_save_markers(cinfo, APP1, 0xFFFF) };
     }
-    ffi::jpeg_read_header(cinfo, 1);
+    // SAFETY: `cinfo` is a created decompressor with a source; errors unwind out of the call.
+    unsafe { ffi::jpeg_read_header(cinfo, 1) };
     let (width, height) = (cinfo.image_width, cinfo.image_height);
     src.check_size(u64::from(width), u64::from(height), opts.max_pixels)?;
     // Pillow's JpegImagePlugin: 1 component -> L, 3 -> RGB, 4 -> CMYK; anything else is refused.
@@ -126,9 +176,13 @@ unsafe fn run(bytes: &[u8], src: Source, opts: &DecodeOptions) -> Result<Raw, Im
     let mut exif = None;
     let mut marker = cinfo.marker_list;
     while !marker.is_null() && exif.is_none() {
-        let m = &*marker;
+        // SAFETY: a non-null node of libjpeg's saved-marker list, allocated in `cinfo`'s pool,
+        // which lives until `jpeg_destroy_decompress` (after this loop).
+        let m = unsafe { &*marker };
         if c_int::from(m.marker) == APP1 && !m.data.is_null() {
-            let data = std::slice::from_raw_parts(m.data, m.data_length as usize);
+            // SAFETY: libjpeg saved `data_length` bytes at `data` (non-null, checked), in the same
+            // pool; they are copied out before the decompressor is destroyed.
+            let data = unsafe { std::slice::from_raw_parts(m.data, m.data_length as usize) };
             if data.starts_with(b"Exif\0\0") {
                 exif = Some(data.to_vec());
             }
@@ -136,7 +190,8 @@ unsafe fn run(bytes: &[u8], src: Source, opts: &DecodeOptions) -> Result<Raw, Im
         marker = m.next;
     }
 
-    ffi::jpeg_start_decompress(cinfo);
+    // SAFETY: `cinfo` has read its header; errors unwind out of the call.
+    unsafe { ffi::jpeg_start_decompress(cinfo) };
     let row_len = cinfo.output_width as usize * components;
     // libjpeg's scaled size: ceil(size / denominator).
     let denom = cinfo.scale_denom;
@@ -151,7 +206,10 @@ unsafe fn run(bytes: &[u8], src: Source, opts: &DecodeOptions) -> Result<Raw, Im
     while cinfo.output_scanline < cinfo.output_height {
         let y = cinfo.output_scanline as usize;
         let mut row = samples[y * row_len..].as_mut_ptr();
-        if ffi::jpeg_read_scanlines(cinfo, &mut row, 1) != 1 {
+        // SAFETY: decompression has started; `row` points to `row_len` writable bytes of
+        // `samples` (`y < output_height == height`), and `row_len` is one output row
+        // (`output_width * output_components`, checked against the header above).
+        if unsafe { ffi::jpeg_read_scanlines(cinfo, &mut row, 1) } != 1 {
             return Err(src.truncated("decoder stopped early"));
         }
     }
@@ -182,7 +240,7 @@ pub(crate) fn decode(
     src: Source,
     opts: &DecodeOptions,
 ) -> Result<Decoded, ImageError> {
-    let raw = match catch_unwind(AssertUnwindSafe(|| unsafe { run(bytes, src, opts) })) {
+    let raw = match catch_unwind(AssertUnwindSafe(|| run(bytes, src, opts))) {
         Ok(result) => result?,
         Err(payload) => match payload.downcast::<Abort>() {
             Ok(abort) => {

@@ -12,7 +12,7 @@ mod webp;
 
 use std::path::Path;
 
-use crate::error::{ImageFormat, ImageError, Source};
+use crate::error::{ImageError, ImageFormat, Source};
 use crate::exif;
 use crate::image::DecodedImage;
 
@@ -241,7 +241,10 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("clip-image-read-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let e = decode_file(&dir, &opts).unwrap_err();
-        assert!(e.to_string().ends_with("not a regular file (a folder)"), "{e}");
+        assert!(
+            e.to_string().ends_with("not a regular file (a folder)"),
+            "{e}"
+        );
         let file = dir.join("big.png");
         std::fs::write(&file, [0u8; 100]).unwrap();
         let small = DecodeOptions {
@@ -249,7 +252,11 @@ mod tests {
             ..opts
         };
         let e = decode_file(&file, &small).unwrap_err();
-        assert!(e.to_string().ends_with("file of 100 bytes exceeds the limit of 99 bytes"), "{e}");
+        assert!(
+            e.to_string()
+                .ends_with("file of 100 bytes exceeds the limit of 99 bytes"),
+            "{e}"
+        );
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -15,6 +15,8 @@ struct AnimDecoder(*mut ffi::WebPAnimDecoder);
 
 impl Drop for AnimDecoder {
     fn drop(&mut self) {
+        // SAFETY: the pointer came from `WebPAnimDecoderNew` and is deleted only here, once;
+        // libwebp accepts null (a decoder that could not be created).
         unsafe { ffi::WebPAnimDecoderDelete(self.0) }
     }
 }
@@ -38,7 +40,10 @@ pub(crate) fn decode(
     src: Source,
     opts: &DecodeOptions,
 ) -> Result<Decoded, ImageError> {
+    // SAFETY: `WebPBitstreamFeatures` is a C struct of integers, valid when all-zero.
     let mut features: ffi::WebPBitstreamFeatures = unsafe { std::mem::zeroed() };
+    // SAFETY: libwebp reads at most `bytes.len()` bytes of the live slice and writes only into
+    // `features`, a valid exclusive borrow.
     let status = unsafe { ffi::WebPGetFeatures(bytes.as_ptr(), bytes.len(), &mut features) };
     match status {
         ffi::VP8StatusCode::VP8_STATUS_OK => {}
@@ -57,11 +62,15 @@ pub(crate) fn decode(
         bytes: bytes.as_ptr(),
         size: bytes.len(),
     };
+    // SAFETY: `data` describes `bytes`, which the decoder references without copying: `bytes`
+    // outlives `dec` (dropped below, before returning). Null options mean libwebp's defaults
+    // (RGBA output), as Pillow uses them.
     let dec = AnimDecoder(unsafe { ffi::WebPAnimDecoderNew(&data, std::ptr::null()) });
     if dec.0.is_null() {
         return Err(src.corrupt("libwebp could not create a decoder (malformed container)"));
     }
     let mut info = ffi::WebPAnimInfo::default();
+    // SAFETY: `dec.0` is a live decoder (non-null, checked); `info` is a valid out-parameter.
     if unsafe { ffi::WebPAnimDecoderGetInfo(dec.0, &mut info) } == 0 {
         return Err(src.corrupt("libwebp could not read the image info"));
     }
@@ -69,13 +78,17 @@ pub(crate) fn decode(
     src.check_size(u64::from(w), u64::from(h), opts.max_pixels)?;
     let mut buf: *mut u8 = std::ptr::null_mut();
     let mut timestamp = 0;
+    // SAFETY: `dec.0` is a live decoder; `buf` and `timestamp` are valid out-parameters.
     if unsafe { ffi::WebPAnimDecoderGetNext(dec.0, &mut buf, &mut timestamp) } == 0 || buf.is_null()
     {
         return Err(
             src.corrupt("libwebp failed to decode the first frame (damaged or truncated data)")
         );
     }
-    // The canvas is owned by the decoder and valid until the next call on it.
+    // SAFETY: `buf` (non-null, checked) is the decoder's RGBA canvas, `canvas_width * 4 *
+    // canvas_height` bytes (libwebp's contract for `WebPAnimDecoderGetNext` in RGBA mode), owned by
+    // the decoder and valid until the next call on it; `rgba` is copied out before `dec` is
+    // dropped. The decoder allocated exactly this many bytes, so the product fits `usize`.
     let rgba = unsafe { std::slice::from_raw_parts(buf, w as usize * h as usize * 4) };
     let pixels = if features.has_alpha != 0 {
         Pixels::Rgba(rgba.to_vec())

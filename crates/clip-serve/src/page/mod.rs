@@ -4,10 +4,12 @@
 use axum::http::header;
 use axum::response::{Html, IntoResponse};
 
+/// `GET /`: the page.
 pub async fn index() -> Html<&'static str> {
     Html(include_str!("index.html"))
 }
 
+/// `GET /app.js`: the page's script.
 pub async fn script() -> impl IntoResponse {
     (
         [(header::CONTENT_TYPE, "text/javascript; charset=utf-8")],
@@ -15,6 +17,7 @@ pub async fn script() -> impl IntoResponse {
     )
 }
 
+/// `GET /style.css`: the page's style sheet.
 pub async fn style() -> impl IntoResponse {
     (
         [(header::CONTENT_TYPE, "text/css; charset=utf-8")],

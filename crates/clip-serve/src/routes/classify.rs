@@ -16,24 +16,32 @@ use crate::error::ApiError;
 use crate::inputs::{check_count, embed, Item};
 use crate::state::AppState;
 
+/// The body of `POST /v1/classify`.
 #[derive(Deserialize)]
 pub struct ClassifyRequest {
+    /// Base64 or data-URL images, as strings or `{"image"}` objects.
     images: Vec<Value>,
+    /// The labels to choose between.
     labels: Vec<String>,
     /// A list of templates with `{}` for the label, or a built-in set's name.
     #[serde(default)]
     templates: Option<Templates>,
+    /// Labels per image in the answer, best first (all when absent).
     #[serde(default)]
     top_k: Option<usize>,
 }
 
+/// `templates` as sent: a name or a list.
 #[derive(Deserialize)]
 #[serde(untagged)]
 enum Templates {
+    /// A built-in set (`imagenet`, `simple`).
     Named(String),
+    /// Templates with `{}` for the label.
     List(Vec<String>),
 }
 
+/// Each image's label probabilities under the model's scoring, best first.
 pub async fn classify(
     State(state): State<Arc<AppState>>,
     ApiJson(request): ApiJson<ClassifyRequest>,

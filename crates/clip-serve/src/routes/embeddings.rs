@@ -13,15 +13,19 @@ use crate::error::ApiError;
 use crate::inputs::{check_count, embed, Item};
 use crate::state::AppState;
 
+/// The body of `POST /v1/embeddings`.
 #[derive(Deserialize)]
 pub struct EmbeddingsRequest {
     // `model` (and any other OpenAI field) is ignored: the server embeds with the model it loaded.
+    /// One input or an array of them: texts, data URLs, `{"text"}` or `{"image"}` objects.
     input: Value,
     /// Only `"float"` is supported (the default).
     #[serde(default)]
     encoding_format: Option<String>,
 }
 
+/// Embeds every input (L2-normalised), in order, with OpenAI's response shape; `usage` counts the
+/// texts' tokens.
 pub async fn embeddings(
     State(state): State<Arc<AppState>>,
     ApiJson(request): ApiJson<EmbeddingsRequest>,

@@ -20,6 +20,8 @@ use crate::auth::require_token;
 use crate::page;
 use crate::state::AppState;
 
+/// Every route with its layers: metrics wrap the token check, so refused requests are counted
+/// too, and the body limit covers every extractor.
 pub fn router(state: Arc<AppState>) -> Router {
     Router::new()
         .route("/", get(page::index))

@@ -12,11 +12,14 @@ use crate::error::ApiError;
 use crate::inputs::{check_count, embed, Item};
 use crate::state::AppState;
 
+/// The body of `POST /v1/moderate`.
 #[derive(Deserialize)]
 pub struct ModerateRequest {
+    /// Base64 or data-URL images, as strings or `{"image"}` objects.
     images: Vec<Value>,
 }
 
+/// One verdict of the built-in policy per image, with every category's score.
 pub async fn moderate(
     State(state): State<Arc<AppState>>,
     ApiJson(request): ApiJson<ModerateRequest>,

@@ -21,6 +21,7 @@ use crate::thumbnail::thumbnail_png;
 /// Results when the request does not say.
 const DEFAULT_K: usize = 12;
 
+/// A search, as a query string (GET) or a JSON body (POST).
 #[derive(Deserialize)]
 pub struct SearchRequest {
     /// Text query (`q` in the GET form).
@@ -28,10 +29,13 @@ pub struct SearchRequest {
     text: Option<String>,
     /// Image query: base64 or a data URL (POST only).
     image: Option<String>,
+    /// How many results, at most (`DEFAULT_K` when absent).
     k: Option<usize>,
+    /// Lowest cosine a result may have (none when absent).
     threshold: Option<f32>,
 }
 
+/// `GET /v1/search?q=...`: a malformed query string is a JSON 400 like any other.
 pub async fn search_get(
     State(state): State<Arc<AppState>>,
     query: Result<Query<SearchRequest>, axum::extract::rejection::QueryRejection>,
@@ -41,6 +45,7 @@ pub async fn search_get(
     search(state, request).await
 }
 
+/// `POST /v1/search`: a text, an image, or both.
 pub async fn search_post(
     State(state): State<Arc<AppState>>,
     ApiJson(request): ApiJson<SearchRequest>,
@@ -48,6 +53,7 @@ pub async fn search_post(
     search(state, request).await
 }
 
+/// The `k` indexed images nearest to the combined query, with their paths and thumbnail URLs.
 async fn search(state: Arc<AppState>, request: SearchRequest) -> Result<Json<Value>, ApiError> {
     let index = state.index()?;
     let k = request.k.unwrap_or(DEFAULT_K);

@@ -14,12 +14,16 @@ use crate::error::ApiError;
 use crate::inputs::{check_count, embed, Item};
 use crate::state::AppState;
 
+/// The body of `POST /v1/similarity`.
 #[derive(Deserialize)]
 pub struct SimilarityRequest {
+    /// Base64 or data-URL images, as strings or `{"image"}` objects: the rows.
     images: Vec<Value>,
+    /// Texts: the columns.
     texts: Vec<String>,
 }
 
+/// The cosine, logit and probability matrices of the images against the texts.
 pub async fn similarity(
     State(state): State<Arc<AppState>>,
     ApiJson(request): ApiJson<SimilarityRequest>,

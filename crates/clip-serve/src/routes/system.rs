@@ -14,6 +14,7 @@ use crate::state::AppState;
 /// The hand-written OpenAPI 3 description of this API, embedded in the binary.
 const OPENAPI: &str = include_str!("../openapi.json");
 
+/// `GET /healthz`: liveness, with the served model and the index size (open without a token).
 pub async fn healthz(State(state): State<Arc<AppState>>) -> Json<Value> {
     Json(json!({
         "status": "ok",
@@ -23,6 +24,7 @@ pub async fn healthz(State(state): State<Arc<AppState>>) -> Json<Value> {
     }))
 }
 
+/// `GET /metrics`: the Prometheus exposition.
 pub async fn metrics(State(state): State<Arc<AppState>>) -> impl IntoResponse {
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
@@ -30,14 +32,17 @@ pub async fn metrics(State(state): State<Arc<AppState>>) -> impl IntoResponse {
     )
 }
 
+/// `GET /openapi.json`: the API description.
 pub async fn openapi() -> impl IntoResponse {
     ([(header::CONTENT_TYPE, "application/json")], OPENAPI)
 }
 
+/// Any unknown path: a JSON 404 rather than axum's empty one.
 pub async fn not_found() -> ApiError {
     ApiError::NotFound("no such endpoint (see /openapi.json)".into())
 }
 
+/// A known path with the wrong method: a JSON 405 rather than axum's empty one.
 pub async fn method_not_allowed() -> ApiError {
     ApiError::MethodNotAllowed
 }

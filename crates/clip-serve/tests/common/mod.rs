@@ -114,9 +114,12 @@ pub fn build_index(names: &[&str]) -> (tempfile::TempDir, PathBuf) {
     let db = dir.path().join("index.db");
     let clip = clip::Clip::load(model_path()).unwrap();
     let mut store = clip_index::CatalogStore::open(&db).unwrap();
-    let space =
-        clip_index::Space::of(&clip, &model_path().display().to_string(), &Default::default())
-            .unwrap();
+    let space = clip_index::Space::of(
+        &clip,
+        &model_path().display().to_string(),
+        &Default::default(),
+    )
+    .unwrap();
     clip_index::index(
         &clip,
         &mut store,

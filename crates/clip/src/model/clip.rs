@@ -13,10 +13,13 @@ use super::vision_transformer::VisionTransformer;
 use super::weights::{validate, Weights};
 use crate::kernels::{Isa, Precision};
 
+/// The image tower, of whichever architecture the checkpoint holds.
 // One per model: the variants' inline sizes (a few hundred bytes) do not matter.
 #[allow(clippy::large_enum_variant)]
 enum Visual {
+    /// `VisionTransformer` (checkpoints with `visual.proj`).
     Vit(VisionTransformer),
+    /// `ModifiedResNet`.
     ResNet(ModifiedResNet),
 }
 
@@ -31,8 +34,9 @@ impl Footprint for Visual {
 
 /// Runs a tower's forward pass on a worker of rayon's pool. Called from any other thread, each of
 /// its parallel loops (several a layer) would be injected into the pool and waited for across
-/// threads, a sleep and a wake-up per loop (an eighth of a batch-1 image's time in the scheduler);
-/// on a worker they fork and join in place. The caller's thread waits once, for the whole pass.
+/// threads, a sleep and a wake-up per loop (a measurable share of a batch-1 image's time, spent
+/// in the scheduler); on a worker they fork and join in place. The caller's thread waits once,
+/// for the whole pass.
 fn on_pool<R: Send>(f: impl FnOnce() -> R + Send) -> R {
     rayon::scope(|_| f())
 }
@@ -41,9 +45,12 @@ fn on_pool<R: Send>(f: impl FnOnce() -> R + Send) -> R {
 /// cache) never reads the image tower's weights, and the reverse: less start-up time and memory.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Towers {
+    /// Both towers: the default, for anything that compares images with texts.
     #[default]
     Both,
+    /// The text tower only (`encode_image` refuses).
     Text,
+    /// The image tower only (`encode_text` refuses).
     Image,
 }
 
@@ -52,6 +59,7 @@ pub enum Towers {
 pub struct LoadOptions {
     /// Precision of the linear layers (f32: the reference's numbers).
     pub precision: Precision,
+    /// Which towers to build ([`Towers::Both`] by default).
     pub towers: Towers,
     /// Kernel set of the linear layers; `None` picks the best this CPU runs for the precision
     /// ([`Isa::detect`]). f32 below [`Isa::Avx512`] runs candle's GEMM
@@ -182,10 +190,12 @@ impl ClipModel {
         self.isa
     }
 
+    /// The architecture inferred from the checkpoint.
     pub fn config(&self) -> &ModelConfig {
         &self.config
     }
 
+    /// The device its weights live on (inputs are moved there).
     pub fn device(&self) -> &Device {
         &self.device
     }

@@ -12,17 +12,26 @@ use super::error::ModelError;
 pub enum VisionConfig {
     /// `VisionTransformer` (checkpoint has `visual.proj`).
     Vit {
+        /// Residual stream width (`visual.conv1.weight.shape[0]`).
         width: usize,
+        /// Transformer blocks.
         layers: usize,
+        /// Attention heads (width / 64 unless the checkpoint's config says otherwise).
         heads: usize,
+        /// Side of a square patch in pixels (the stride of `conv1`).
         patch: usize,
+        /// Side of the square input image in pixels.
         resolution: usize,
     },
     /// `ModifiedResNet`: `layers` blocks per stage, stem `width`, attention-pool `heads`.
     ResNet {
+        /// Bottleneck blocks in each of the four stages.
         layers: [usize; 4],
+        /// Channels of the stem (the stages have 4x, 8x, 16x, 32x after expansion).
         width: usize,
+        /// Heads of the attention pool.
         heads: usize,
+        /// Side of the square input image in pixels.
         resolution: usize,
     },
 }
@@ -30,17 +39,24 @@ pub enum VisionConfig {
 /// The text tower.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TextConfig {
+    /// Residual stream width (`ln_final.weight.shape[0]`).
     pub width: usize,
+    /// Transformer blocks.
     pub layers: usize,
+    /// Attention heads (width / 64 unless the checkpoint's config says otherwise).
     pub heads: usize,
+    /// Tokens per text (`positional_embedding.shape[0]`).
     pub context_length: usize,
+    /// Rows of the token embedding; every id must be below it.
     pub vocab_size: usize,
 }
 
 /// Everything needed to build a CLIP model.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ModelConfig {
+    /// The image tower.
     pub vision: VisionConfig,
+    /// The text tower.
     pub text: TextConfig,
     /// Width of the joint embedding space (`text_projection.shape[1]`).
     pub embed_dim: usize,
@@ -382,10 +398,16 @@ fn push_block(t: &mut Vec<(String, Vec<usize>)>, p: &str, w: usize) {
 /// One Bottleneck of `ModifiedResNet._make_layer`.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct BlockSpec {
+    /// Index within its stage (the `N` of `visual.layerS.N`).
     pub index: usize,
+    /// Input channels.
     pub inplanes: usize,
+    /// Channels of the first two convolutions (the output has `4 * planes`).
     pub planes: usize,
+    /// Average-pool stride (2 in the first block of stages 2-4, else 1).
     pub stride: usize,
+    /// Whether the identity path is projected (`downsample`: average pool when strided, 1 x 1
+    /// convolution, BatchNorm).
     pub downsample: bool,
 }
 

@@ -9,12 +9,15 @@
 //! by patch matrices `[k*k*c_in, 512 output pixels]`, one per image and tile of 512 pixels. Those
 //! products are kept here as they are, through candle's own matmul on the same shapes and layouts:
 //! the same sums in the same order, so the outputs are bit-identical (a test checks it), which
-//! the ResNet's parity bar needs (a GEMM with another summation order landed 7.1e-3 from the RN50
-//! goldens, over the 4.4e-3 bar). What changes is the work around them: candle first copies the
-//! whole batch to NHWC on one thread, then fills each patch matrix element by element, writing
-//! 2 KB apart, and scatters the results back pixel by pixel: half of RN50's time. Here each patch
+//! the ResNet's parity bar needs (a GEMM with another summation order landed outside the RN50
+//! goldens' 4.4e-3 bar). What changes is the work around them: candle first copies the whole
+//! batch to NHWC on one thread, then fills each patch matrix element by element, writing 2 KB
+//! apart, and scatters the results back pixel by pixel: a large share of RN50's time. Here each
+//! patch
 //! row is filled from a row of the NCHW input (sequential reads and writes), the kernel is
 //! reordered once at load, and results are copied back a row at a time.
+
+use std::mem::MaybeUninit;
 
 use candle_core::{Result, Tensor};
 use rayon::prelude::*;
@@ -37,6 +40,7 @@ pub(crate) struct Conv2d {
 footprint!(Conv2d: kernel);
 
 impl Conv2d {
+    /// A square `[c_out, c_in, k, k]` kernel, reordered once to `[c_out, (kh, kw, c_in)]`.
     pub fn new(weight: &Tensor) -> Result<Self> {
         let (c_out, c_in, kh, kw) = weight.dims4()?;
         if kh != kw || kh == 0 {
@@ -111,15 +115,25 @@ impl Conv2d {
                 with_f32(&y, |ys| {
                     for (co, row) in ys.chunks_exact(p1 - p0).enumerate() {
                         let at = (bi * c_out + co) * pixels + p0;
-                        // SAFETY: task (bi, t) writes pixels p0..p1 of image bi's planes only.
-                        let out =
-                            unsafe { std::slice::from_raw_parts_mut(ptr.get().add(at), row.len()) };
+                        // SAFETY: `bi < b`, `co < c_out` (`y` is `[c_out, p1 - p0]`) and
+                        // `p0 + row.len() = p1 <= pixels`: the run lies inside `dst`'s capacity
+                        // of `b * c_out * pixels`, which outlives the tasks; task (bi, t) writes
+                        // pixels p0..p1 of image bi's planes only, so no two tasks' slices
+                        // overlap. The floats are uninitialised capacity, hence the
+                        // `MaybeUninit` view, which `finish.row` only writes.
+                        let out = unsafe {
+                            std::slice::from_raw_parts_mut(
+                                ptr.get().add(at).cast::<MaybeUninit<f32>>(),
+                                row.len(),
+                            )
+                        };
                         finish.row(co, row, out, at);
                     }
                 })?
                 .ok_or_else(not_f32_cpu)
             })?;
-            // SAFETY: the tasks covered every (image, channel, pixel) once, without error.
+            // SAFETY: the capacity is `b * c_out * pixels`, and the tasks (all joined, none
+            // failed: an error returned above) wrote every (image, channel, pixel) once.
             unsafe { dst.set_len(b * c_out * pixels) };
             Ok(dst)
         })?
@@ -149,29 +163,41 @@ impl Conv2d {
             with_f32(&y, |ys| {
                 for (co, row) in ys.chunks_exact(hw.max(1)).enumerate() {
                     let at = (bi * c_out + co) * hw;
-                    // SAFETY: task bi writes image bi's block only.
-                    let out = unsafe { std::slice::from_raw_parts_mut(ptr.get().add(at), hw) };
+                    // SAFETY: `bi < b`, `co < c_out` (`y` is `[c_out, hw]`): the run of `hw`
+                    // lies inside `dst`'s capacity of `b * c_out * hw`, which outlives the
+                    // tasks; task bi writes image bi's block only, so no two tasks' slices
+                    // overlap. The floats are uninitialised capacity, hence the
+                    // `MaybeUninit` view, which `finish.row` only writes.
+                    let out = unsafe {
+                        std::slice::from_raw_parts_mut(
+                            ptr.get().add(at).cast::<MaybeUninit<f32>>(),
+                            hw,
+                        )
+                    };
                     finish.row(co, row, out, at);
                 }
             })?
             .ok_or_else(not_f32_cpu)
         })?;
-        // SAFETY: the tasks covered every image's block once, without error.
+        // SAFETY: the capacity is `b * c_out * hw`, and the tasks (all joined, none failed: an
+        // error returned above) wrote every image's block once.
         unsafe { dst.set_len(b * c_out * hw) };
         Tensor::from_vec(dst, (b, c_out, h, w), x.device())
     }
 }
 
 /// What follows each convolution of the ResNet, applied to an output row while it is copied out
-/// of its product (a separate pass over activations of up to 100 MB at batch 32 cost a tenth of
-/// RN50's time): the eval-mode BatchNorm `y * alpha[c] + beta[c]`, then `+ residual`, then ReLU,
-/// the same f32 operations in the same order as torch's kernels.
+/// of its product (a separate pass over the activations, the model's largest, cost a noticeable
+/// share of RN50's time): the eval-mode BatchNorm `y * alpha[c] + beta[c]`, then `+ residual`,
+/// then ReLU, the same f32 operations in the same order as torch's kernels.
 pub(crate) struct Finish<'a> {
-    /// Per output channel.
+    /// Per output channel: the BatchNorm's scale.
     pub alpha: &'a [f32],
+    /// Per output channel: the BatchNorm's shift.
     pub beta: &'a [f32],
     /// Added after the BatchNorm: the block's input, `[B, c_out, H', W']` like the output.
     pub residual: Option<&'a [f32]>,
+    /// Whether a ReLU follows.
     pub relu: bool,
 }
 
@@ -197,19 +223,19 @@ impl Finish<'_> {
     /// `out = finish(y)` for one run of channel `c`'s outputs, which lands at `at` in the
     /// whole output.
     #[inline]
-    fn row(&self, c: usize, y: &[f32], out: &mut [f32], at: usize) {
+    fn row(&self, c: usize, y: &[f32], out: &mut [MaybeUninit<f32>], at: usize) {
         let (a, b) = (self.alpha[c], self.beta[c]);
         match self.residual {
             Some(r) => {
                 for ((o, &v), &r) in out.iter_mut().zip(y).zip(&r[at..at + y.len()]) {
                     let v = v * a + b + r;
-                    *o = if self.relu { v.max(0.0) } else { v };
+                    o.write(if self.relu { v.max(0.0) } else { v });
                 }
             }
             None => {
                 for (o, &v) in out.iter_mut().zip(y) {
                     let v = v * a + b;
-                    *o = if self.relu { v.max(0.0) } else { v };
+                    o.write(if self.relu { v.max(0.0) } else { v });
                 }
             }
         }
@@ -225,7 +251,13 @@ impl Finish<'_> {
             out.par_chunks_mut(plane)
                 .zip(ys.par_chunks(plane))
                 .enumerate()
-                .for_each(|(p, (o, v))| self.row(p % c, v, o, p * plane));
+                .for_each(|(p, (o, v))| {
+                    // SAFETY: `MaybeUninit<f32>` has `f32`'s layout, and every value written
+                    // through the view is an initialised `f32`.
+                    let o: &mut [MaybeUninit<f32>] =
+                        unsafe { std::slice::from_raw_parts_mut(o.as_mut_ptr().cast(), o.len()) };
+                    self.row(p % c, v, o, p * plane)
+                });
             out
         })?
         .ok_or_else(not_f32_cpu)?;

@@ -10,13 +10,22 @@ use clip_checkpoint::DType;
 pub enum ModelError {
     /// A tensor the architecture needs is absent.
     #[error("{}missing tensor {name}", at(path))]
-    MissingTensor { path: Option<PathBuf>, name: String },
+    MissingTensor {
+        /// The checkpoint file, once known (attached by [`ModelError::with_path`]).
+        path: Option<PathBuf>,
+        /// The tensor's name.
+        name: String,
+    },
     /// A tensor has a shape that does not fit the inferred architecture.
     #[error("{}tensor {name} has shape {shape:?}, expected {expected}", at(path))]
     Shape {
+        /// The checkpoint file, once known (attached by [`ModelError::with_path`]).
         path: Option<PathBuf>,
+        /// The tensor's name.
         name: String,
+        /// Its shape in the checkpoint.
         shape: Vec<usize>,
+        /// The shape (or kind of shape) the architecture needs.
         expected: String,
     },
     /// A weight tensor is not floating point.
@@ -25,21 +34,29 @@ pub enum ModelError {
         at(path)
     )]
     DType {
+        /// The checkpoint file, once known (attached by [`ModelError::with_path`]).
         path: Option<PathBuf>,
+        /// The tensor's name.
         name: String,
+        /// Its element type in the checkpoint.
         dtype: DType,
     },
     /// A weight tensor holds NaN or infinite values.
     #[error("{}tensor {name} contains {what}", at(path))]
     NonFinite {
+        /// The checkpoint file, once known (attached by [`ModelError::with_path`]).
         path: Option<PathBuf>,
+        /// The tensor's name.
         name: String,
+        /// What it contains (`NaN`, `infinite values`, ...).
         what: &'static str,
     },
     /// The tensors are present but describe an impossible architecture (e.g. heads do not divide width).
     #[error("{}{reason}", at(path))]
     Config {
+        /// The checkpoint file, once known (attached by [`ModelError::with_path`]).
         path: Option<PathBuf>,
+        /// What is impossible about it.
         reason: String,
     },
     /// An `encode_*` input of the wrong shape, type or content.
@@ -48,7 +65,9 @@ pub enum ModelError {
     /// A candle operation failed.
     #[error("{context}: {source}")]
     Candle {
+        /// What was being computed (a layer or tensor name).
         context: String,
+        /// candle's error.
         #[source]
         source: candle_core::Error,
     },
@@ -62,12 +81,14 @@ fn at(path: &Option<PathBuf>) -> String {
 }
 
 impl ModelError {
+    /// A missing tensor, its path attached later.
     pub(crate) fn missing(name: impl Into<String>) -> Self {
         Self::MissingTensor {
             path: None,
             name: name.into(),
         }
     }
+    /// A tensor of the wrong shape, its path attached later.
     pub(crate) fn shape(
         name: impl Into<String>,
         shape: &[usize],
@@ -80,6 +101,7 @@ impl ModelError {
             expected: expected.into(),
         }
     }
+    /// An impossible architecture, its path attached later.
     pub(crate) fn config(reason: impl Into<String>) -> Self {
         Self::Config {
             path: None,
@@ -119,6 +141,7 @@ impl ModelError {
 
 /// Wraps candle errors with a short description of what was being computed.
 pub(crate) trait Context<T> {
+    /// The value, or the error as [`ModelError::Candle`] with `context`.
     fn ctx(self, context: &str) -> Result<T, ModelError>;
 }
 

@@ -6,6 +6,7 @@
 use candle_core::Tensor;
 
 pub(crate) trait Footprint {
+    /// Bytes of weights held, at their stored size.
     fn weight_bytes(&self) -> usize;
 }
 

@@ -24,8 +24,10 @@ pub(crate) struct LayerNorm {
 footprint!(LayerNorm: weight, bias);
 
 impl LayerNorm {
+    /// `nn.LayerNorm`'s default epsilon, which CLIP keeps.
     pub const EPS: f64 = 1e-5;
 
+    /// `{prefix}.weight` and `{prefix}.bias`, in f32.
     pub fn load(w: &Weights, prefix: &str) -> Result<Self> {
         Ok(Self {
             weight: w.tensor(&format!("{prefix}.weight"))?,
@@ -33,6 +35,7 @@ impl LayerNorm {
         })
     }
 
+    /// The normalised `x` (the fused pass on f32 CPU tensors, candle ops elsewhere).
     pub fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
         if let Some(y) = fused::layer_norm(x, &self.weight, &self.bias, Self::EPS as f32)? {
             return Ok(y);
@@ -56,16 +59,23 @@ pub(crate) enum Layout {
     InOut,
 }
 
-/// `x @ W + b` over the last dimension (any leading dimensions), in the model's [`Precision`]:
-/// [`crate::kernels`] on `W` packed once, or, for f32 on CPUs without AVX-512
-/// ([`kernels::runs_packed`]), candle's GEMM on `W` transposed once to a contiguous `[in, out]`.
+/// `x @ W + b` over the last dimension (any leading dimensions), in the model's
+/// [`Precision`](crate::Precision): [`crate::kernels`] on `W` packed once, or, for f32 on CPUs
+/// without AVX-512 ([`kernels::runs_packed`]), candle's GEMM on `W` transposed once to a
+/// contiguous `[in, out]`.
 pub(crate) enum Linear {
+    /// candle's GEMM on a contiguous `[in, out]` f32 matrix.
     F32 {
+        /// `[in, out]`.
         w: Tensor,
+        /// `[out]`.
         b: Option<Tensor>,
     },
+    /// The packed kernels, the bias applied in their epilogue.
     Packed {
+        /// `[in, out]`, packed.
         w: PackedMatrix,
+        /// `[out]`.
         b: Option<Vec<f32>>,
     },
 }
@@ -136,6 +146,7 @@ impl Linear {
         )
     }
 
+    /// Width of the output (`n`).
     pub fn out_dim(&self) -> usize {
         match self {
             Linear::F32 { w, .. } => w.dims()[1],
@@ -143,6 +154,7 @@ impl Linear {
         }
     }
 
+    /// `x @ w + b`.
     pub fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
         self.forward_with(x, Epilogue::None)
     }
@@ -157,6 +169,7 @@ impl Linear {
         self.forward_with(x, Epilogue::Residual(residual))
     }
 
+    /// `x @ w + b` then `epi`, fused wherever the path allows.
     fn forward_with(&self, x: &Tensor, epi: Epilogue) -> candle_core::Result<Tensor> {
         let dims = x.dims().to_vec();
         let (lead, k) = dims.split_at(dims.len() - 1);
@@ -220,8 +233,11 @@ impl Linear {
 
 /// What follows a matmul in [`Linear::forward_with`] (after the bias).
 pub(crate) enum Epilogue<'a> {
+    /// Nothing.
     None,
+    /// The MLP activation.
     Act(Activation),
+    /// `residual + y`.
     Residual(&'a Tensor),
 }
 
@@ -259,10 +275,12 @@ mod fused {
         Ok(Some(f(&v[a..b])))
     }
 
+    /// Rows of `cols` values per parallel task (at least one).
     fn rows_per_task(cols: usize) -> usize {
         (MIN_ELEMS_PER_TASK / cols.max(1)).max(1)
     }
 
+    /// QuickGELU in candle's order of f32 operations.
     fn quick_gelu(x: f32) -> f32 {
         // x * sigmoid(1.702 x), sigmoid(z) = 1 / (exp(-z) + 1): candle's affine + sigmoid + mul.
         let z = x * 1.702 + 0.0;
@@ -479,6 +497,8 @@ pub(crate) struct ResidualAttentionBlock {
 footprint!(ResidualAttentionBlock: ln_1, in_proj, out_proj, ln_2, c_fc, c_proj);
 
 impl ResidualAttentionBlock {
+    /// The block `{prefix}` (`ln_1`, `attn`, `ln_2`, `mlp`), its linear layers in `w`'s
+    /// precision and its attention on the matching [`AttentionKernels`].
     pub fn load(
         w: &Weights,
         prefix: &str,
@@ -514,8 +534,8 @@ impl ResidualAttentionBlock {
     ///
     /// `x` is taken by value and every intermediate is dropped as soon as its consumer has run:
     /// the peak holds the residual stream and the MLP's hidden rows, not every buffer of the block
-    /// (the LayerNorm output, `qkv` and the attention output lived to the end before: ~25 MB more
-    /// at ViT-B/32 batch 32, ~100 MB at ViT-B/16).
+    /// (the LayerNorm output, `qkv` and the attention output lived to the end before, raising the
+    /// peak by several activation-sized buffers).
     pub fn forward(
         &self,
         x: Tensor,
@@ -562,12 +582,14 @@ impl ResidualAttentionBlock {
 
 /// A stack of blocks.
 pub(crate) struct Transformer {
+    /// `resblocks`, in order.
     pub blocks: Vec<ResidualAttentionBlock>,
 }
 
 footprint!(Transformer: blocks);
 
 impl Transformer {
+    /// Blocks `{prefix}.0..{prefix}.{layers}`.
     pub fn load(
         w: &Weights,
         prefix: &str,
@@ -576,8 +598,8 @@ impl Transformer {
         heads: usize,
         act: Activation,
     ) -> Result<Self> {
-        // Blocks are independent: converting (and packing) their weights in parallel halves
-        // the start-up on two cores.
+        // Blocks are independent: converting (and packing) their weights in parallel spreads
+        // the start-up over the cores.
         let blocks = (0..layers)
             .into_par_iter()
             .map(|i| ResidualAttentionBlock::load(w, &format!("{prefix}.{i}"), width, heads, act))

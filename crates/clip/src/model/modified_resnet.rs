@@ -19,7 +19,8 @@ const BN_EPS: f64 = 1e-5;
 /// A bias-free convolution followed by an eval-mode BatchNorm, applied as torch's CPU kernel
 /// does: `conv(x) * alpha + beta` with, in f32, `alpha = weight * (1 / sqrt(running_var + eps))`
 /// and `beta = bias - running_mean * alpha`. (Folding the scale into the kernel is faster but
-/// moves the rounding: on the tiny ResNet goldens it doubles the distance to the reference.)
+/// moves the rounding: on the tiny ResNet goldens it moves the outputs measurably further from
+/// the reference.)
 struct ConvBn {
     kernel: Conv2d,
     alpha: Vec<f32>, // [out]
@@ -85,6 +86,8 @@ impl ConvBn {
     }
 }
 
+/// `Bottleneck`: 1 x 1, 3 x 3 (then the anti-aliasing average pool), 1 x 1 convolutions, the
+/// identity (or its `downsample`) added before the last ReLU.
 struct Bottleneck {
     c1: ConvBn,
     c2: ConvBn,
@@ -117,6 +120,7 @@ impl Bottleneck {
     }
 }
 
+/// The ResNet image tower, built from `visual.*` tensors, all in f32 on candle (see `load`).
 pub(crate) struct ModifiedResNet {
     stem: [ConvBn; 3],
     blocks: Vec<Bottleneck>,
@@ -131,6 +135,7 @@ pub(crate) struct ModifiedResNet {
 footprint!(ModifiedResNet: stem, blocks, positional_embedding, q_proj, k_proj, v_proj, c_proj);
 
 impl ModifiedResNet {
+    /// Builds the tower from the validated `visual.*` tensors (in f32 whatever `w`'s precision).
     pub fn load(
         w: &Weights,
         layers: [usize; 4],
@@ -139,11 +144,10 @@ impl ModifiedResNet {
         resolution: usize,
     ) -> Result<Self> {
         // The whole ResNet runs in f32 on candle whatever the precision: its convolutions are
-        // candle's, and its attention pool is precision-sensitive (its inputs reach the hundreds:
-        // bf16 projections gave image cosine 0.9949 to f32 on a full-size RN50, under the 0.999
-        // bar; even f32 summed k-sequentially by the packed kernels, instead of candle's blocked
-        // sums, landed 5.6e-3 from the goldens' components of up to 437, over the 1e-5 relative
-        // bar that the reference's own f32 noise meets).
+        // candle's, and its attention pool is precision-sensitive (its inputs are large: bf16
+        // projections put a full-size RN50's image cosine to f32 under the 0.999 bar; even f32
+        // summed k-sequentially by the packed kernels, instead of candle's blocked sums, landed
+        // outside the 1e-5 relative bar that the reference's own f32 noise meets).
         let w = &w.candle_f32();
         let stem = [
             ConvBn::load(w, "visual.conv1", "visual.bn1", 1)?,

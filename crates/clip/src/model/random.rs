@@ -6,7 +6,9 @@
 
 use std::path::PathBuf;
 
-use clip_checkpoint::{Activation, ArchHints, Checkpoint, DType, Format, StateDict, TensorData};
+use clip_checkpoint::{
+    Activation, ArchHints, Checkpoint, CheckpointFormat, DType, StateDict, TensorData,
+};
 
 use super::config::{ModelConfig, TextConfig, VisionConfig};
 
@@ -135,7 +137,7 @@ pub fn random_checkpoint(name: &str, seed: u64) -> Option<Checkpoint> {
     let config = arch_config(name)?;
     Some(Checkpoint {
         path: PathBuf::from(format!("random:{name}")),
-        format: Format::Safetensors,
+        format: CheckpointFormat::Safetensors,
         state: random_state_dict(&config, seed),
         hints: ArchHints::default(),
     })

@@ -11,6 +11,7 @@ use super::layers::{LayerNorm, Layout, Linear, Transformer};
 use super::weights::Weights;
 use crate::kernels::Queries;
 
+/// The text tower, built from the checkpoint's top-level tensors.
 pub(crate) struct TextTransformer {
     token_embedding: Tensor, // [V, D], as stored (rows widen exactly to f32 when gathered)
     positional_embedding: Tensor, // [C, D]
@@ -22,6 +23,7 @@ pub(crate) struct TextTransformer {
 footprint!(TextTransformer: token_embedding, positional_embedding, transformer, ln_final, text_projection);
 
 impl TextTransformer {
+    /// Builds the tower from the validated tensors, its linear layers in `w`'s precision.
     pub fn load(w: &Weights, cfg: &TextConfig, act: Activation) -> Result<Self, ModelError> {
         Ok(Self {
             token_embedding: w.tensor_as_stored("token_embedding.weight")?,

@@ -44,8 +44,8 @@ pub(crate) fn finite_f32(name: &str, t: &TensorData) -> Result<Vec<f32>, ModelEr
 }
 
 fn check_finite(name: &str, v: Vec<f32>) -> Result<Vec<f32>, ModelError> {
-    // A fold without early exit vectorises (a `find` over every weight was 8% of loading); what
-    // kind of value it is gets looked at only when there is one.
+    // A fold without early exit vectorises (a `find` over every weight was a noticeable share of
+    // loading); what kind of value it is gets looked at only when there is one.
     if v.iter().fold(false, |bad, x| bad | !x.is_finite()) {
         let what = if v.iter().any(|x| x.is_nan()) {
             "NaN"
@@ -105,14 +105,17 @@ impl<'a> Weights<'a> {
         }
     }
 
+    /// The device the tensors are built on.
     pub fn device(&self) -> &Device {
         &self.device
     }
 
+    /// The precision of the linear layers' matrices.
     pub fn precision(&self) -> Precision {
         self.precision
     }
 
+    /// The kernel set the linear layers' matrices are packed for.
     pub fn isa(&self) -> Isa {
         self.isa
     }
@@ -156,8 +159,8 @@ impl<'a> Weights<'a> {
 
     /// The tensor with its table shape in the precision the checkpoint stores it (f16, bf16 or
     /// f32; anything else as f32), checked finite on its stored bits: for a table that is only
-    /// ever gathered from, whose rows widen exactly when used (the token embedding, a fifth to
-    /// two fifths of a text tower, stays half-size and need not be converted at start-up).
+    /// ever gathered from, whose rows widen exactly when used (the token embedding, a large part
+    /// of a text tower, stays half-size and need not be converted at start-up).
     pub fn tensor_as_stored(&self, name: &str) -> Result<Tensor, ModelError> {
         let t = self
             .state

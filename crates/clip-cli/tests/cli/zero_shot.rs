@@ -2,13 +2,11 @@
 //! `clip similarity`, end to end through the binary, checked against the library API and
 //! `clip embed`.
 
-mod common;
-
+use crate::util::*;
 use clip::normalize;
 use clip::tokenizer::Overflow;
-use clip_tasks::zero_shot::IMAGENET_TEMPLATES;
 use clip_fixtures::{committed, read_goldens};
-use common::*;
+use clip_tasks::zero_shot::IMAGENET_TEMPLATES;
 use serde_json::Value;
 
 /// Library computation "by hand", as OpenAI's ImageNet notebook does it: normalise each template

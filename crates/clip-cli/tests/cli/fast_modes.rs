@@ -4,11 +4,9 @@
 //! same result, a text-only run loads only the text tower, and `clip bench` reports the precision
 //! it measured. `--fast-jpeg`: close to the exact decode, and never the default.
 
-mod common;
-
 use std::process::Command;
 
-use common::{clip_fails, clip_json, good, model, s};
+use crate::util::{clip_fails, clip_json, good, model, s};
 use serde_json::Value;
 
 fn embeddings(v: &Value, key: &str) -> Vec<Vec<f64>> {

@@ -4,34 +4,13 @@
 //! when neither is there.
 
 use std::net::TcpListener;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use crate::util::*;
 use clip_fixtures::{committed, parity, read_goldens};
 use serde_json::Value;
-
-fn clip(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_clip"))
-        .args(args)
-        .env_remove("CLIP_MODEL")
-        .output()
-        .expect("run clip")
-}
-
-fn clip_json(args: &[&str]) -> Value {
-    let out = clip(args);
-    assert!(
-        out.status.success(),
-        "clip {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).expect("stdout is JSON")
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
-}
 
 /// A `chroma run` this test started; stopped on drop.
 struct Server {

@@ -2,72 +2,12 @@
 //! the reference implementation (never against our own earlier output).
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 
+use crate::util::*;
 use clip_fixtures::{
     committed, image_abs_tolerance, parity, read_goldens, read_npy, reference, ModelGoldens,
     MAX_ABS, MAX_LOGIT, MIN_COSINE,
 };
-use serde_json::Value;
-
-fn clip(args: &[&str]) -> Output {
-    // Offline with an empty cache: a test that names no model must not download the default one.
-    Command::new(env!("CARGO_BIN_EXE_clip"))
-        .args(args)
-        .env_remove("CLIP_MODEL")
-        .env("CLIP_OFFLINE", "1")
-        .env(
-            "CLIP_CACHE",
-            concat!(env!("CARGO_TARGET_TMPDIR"), "/empty-clip-cache"),
-        )
-        .output()
-        .expect("run clip")
-}
-
-/// Runs `clip`, expects success, parses stdout as JSON.
-fn clip_json(args: &[&str]) -> Value {
-    let out = clip(args);
-    assert!(
-        out.status.success(),
-        "clip {args:?} failed ({}): {}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).expect("stdout is JSON")
-}
-
-/// Runs `clip`, expects exit code 2 and an error on stderr containing every `needle`.
-fn clip_fails(args: &[&str], needles: &[&str]) {
-    let out = clip(args);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(
-        out.status.code(),
-        Some(2),
-        "clip {args:?}: expected exit 2, stderr: {stderr}"
-    );
-    for n in needles {
-        assert!(
-            stderr.contains(n),
-            "clip {args:?}: stderr lacks {n:?}: {stderr}"
-        );
-    }
-    assert!(
-        !stderr.contains("panicked"),
-        "clip {args:?} panicked: {stderr}"
-    );
-}
-
-fn floats(v: &Value) -> Vec<f32> {
-    v.as_array()
-        .expect("array")
-        .iter()
-        .map(|x| x.as_f64().expect("number") as f32)
-        .collect()
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
-}
 
 /// Worst (cosine, max abs diff) of `embed --raw` over the given images and all golden texts,
 /// plus the worst logit difference recomputed from our embeddings.

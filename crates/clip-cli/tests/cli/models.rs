@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::Duration;
 
+use crate::util::*;
 use clip_fixtures::{committed, reference};
 use clip_hub::test_server::{Route, TestServer};
 use serde_json::Value;
@@ -93,10 +94,6 @@ impl Env {
         assert!(!stderr.contains("panicked"), "{stderr}");
         stderr
     }
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
 }
 
 /// `embed --text` of a model given by path, for comparison with the same model fetched by name.

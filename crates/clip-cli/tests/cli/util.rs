@@ -1,6 +1,6 @@
-//! Helpers shared by the task-level end-to-end tests (zero-shot, moderation, export): run the
-//! real binary with an isolated cache folder, parse JSON, check exit codes and messages.
-#![allow(dead_code)] // each test binary uses a different subset
+//! Helpers every end-to-end test shares: run the real binary isolated from the user's
+//! environment (no `CLIP_MODEL`, `CLIP_PRECISION`, `CLIP_INDEX_DB`; offline; a cache folder of
+//! the test process), parse JSON, check exit codes and messages.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -8,14 +8,17 @@ use std::process::{Command, Output};
 use clip_fixtures::committed;
 use serde_json::Value;
 
+/// The committed fixture model (tiny-vit, random weights).
 pub fn model() -> PathBuf {
     committed("models/tiny-vit.safetensors")
 }
 
+/// A committed good image.
 pub fn good(name: &str) -> PathBuf {
     committed(&format!("images/good/{name}"))
 }
 
+/// A path as the `&str` argument lists want.
 pub fn s(p: &Path) -> &str {
     p.to_str().unwrap()
 }
@@ -28,23 +31,39 @@ pub fn tempdir(name: &str) -> PathBuf {
     dir
 }
 
-/// Runs `clip` with `CLIP_CACHE` pointing at `cache` (never the user's cache).
+/// `clip` with the user's settings removed, offline (a test that names no model must not
+/// download the default one), and `CLIP_CACHE` at `cache` (never the user's cache).
+pub fn clip_command(cache: &Path) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_clip"));
+    for var in [
+        "CLIP_MODEL",
+        "CLIP_PRECISION",
+        "CLIP_INDEX_DB",
+        "CLIP_REGISTRY",
+        "CLIP_KERNELS",
+    ] {
+        cmd.env_remove(var);
+    }
+    cmd.env("CLIP_OFFLINE", "1").env("CLIP_CACHE", cache);
+    cmd
+}
+
+/// Runs `clip` with `CLIP_CACHE` pointing at `cache`.
 pub fn clip_in(cache: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_clip"))
-        .args(args)
-        .env_remove("CLIP_MODEL")
-        .env("CLIP_CACHE", cache)
-        .output()
-        .expect("run clip")
+    clip_command(cache).args(args).output().expect("run clip")
 }
 
+/// The cache folder of this test process.
+pub fn process_cache() -> PathBuf {
+    std::env::temp_dir().join(format!("clip-cli-cache-{}", std::process::id()))
+}
+
+/// Runs `clip` with this process's cache folder.
 pub fn clip(args: &[&str]) -> Output {
-    clip_in(
-        &std::env::temp_dir().join(format!("clip-cli-cache-{}", std::process::id())),
-        args,
-    )
+    clip_in(&process_cache(), args)
 }
 
+/// Standard error as text.
 pub fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
@@ -61,6 +80,7 @@ pub fn json_with_code(out: &Output, code: i32, args: &[&str]) -> Value {
         .unwrap_or_else(|e| panic!("clip {args:?}: stdout is not JSON ({e})"))
 }
 
+/// Runs `clip`, expects exit 0, parses stdout as JSON.
 pub fn clip_json(args: &[&str]) -> Value {
     json_with_code(&clip(args), 0, args)
 }
@@ -80,6 +100,7 @@ pub fn clip_fails(args: &[&str], needles: &[&str]) {
     assert!(!err.contains("panicked"), "clip {args:?} panicked: {err}");
 }
 
+/// A JSON array of numbers.
 pub fn floats(v: &Value) -> Vec<f32> {
     v.as_array()
         .expect("array")
@@ -88,6 +109,7 @@ pub fn floats(v: &Value) -> Vec<f32> {
         .collect()
 }
 
+/// Cosine similarity of two vectors.
 pub fn cosine(a: &[f32], b: &[f32]) -> f32 {
     let dot: f32 = a.iter().zip(b).map(|(x, y)| x * y).sum();
     let n = |v: &[f32]| v.iter().map(|x| x * x).sum::<f32>().sqrt();

@@ -3,42 +3,15 @@
 //! against our own earlier output.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant, SystemTime};
 
+use crate::util::*;
 use clip_fixtures::{committed, read_goldens, ModelGoldens};
 use serde_json::Value;
 
-fn model() -> PathBuf {
-    committed("models/tiny-vit.safetensors")
-}
-
 fn goldens() -> ModelGoldens {
     read_goldens(&committed("goldens/tiny-vit.json"))
-}
-
-fn clip(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_clip"))
-        .args(args)
-        .env_remove("CLIP_MODEL")
-        .output()
-        .expect("run clip")
-}
-
-fn clip_json(args: &[&str]) -> Value {
-    let out = clip(args);
-    assert!(
-        out.status.success(),
-        "clip {args:?} failed ({}): {}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout)
-        .unwrap_or_else(|e| panic!("clip {args:?}: stdout is not JSON ({e})"))
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
 }
 
 /// A temp folder with a `photos/` folder and an index path.
@@ -102,7 +75,7 @@ fn counts(report: &Value) -> [u64; 5] {
     ["found", "embedded", "reused", "unchanged", "removed"].map(|k| report[k].as_u64().unwrap())
 }
 
-fn cosine(a: &[f32], b: &[f32]) -> f64 {
+fn golden_cosine(a: &[f32], b: &[f32]) -> f64 {
     clip_fixtures::parity(a, b).0
 }
 
@@ -236,7 +209,7 @@ fn image_query_returns_the_golden_nearest_image_first() {
             .filter(|(i, _)| *i != qi)
             .map(|(i, name)| {
                 (
-                    cosine(&g.image_embeddings[qi], &g.image_embeddings[i]),
+                    golden_cosine(&g.image_embeddings[qi], &g.image_embeddings[i]),
                     name.as_str(),
                 )
             })
@@ -286,7 +259,7 @@ fn text_query_returns_the_golden_nearest_image_first_and_f16_agrees() {
             .enumerate()
             .map(|(i, name)| {
                 (
-                    cosine(&g.text_embeddings[ti], &g.image_embeddings[i]),
+                    golden_cosine(&g.text_embeddings[ti], &g.image_embeddings[i]),
                     name.as_str(),
                 )
             })

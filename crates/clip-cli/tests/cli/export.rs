@@ -1,13 +1,11 @@
 //! `clip embed --output`: the clip-retrieval layout, readable .npy files whose rows match
 //! `clip embed` and the metadata lines, skipped files logged and counted, shards that partition.
 
-mod common;
-
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use crate::util::*;
 use clip_fixtures::{committed, read_npy};
-use common::*;
 use serde_json::Value;
 
 fn jsonl(path: &Path) -> Vec<Value> {

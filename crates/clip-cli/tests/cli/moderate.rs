@@ -3,12 +3,10 @@
 //! are known without the model: a category with the same prompts as the safe one scores exactly
 //! 0.5 (two equal logits), whatever the image.
 
-mod common;
-
 use std::path::{Path, PathBuf};
 
+use crate::util::*;
 use clip_fixtures::committed;
-use common::*;
 use serde_json::Value;
 
 fn policy(dir: &Path, threshold: f32) -> PathBuf {
