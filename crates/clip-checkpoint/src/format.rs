@@ -89,6 +89,7 @@ fn load_folder(dir: &Path) -> Result<Loaded, CheckpointError> {
 /// Reads one weights file of any format (names as stored).
 pub(crate) fn read_file(path: &Path) -> Result<(CheckpointFormat, StateDict), CheckpointError> {
     let mut head = Vec::with_capacity(9);
+    regular_file(path)?;
     let file = std::fs::File::open(path).map_err(|e| CheckpointError::io(path, e))?;
     file.take(9)
         .read_to_end(&mut head)
@@ -115,12 +116,28 @@ pub(crate) fn read_file(path: &Path) -> Result<(CheckpointFormat, StateDict), Ch
     }
 }
 
+/// The metadata of `path` if it is a regular file: a FIFO would block the reader forever, a
+/// device never end, so anything else is refused before it is opened.
+pub(crate) fn regular_file(path: &Path) -> Result<std::fs::Metadata, CheckpointError> {
+    let meta = std::fs::metadata(path).map_err(|e| CheckpointError::io(path, e))?;
+    if meta.is_file() {
+        return Ok(meta);
+    }
+    let kind = if meta.is_dir() {
+        "a folder"
+    } else {
+        "a FIFO, device or socket"
+    };
+    Err(CheckpointError::invalid(
+        path,
+        format!("not a regular file ({kind})"),
+    ))
+}
+
 /// A small JSON config file.
 pub(crate) fn read_json(path: &Path) -> Result<serde_json::Value, CheckpointError> {
     const MAX: u64 = 16 << 20;
-    let len = std::fs::metadata(path)
-        .map_err(|e| CheckpointError::io(path, e))?
-        .len();
+    let len = regular_file(path)?.len();
     if len > MAX {
         return Err(CheckpointError::invalid(
             path,

@@ -5,6 +5,8 @@
 
 // The allocator tuning needs one FFI call; everything else is safe code.
 #![deny(unsafe_op_in_unsafe_fn)]
+// User data (paths, texts, files) never meets an unwrap: every failure is an error message.
+#![deny(clippy::unwrap_used, clippy::expect_used)]
 
 mod allocator;
 mod commands;

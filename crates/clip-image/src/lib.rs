@@ -27,7 +27,7 @@ mod resample;
 mod transform;
 
 pub use decode::{
-    decode_bytes, decode_file, read_file, sniff, DecodeOptions, PILLOW_MAX_IMAGE_PIXELS,
+    decode_bytes, decode_file, probe, read_file, sniff, DecodeOptions, PILLOW_MAX_IMAGE_PIXELS,
 };
 pub use error::{ImageError, ImageFormat};
 pub use image::{DecodedImage, Mode, Pixels, PixelsError};

@@ -94,7 +94,8 @@ impl ChromaStore {
         space: &Space,
     ) -> Result<SyncReport, IndexError> {
         let remote = self.list()?;
-        let (ids, matrix) = catalog.load_matrix(space, VectorType::F32)?;
+        let loaded = catalog.load_matrix(space, VectorType::F32)?;
+        let (ids, matrix) = (loaded.hashes, loaded.matrix);
         let mut report = SyncReport::default();
         let mut batch = Vec::new();
         let mut local = std::collections::HashSet::new();

@@ -38,18 +38,6 @@ pub enum IndexError {
         /// Width of the model's vectors.
         expected: usize,
     },
-    /// A stored vector blob has neither the f32 nor the f16 length for the space's width.
-    #[error("{path}: corrupt vector for content {hash} ({len} bytes is neither {dim} f32 nor {dim} f16 values)")]
-    CorruptVector {
-        /// The database file.
-        path: PathBuf,
-        /// Hex of the content hash the vector is stored under.
-        hash: String,
-        /// Length of the blob in bytes.
-        len: usize,
-        /// Width of the space's vectors.
-        dim: usize,
-    },
     /// The Chroma server was unreachable, refused a request or answered something unexpected.
     #[error("{url}: {reason}")]
     Chroma {

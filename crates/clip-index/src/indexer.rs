@@ -128,7 +128,7 @@ pub fn index(
     report.removed = removed.len();
     store.commit(&space.id, &[], &[], &removed)?;
 
-    let known = store.hashes_in(&space.id)?;
+    let known = store.hashes_in(space)?;
     let mut todo = Vec::new();
     for c in files {
         match catalog.get(&c.key) {

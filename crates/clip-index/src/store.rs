@@ -45,13 +45,25 @@ pub trait VectorStore {
 pub struct LoadedVectors {
     hashes: Vec<ContentHash>,
     matrix: Matrix,
+    damaged: usize,
 }
 
 impl LoadedVectors {
-    /// Every vector of `space` in `store`, held as `ty`.
+    /// Every sound vector of `space` in `store`, held as `ty` (damaged rows are left out and
+    /// counted: [`LoadedVectors::damaged`]).
     pub fn load(store: &CatalogStore, space: &Space, ty: VectorType) -> Result<Self, IndexError> {
-        let (hashes, matrix) = store.load_matrix(space, ty)?;
-        Ok(Self { hashes, matrix })
+        let loaded = store.load_matrix(space, ty)?;
+        Ok(Self {
+            hashes: loaded.hashes,
+            matrix: loaded.matrix,
+            damaged: loaded.damaged.len(),
+        })
+    }
+
+    /// Stored vectors left out because their bytes are damaged (`clip index` embeds their
+    /// content again).
+    pub fn damaged(&self) -> usize {
+        self.damaged
     }
 
     /// How many vectors.

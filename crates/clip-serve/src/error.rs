@@ -31,6 +31,19 @@ pub enum ApiError {
     /// The request waited longer than the per-request timeout.
     #[error("the request took longer than {0} ms")]
     Timeout(u128),
+    /// The server is too busy (decoding) to take the request in time: retry later.
+    #[error("{0}")]
+    Busy(String),
+    /// The body's content type is not JSON (browsers send text/plain without a CORS preflight:
+    /// refusing it keeps other web pages from driving the server).
+    #[error("{0}")]
+    UnsupportedMediaType(String),
+    /// The client did not send its body within the body timeout.
+    #[error("the request body was not received within {0} s")]
+    BodyTimeout(u64),
+    /// The `Host` header names a host this server does not answer for (DNS rebinding).
+    #[error("host {0:?} is not allowed (start clip serve with --allowed-host to add it)")]
+    HostNotAllowed(String),
     /// The model failed or the server is shutting down.
     #[error("{0}")]
     Internal(String),
@@ -46,6 +59,10 @@ impl ApiError {
             ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::QueueFull(_) => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Timeout(_) => StatusCode::GATEWAY_TIMEOUT,
+            ApiError::Busy(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::BodyTimeout(_) => StatusCode::REQUEST_TIMEOUT,
+            ApiError::HostNotAllowed(_) => StatusCode::FORBIDDEN,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -53,9 +70,13 @@ impl ApiError {
     /// The `type` field, in OpenAI's vocabulary where one exists.
     fn kind(&self) -> &'static str {
         match self {
-            ApiError::BadRequest(_) | ApiError::TooLarge(_) | ApiError::MethodNotAllowed => {
-                "invalid_request_error"
-            }
+            ApiError::BadRequest(_)
+            | ApiError::TooLarge(_)
+            | ApiError::MethodNotAllowed
+            | ApiError::UnsupportedMediaType(_)
+            | ApiError::BodyTimeout(_) => "invalid_request_error",
+            ApiError::HostNotAllowed(_) => "permission_error",
+            ApiError::Busy(_) => "overloaded_error",
             ApiError::Unauthorized => "authentication_error",
             ApiError::NotFound(_) => "not_found_error",
             ApiError::QueueFull(_) => "rate_limit_error",

@@ -16,9 +16,12 @@
 mod auth;
 mod batcher;
 mod body;
+mod decode;
 mod error;
+mod guard;
 mod inputs;
 mod limits;
+mod listener;
 mod metrics;
 mod page;
 mod routes;
@@ -40,8 +43,7 @@ pub use limits::Limits;
 
 use batcher::Batcher;
 use metrics::Metrics;
-use search_index::SearchIndex;
-use state::AppState;
+use state::{AppState, IndexSlot, StateParts};
 
 /// Errors starting the server.
 #[derive(Debug, thiserror::Error)]
@@ -52,6 +54,9 @@ pub enum ServeError {
     /// Binding the address, building the runtime or serving failed.
     #[error("server I/O: {0}")]
     Io(#[from] std::io::Error),
+    /// A limit that cannot work (zero, or an image larger than the decode budget).
+    #[error("invalid limits: {0}")]
+    Limits(String),
 }
 
 /// How to serve.
@@ -65,27 +70,35 @@ pub struct ServeOptions {
     pub token: Option<String>,
     /// How requests are gathered into forward passes.
     pub batch: BatchConfig,
-    /// What one request may ask of the server.
+    /// What one request, one connection and the whole server may ask.
     pub limits: Limits,
+    /// `Host` header values answered besides loopback names and IP literals (`*`: any).
+    pub allowed_hosts: Vec<String>,
+    /// The moderation policy of `/v1/moderate` (default: the built-in one).
+    pub policy: Option<clip_tasks::moderation::Policy>,
+    /// How often the index database is checked for changes (`clip index` runs while serving);
+    /// `None`: only on SIGHUP.
+    pub reload_every: Option<std::time::Duration>,
 }
 
 /// A ready server: the router and the model thread behind it.
 pub struct Server {
     router: Router,
+    state: Arc<AppState>,
     model_thread: JoinHandle<()>,
-    indexed: Option<usize>,
+    reload_every: Option<std::time::Duration>,
 }
 
 impl Server {
     /// Starts the model thread and opens the index (when given). The model's batch size becomes
     /// the batcher's, so a gathered batch is one forward pass.
     pub fn new(clip: Clip, options: ServeOptions) -> Result<Self, ServeError> {
+        options.limits.validate().map_err(ServeError::Limits)?;
         let clip = Arc::new(clip.with_batch_size(options.batch.max_batch));
-        let index = match &options.db {
-            Some(db) => Some(SearchIndex::open(db, &clip)?),
+        let index = match options.db {
+            Some(db) => Some(IndexSlot::open(db, &clip)?),
             None => None,
         };
-        let indexed = index.as_ref().map(SearchIndex::len);
         let metrics = Arc::new(Metrics::default());
         let (batcher, model_thread) = Batcher::start(
             clip.clone(),
@@ -96,24 +109,32 @@ impl Server {
         let model_name = options
             .model_name
             .unwrap_or_else(|| clip.source().display().to_string());
-        let state = AppState::new(
+        let state = Arc::new(AppState::new(
             clip,
-            model_name,
             batcher,
-            metrics,
-            options.limits,
-            options.token,
-            index,
-        );
+            StateParts {
+                model_name,
+                metrics,
+                limits: options.limits,
+                token: options.token,
+                allowed_hosts: options.allowed_hosts,
+                index,
+                policy: options
+                    .policy
+                    .unwrap_or_else(clip_tasks::moderation::Policy::builtin),
+            },
+        ));
         Ok(Self {
-            router: routes::router(Arc::new(state)),
+            router: routes::router(state.clone()),
+            state,
             model_thread,
-            indexed,
+            reload_every: options.reload_every,
         })
     }
 
-    /// Serves until `shutdown` resolves, then stops accepting, lets in-flight requests finish and
-    /// waits for the model thread to drain its queue.
+    /// Serves until `shutdown` resolves, then stops accepting, lets in-flight requests finish
+    /// (for at most the limits' `shutdown_grace`) and waits for the model thread to drain its
+    /// queue. The index is reloaded when its database changes, and on SIGHUP.
     pub async fn run(
         self,
         listener: tokio::net::TcpListener,
@@ -121,13 +142,18 @@ impl Server {
     ) -> Result<(), ServeError> {
         let Server {
             router,
+            state,
             model_thread,
-            ..
+            reload_every,
         } = self;
-        axum::serve(listener, router)
-            .with_graceful_shutdown(shutdown)
-            .await?;
-        // The last handle on the batcher went with the router: the model thread now ends.
+        raise_open_file_limit();
+        let reloader = tokio::spawn(keep_index_fresh(state.clone(), reload_every));
+        let limits = state.limits.clone();
+        listener::serve(listener, router, &limits, state.metrics.clone(), shutdown).await;
+        reloader.abort();
+        let _ = reloader.await;
+        // The last handles on the batcher go with the state: the model thread then ends.
+        drop(state);
         tokio::task::spawn_blocking(move || model_thread.join())
             .await
             .ok();
@@ -153,8 +179,51 @@ impl Server {
 
     /// Images of the index in the served model's space (`None` without an index).
     pub fn indexed_images(&self) -> Option<usize> {
-        self.indexed
+        self.state.index.as_ref().map(|i| i.current().len())
     }
+}
+
+/// Reloads the index when its database changes (checked every `every`) or on SIGHUP, off the
+/// async runtime; a failed reload keeps the index in use and says why on stderr.
+async fn keep_index_fresh(state: Arc<AppState>, every: Option<std::time::Duration>) {
+    if state.index.is_none() {
+        return;
+    }
+    #[cfg(unix)]
+    let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
+    loop {
+        let tick = async {
+            match every {
+                Some(d) => tokio::time::sleep(d).await,
+                None => std::future::pending().await,
+            }
+        };
+        #[cfg(unix)]
+        let force = tokio::select! {
+            _ = tick => false,
+            Some(()) = async { match hangup.as_mut() { Some(h) => h.recv().await, None => std::future::pending().await } } => true,
+        };
+        #[cfg(not(unix))]
+        let force = {
+            tick.await;
+            false
+        };
+        let st = state.clone();
+        let reloaded = tokio::task::spawn_blocking(move || {
+            st.index.as_ref().map(|slot| slot.reload(&st.clip, force))
+        })
+        .await;
+        if let Ok(Some(Err(e))) = reloaded {
+            eprintln!("clip serve: index not reloaded: {e}");
+        }
+    }
+}
+
+/// Raises the soft limit on open files to the hard limit, so the connection limit (not the
+/// process's descriptor table) is what refuses clients. Best effort: a failure keeps the old one.
+fn raise_open_file_limit() {
+    #[cfg(unix)]
+    let _ = rlimit::increase_nofile_limit(u64::MAX);
 }
 
 /// Resolves on SIGINT (Ctrl-C) or SIGTERM.

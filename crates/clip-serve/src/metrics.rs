@@ -51,11 +51,24 @@ impl Histogram {
     }
 }
 
+/// A request method as a metrics label: the standard methods by name, anything else `"other"`
+/// (a client can send any token as a method).
+fn method_label(method: &str) -> &'static str {
+    const KNOWN: [&str; 9] = [
+        "GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH",
+    ];
+    KNOWN.into_iter().find(|m| *m == method).unwrap_or("other")
+}
+
 /// Every series, behind the one lock of [`Metrics`].
 #[derive(Default)]
 struct Inner {
-    /// (route, method, status) -> count
-    requests: BTreeMap<(String, String, u16), u64>,
+    /// (route, method, status) -> count. Every key comes from a fixed set (route patterns,
+    /// [`method_label`], HTTP status codes), never from raw request text, so a client cannot
+    /// grow the series.
+    requests: BTreeMap<(String, &'static str, u16), u64>,
+    /// Connections closed on accept because `max_connections` were open.
+    refused_connections: u64,
     /// route -> latency histogram
     latency: BTreeMap<String, Histogram>,
     /// "text" | "image" -> batch size histogram
@@ -73,12 +86,20 @@ impl Metrics {
     pub fn observe_request(&self, route: &str, method: &str, status: u16, elapsed: Duration) {
         let mut m = self.inner.lock().unwrap_or_else(|e| e.into_inner());
         *m.requests
-            .entry((route.to_string(), method.to_string(), status))
+            .entry((route.to_string(), method_label(method), status))
             .or_default() += 1;
         m.latency
             .entry(route.to_string())
             .or_default()
             .observe(LATENCY_BUCKETS, elapsed.as_secs_f64());
+    }
+
+    /// Counts a connection closed on accept because the connection limit was reached.
+    pub fn observe_refused_connection(&self) {
+        self.inner
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .refused_connections += 1;
     }
 
     /// Records the size of one forward pass of `kind` (`"text"` or `"image"`).
@@ -119,6 +140,15 @@ impl Metrics {
                 BATCH_BUCKETS,
             );
         }
+        out.push_str(
+            "# HELP clip_refused_connections_total Connections closed at once: too many open.\n",
+        );
+        out.push_str("# TYPE clip_refused_connections_total counter\n");
+        let _ = writeln!(
+            out,
+            "clip_refused_connections_total {}",
+            m.refused_connections
+        );
         out.push_str("# HELP clip_queue_depth Inputs waiting for the model.\n");
         out.push_str("# TYPE clip_queue_depth gauge\n");
         let _ = writeln!(out, "clip_queue_depth {queue_depth}");

@@ -1,13 +1,16 @@
 //! The photo index behind `/v1/search` and `/v1/images/{id}`: the served model's space loaded
 //! once at startup ([`LoadedVectors`], the same exact search `clip search` runs), and the SQLite
 //! catalog for paths. Images are addressed by content hash, so a client can only ever fetch files
-//! the index lists. A re-run of `clip index` is picked up by restarting the server.
+//! the index lists. A re-run of `clip index` is picked up without a restart (see
+//! [`crate::state::IndexSlot`]).
 
 use std::path::Path;
 use std::sync::Mutex;
 
 use clip::Clip;
-use clip_index::{hex, parse_hex, CatalogStore, IndexError, LoadedVectors, Space, VectorType};
+use clip_index::{
+    hex, parse_hex, CatalogStore, ContentHash, IndexError, LoadedVectors, Space, VectorType,
+};
 
 /// One search result: an indexed image (by content) and the files that hold it.
 pub struct Found {
@@ -29,24 +32,21 @@ impl SearchIndex {
     /// Opens the index at `db` and loads the vectors `clip` made of images decoded as `clip
     /// index` decodes by default (no EXIF rotation).
     pub fn open(db: &Path, clip: &Clip) -> Result<Self, IndexError> {
-        if !db.exists() {
-            // Opening would create an empty index: refuse a mistyped --db instead.
-            let source = std::io::Error::new(
-                std::io::ErrorKind::NotFound,
-                "no such index file (run `clip index` first)",
-            );
-            return Err(IndexError::Io {
-                path: db.to_path_buf(),
-                source,
-            });
-        }
-        let store = CatalogStore::open(db)?;
+        // Read-only: a mistyped --db is an error, never a new empty index.
+        let store = CatalogStore::open_read_only(db)?;
         let space = Space::of(
             clip,
             &clip.source().display().to_string(),
             &Default::default(),
         )?;
         let vectors = LoadedVectors::load(&store, &space, VectorType::F32)?;
+        if vectors.damaged() > 0 {
+            eprintln!(
+                "clip serve: {} stored vectors of {} are damaged and left out (`clip index` embeds them again)",
+                vectors.damaged(),
+                db.display()
+            );
+        }
         Ok(Self {
             store: Mutex::new(store),
             vectors,
@@ -78,12 +78,14 @@ impl SearchIndex {
             .collect())
     }
 
-    /// A file holding the image with content id `id` (64 hex digits), if the index has one.
-    pub fn path_of(&self, id: &str) -> Result<Option<String>, IndexError> {
+    /// The content hash of id `id` (64 hex digits) and the files the index lists with that
+    /// content; `None` for an id the index does not know.
+    pub fn files_of(&self, id: &str) -> Result<Option<(ContentHash, Vec<String>)>, IndexError> {
         let Some(hash) = parse_hex(id) else {
             return Ok(None);
         };
         let store = self.store.lock().unwrap_or_else(|e| e.into_inner());
-        Ok(store.paths_of(&hash)?.into_iter().next())
+        let paths = store.paths_of(&hash)?;
+        Ok((!paths.is_empty()).then_some((hash, paths)))
     }
 }

@@ -1,14 +1,14 @@
 //! Square PNG thumbnails of indexed images for the result grid: the reference resize + centre
 //! crop (so the thumbnail shows exactly what the model saw), encoded as PNG.
 
-use clip::image::{decode_file, resize_crop_rgb, DecodeOptions};
+use clip::image::{decode_bytes, resize_crop_rgb, DecodeOptions};
 
 /// Edge of a thumbnail in pixels.
 pub const THUMBNAIL_SIZE: u32 = 256;
 
-/// The PNG bytes of the thumbnail of the image file at `path`.
-pub fn thumbnail_png(path: &str, opts: &DecodeOptions) -> Result<Vec<u8>, String> {
-    let image = decode_file(path.as_ref(), opts).map_err(|e| e.to_string())?;
+/// The PNG bytes of the thumbnail of an encoded image (`name` names it in errors).
+pub fn thumbnail_png(bytes: &[u8], name: &str, opts: &DecodeOptions) -> Result<Vec<u8>, String> {
+    let image = decode_bytes(bytes, name, opts).map_err(|e| e.to_string())?;
     let planar = resize_crop_rgb(&image, THUMBNAIL_SIZE);
     let plane = (THUMBNAIL_SIZE * THUMBNAIL_SIZE) as usize;
     let mut rgb = Vec::with_capacity(planar.len());

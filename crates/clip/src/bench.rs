@@ -80,12 +80,59 @@ pub struct BenchConfig {
     pub seed: u64,
 }
 
+/// Refuses a batch whose activations would not fit in the memory available now (an abort on
+/// allocation otherwise): a rough count of the largest tensors of one input, times the batch.
+fn check_memory(config: &crate::ModelConfig, args: &BenchConfig) -> Result<(), BenchError> {
+    let per_input = if args.text {
+        // The residual stream and the MLP's hidden layer (4x wide) at every position, f32.
+        let t = &config.text;
+        t.context_length * t.width * 4 * 6
+    } else {
+        let r = config.image_resolution();
+        let width = match config.vision {
+            crate::VisionConfig::Vit { width, .. } => width,
+            crate::VisionConfig::ResNet { width, .. } => width * 32,
+        };
+        // The pixels, then per patch (at most one per 14 x 14 pixels) the residual and the MLP.
+        3 * r * r * 4 + (r * r / 196 + 1) * width * 4 * 6
+    };
+    let need = (per_input as u64).saturating_mul(args.batch as u64);
+    if let Some(available) = available_memory() {
+        if need > available / 2 {
+            return Err(BenchError::TooLarge {
+                batch: args.batch,
+                need_mib: need >> 20,
+                available_mib: available >> 20,
+            });
+        }
+    }
+    Ok(())
+}
+
+/// `MemAvailable` in bytes (`None` where /proc is missing).
+fn available_memory() -> Option<u64> {
+    let s = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = s.lines().find(|l| l.starts_with("MemAvailable:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
+}
+
 /// Why a benchmark could not run.
 #[derive(Debug, thiserror::Error)]
 pub enum BenchError {
     /// A count that must be positive was 0.
     #[error("{0} must be at least 1")]
     Zero(&'static str),
+    /// The batch's activations would not fit in the memory available now.
+    #[error("--batch {batch} needs about {need_mib} MiB of activations, more than half of the {available_mib} MiB available: use a smaller batch")]
+    TooLarge {
+        /// The batch asked for.
+        batch: usize,
+        /// The estimate.
+        need_mib: u64,
+        /// `MemAvailable` now.
+        available_mib: u64,
+    },
     /// The architecture name is not one of [`ARCHITECTURES`].
     #[error("unknown architecture {0:?}; one of {list}", list = ARCHITECTURES.join(", "))]
     UnknownArch(String),
@@ -181,6 +228,7 @@ pub fn run(args: &BenchConfig) -> Result<Value, BenchError> {
     }
     let config =
         arch_config(&args.arch).ok_or_else(|| BenchError::UnknownArch(args.arch.clone()))?;
+    check_memory(&config, args)?;
     let device = Device::Cpu;
     let ckpt = random_checkpoint(&args.arch, args.seed).expect("known architecture");
     // Only the measured tower is built, as the text-only and image-only commands do.

@@ -10,7 +10,9 @@ use clip_tasks::similarity::ranked;
 use clip_tasks::zero_shot::{builtin_templates, label_applies, Classifier, Prompts};
 use serde_json::json;
 
-use super::inputs::{embed_all_images, embed_prompts, read_lines, CacheArgs};
+use super::inputs::{
+    check_json_names, embed_all_images, embed_prompts, path_text, read_lines, CacheArgs,
+};
 use super::{ImageArgs, ModelArgs};
 use crate::output::print_json;
 
@@ -44,7 +46,7 @@ pub struct ClassifyArgs {
     #[arg(long, requires = "threshold")]
     multi_label: bool,
     /// Cosine threshold for --multi-label (CLIP cosines are small: about 0.2-0.35 for matches).
-    #[arg(long, requires = "multi_label", allow_negative_numbers = true)]
+    #[arg(long, requires = "multi_label", allow_negative_numbers = true, value_parser = super::finite_f32)]
     threshold: Option<f32>,
     /// `--model`, `--registry`, `--precision`.
     #[command(flatten)]
@@ -99,6 +101,9 @@ impl ClassifyArgs {
 /// `--multi-label` cosines and whether each clears `--threshold`.
 pub fn run(args: ClassifyArgs) -> anyhow::Result<i32> {
     let prompts = args.prompts()?;
+    if args.json {
+        check_json_names(&args.images)?;
+    }
     let clip = args.model.load()?;
     let cache = args.cache.cache(&clip)?;
     let classifier = Classifier::build(
@@ -133,7 +138,7 @@ pub fn run(args: ClassifyArgs) -> anyhow::Result<i32> {
                         s
                     })
                     .collect();
-                json!({"path": path, "scores": scores})
+                json!({"path": path_text(path), "scores": scores})
             })
             .collect();
         let mut out = json!({ "results": results });

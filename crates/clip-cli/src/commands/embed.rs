@@ -10,7 +10,7 @@ use clip_tasks::shard::Shard;
 use serde_json::json;
 
 use super::export::{export, ExportRequest};
-use super::inputs::{embed_all_images, warn_truncated};
+use super::inputs::{check_json_names, embed_all_images, path_text, warn_truncated};
 use super::{ImageArgs, ModelArgs};
 use crate::output::print_json;
 
@@ -116,6 +116,7 @@ pub fn run(args: EmbedArgs) -> anyhow::Result<i32> {
     if overflow == Overflow::Truncate {
         warn_truncated(&clip, &args.texts);
     }
+    check_json_names(&args.images)?;
     let finish = |e: clip::Embeddings| if args.raw { e } else { e.normalized() };
     let image_emb = finish(embed_all_images(&clip, &args.images, &args.image_args)?);
     let text_emb = finish(clip.encode_texts(&args.texts, overflow)?);
@@ -123,7 +124,7 @@ pub fn run(args: EmbedArgs) -> anyhow::Result<i32> {
         .images
         .iter()
         .zip(image_emb.rows())
-        .map(|(p, e)| json!({"path": p, "embedding": e}))
+        .map(|(p, e)| json!({"path": path_text(p), "embedding": e}))
         .collect();
     let texts_json: Vec<_> = args
         .texts
@@ -132,7 +133,7 @@ pub fn run(args: EmbedArgs) -> anyhow::Result<i32> {
         .map(|(t, e)| json!({"text": t, "embedding": e}))
         .collect();
     print_json(&json!({
-        "model": args.model.path()?,
+        "model": path_text(args.model.path()?),
         "dim": clip.embed_dim(),
         "images": images_json,
         "texts": texts_json,

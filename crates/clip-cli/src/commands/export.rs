@@ -13,7 +13,7 @@ use clip_tasks::pipeline::{default_workers, embed_images, ImageSource};
 use clip_tasks::shard::Shard;
 use serde_json::json;
 
-use super::inputs::{progress_bar, read_lines, warn_truncated};
+use super::inputs::{path_text, progress_bar, read_lines, warn_truncated, NON_UTF8_NAME};
 use super::ImageArgs;
 use crate::output::print_json;
 
@@ -78,7 +78,12 @@ pub fn export(clip: &Clip, req: ExportRequest) -> anyhow::Result<i32> {
     let (image_rows, failed) = if images.is_empty() {
         (0, 0)
     } else {
-        let ids = mine(images.len());
+        // JSON Lines cannot carry a file name that is not UTF-8: such a file is a per-file
+        // failure (listed with its name made lossy), the run goes on.
+        let (named, unnamed): (Vec<usize>, Vec<usize>) = mine(images.len())
+            .into_iter()
+            .partition(|&k| images[k].to_str().is_some());
+        let ids = named;
         let paths: Vec<PathBuf> = ids.iter().map(|&k| images[k].clone()).collect();
         let sources: Vec<ImageSource> = paths.iter().cloned().map(ImageSource::File).collect();
         let mut sink = EmbeddingSink::create(
@@ -93,7 +98,13 @@ pub fn export(clip: &Clip, req: ExportRequest) -> anyhow::Result<i32> {
             std::fs::File::create(&failed_file)
                 .with_context(|| format!("{}: cannot create", failed_file.display()))?,
         );
-        let mut failed = 0;
+        for &k in &unnamed {
+            let path = path_text(&images[k]);
+            let line = json!({"id": k, "path": path, "error": format!("{path}: {NON_UTF8_NAME}")});
+            std::io::Write::write_all(&mut failures, format!("{line}\n").as_bytes())?;
+            eprintln!("clip: skipped: {path}: {NON_UTF8_NAME}");
+        }
+        let mut failed = unnamed.len();
         let bar = progress_bar(paths.len(), "images");
         embed_images::<anyhow::Error>(
             clip,
@@ -104,11 +115,11 @@ pub fn export(clip: &Clip, req: ExportRequest) -> anyhow::Result<i32> {
                 let meta: Vec<_> = batch
                     .embedded
                     .iter()
-                    .map(|&r| json!({"id": ids[r], "image_path": paths[r]}))
+                    .map(|&r| json!({"id": ids[r], "image_path": path_text(&paths[r])}))
                     .collect();
                 sink.push(&finish(batch.embeddings), &meta)?;
                 for (r, err) in &batch.failed {
-                    let line = json!({"id": ids[*r], "path": paths[*r], "error": err.to_string()});
+                    let line = json!({"id": ids[*r], "path": path_text(&paths[*r]), "error": err.to_string()});
                     std::io::Write::write_all(&mut failures, format!("{line}\n").as_bytes())?;
                     bar.suspend(|| eprintln!("clip: skipped: {err}"));
                 }
@@ -162,7 +173,7 @@ pub fn export(clip: &Clip, req: ExportRequest) -> anyhow::Result<i32> {
         );
     }
     print_json(&json!({
-        "output": req.output,
+        "output": path_text(req.output),
         "shard": shard.to_string(),
         "dim": clip.embed_dim(),
         "images": image_rows,

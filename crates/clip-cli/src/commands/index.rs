@@ -63,14 +63,24 @@ pub struct DbArgs {
 }
 
 impl DbArgs {
-    /// Opens (creating it and its folder if needed) the index at `--db`, else at the default path.
+    /// `--db`, else the default path.
+    fn path(&self) -> anyhow::Result<PathBuf> {
+        match &self.db {
+            Some(p) => Ok(p.clone()),
+            None => {
+                default_db_path().context("no --db given and neither XDG_DATA_HOME nor HOME is set")
+            }
+        }
+    }
+
+    /// Opens (creating it and its folder if needed) the index, for an index run.
     pub fn open(&self) -> anyhow::Result<CatalogStore> {
-        let path = match &self.db {
-            Some(p) => p.clone(),
-            None => default_db_path()
-                .context("no --db given and neither XDG_DATA_HOME nor HOME is set")?,
-        };
-        Ok(CatalogStore::open(&path)?)
+        Ok(CatalogStore::open(&self.path()?)?)
+    }
+
+    /// Opens the existing index for reading: a missing one is an error naming it, never created.
+    pub fn open_read_only(&self) -> anyhow::Result<CatalogStore> {
+        Ok(CatalogStore::open_read_only(&self.path()?)?)
     }
 }
 
@@ -86,10 +96,10 @@ pub fn space_of(model: &ModelArgs, clip: &clip::Clip, image: &ImageArgs) -> anyh
 /// With `--status`, reports what the index holds; else indexes the folders (and syncs a
 /// `--store`), then prints what the run did.
 pub fn run(args: IndexArgs) -> anyhow::Result<i32> {
-    let mut store = args.db.open()?;
     if args.status {
-        return status(&args, &store);
+        return status(&args, &args.db.open_read_only()?);
     }
+    let mut store = args.db.open()?;
     let clip = args.model.load()?.with_batch_size(args.batch_size);
     let space = space_of(&args.model, &clip, &args.image)?;
     let opts = IndexOptions {
@@ -177,7 +187,13 @@ fn status(args: &IndexArgs, store: &CatalogStore) -> anyhow::Result<i32> {
         .as_ref()
         .map_or((None, 0), |s| (Some(s.model.clone()), s.dim));
     if args.json {
-        print_json(&json!({"images": st.images, "failed": st.failed, "model": model, "dim": dim}))?;
+        print_json(&json!({
+            "images": st.images,
+            "failed": st.failed,
+            "damaged": st.damaged,
+            "model": model,
+            "dim": dim,
+        }))?;
         return Ok(0);
     }
     println!("index: {}", store.path().display());
@@ -186,6 +202,12 @@ fn status(args: &IndexArgs, store: &CatalogStore) -> anyhow::Result<i32> {
         model.as_deref().unwrap_or("(none indexed yet)")
     );
     println!("dim: {dim}\nimages: {}\nfailed: {}", st.images, st.failed);
+    if st.damaged > 0 {
+        println!(
+            "damaged: {} stored vectors (left out of searches; `clip index` embeds them again)",
+            st.damaged
+        );
+    }
     for (path, reason) in store.failures()? {
         println!("  failed: {path}: {reason}");
     }

@@ -23,7 +23,9 @@ pub fn progress_bar(len: usize, what: &str) -> ProgressBar {
     }
     let bar = ProgressBar::new(len as u64);
     let template = format!("{{bar:30}} {{pos}}/{{len}} {what} ({{per_sec}}, ETA {{eta}})");
-    bar.set_style(ProgressStyle::with_template(&template).expect("valid progress template"));
+    if let Ok(style) = ProgressStyle::with_template(&template) {
+        bar.set_style(style);
+    }
     bar
 }
 
@@ -65,6 +67,26 @@ pub fn embed_images(
     )?;
     bar.finish_and_clear();
     Ok(done)
+}
+
+/// JSON strings are Unicode: a path that is not valid UTF-8 cannot be printed in JSON output
+/// without changing it. For the commands whose JSON output needs every image this is an error
+/// naming the file (lossily) before any work; exports and moderation make it a per-file failure.
+pub fn check_json_names(paths: &[PathBuf]) -> anyhow::Result<()> {
+    match paths.iter().find(|p| p.to_str().is_none()) {
+        Some(p) => anyhow::bail!("{}: {NON_UTF8_NAME}", p.display()),
+        None => Ok(()),
+    }
+}
+
+/// Why a file whose name is not UTF-8 is left out of JSON output.
+pub const NON_UTF8_NAME: &str =
+    "the file name is not valid UTF-8, which JSON output cannot carry unchanged (rename it, or use the table output)";
+
+/// A path as JSON output writes it: as is when it is UTF-8 (every path that reaches a JSON
+/// writer has been checked so), else with replacement characters, never a panic.
+pub fn path_text(p: &Path) -> String {
+    p.to_string_lossy().into_owned()
 }
 
 /// [`embed_images`] for commands whose output needs every image: the first unreadable file is

@@ -64,6 +64,16 @@ impl Command {
     }
 }
 
+/// A clap parser for floats that must be numbers: `NaN` and infinities are refused (a NaN
+/// threshold would silently match nothing).
+pub fn finite_f32(s: &str) -> Result<f32, String> {
+    match s.trim().parse::<f32>() {
+        Ok(v) if v.is_finite() => Ok(v),
+        Ok(v) => Err(format!("{v} is not a finite number")),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
 /// `--model`: which checkpoint to load.
 #[derive(Args)]
 pub struct ModelArgs {

@@ -7,6 +7,7 @@ use clap::Args;
 use clip_hub::{Hub, ModelEntry, Origin, DEFAULT_MODEL};
 use serde_json::json;
 
+use super::inputs::path_text;
 use super::ModelArgs;
 use crate::output::print_json;
 
@@ -28,7 +29,7 @@ pub fn run(args: ModelsArgs) -> anyhow::Result<i32> {
     if args.json {
         let models: Vec<_> = entries.iter().map(|e| entry_json(&hub, e)).collect();
         print_json(
-            &json!({"cache_dir": hub.cache_dir(), "default": DEFAULT_MODEL, "models": models}),
+            &json!({"cache_dir": path_text(hub.cache_dir()), "default": DEFAULT_MODEL, "models": models}),
         )?;
         return Ok(0);
     }
@@ -72,10 +73,10 @@ fn entry_json(hub: &Hub, e: &ModelEntry) -> serde_json::Value {
         "size_bytes": e.size_bytes,
         "activation": e.activation.map(|a| a.as_str()),
         "cached": hub.is_cached(e),
-        "path": hub.model_path(e),
+        "path": path_text(&hub.model_path(e)),
         "source": match &e.origin {
             Origin::Builtin => json!("builtin"),
-            Origin::User(path) => json!(path),
+            Origin::User(path) => json!(path_text(path)),
         },
         "files": files,
     })

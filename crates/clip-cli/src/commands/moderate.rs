@@ -10,7 +10,7 @@ use clip_tasks::discover::find_images;
 use clip_tasks::moderation::{Moderator, Policy, DEFAULT_POLICY_TOML};
 use serde_json::json;
 
-use super::inputs::{embed_images, embed_prompts, CacheArgs};
+use super::inputs::{embed_images, embed_prompts, path_text, CacheArgs, NON_UTF8_NAME};
 use super::{ImageArgs, ModelArgs};
 use crate::output::print_json;
 use crate::EXIT_ERROR;
@@ -76,6 +76,17 @@ pub fn run(args: ModerateArgs) -> anyhow::Result<i32> {
             paths.push(input.clone());
         }
     }
+    // JSON cannot carry a name that is not UTF-8: such a file is a failure of its own.
+    let mut unnamed = Vec::new();
+    if args.json {
+        paths.retain(|p| {
+            let ok = p.to_str().is_some();
+            if !ok {
+                unnamed.push(p.clone());
+            }
+            ok
+        });
+    }
     let clip = args.model.load()?;
     let cache = args.cache.cache(&clip)?;
     let moderator = Moderator::build(policy, clip.scoring(), cache.as_ref(), embed_prompts(&clip))?;
@@ -93,7 +104,7 @@ pub fn run(args: ModerateArgs) -> anyhow::Result<i32> {
                     .iter()
                     .map(|c| json!({"name": c.name, "score": c.score, "threshold": c.threshold}))
                     .collect();
-                json!({"path": paths[i], "flagged": v.flagged, "categories": categories})
+                json!({"path": path_text(&paths[i]), "flagged": v.flagged, "categories": categories})
             })
             .collect();
         print_json(&json!({"policy": moderator.policy().id(), "results": results}))?;
@@ -122,8 +133,11 @@ pub fn run(args: ModerateArgs) -> anyhow::Result<i32> {
     for (_, err) in &embedded.failed {
         eprintln!("clip: error: {err}");
     }
+    for path in &unnamed {
+        eprintln!("clip: error: {}: {NON_UTF8_NAME}", path.display());
+    }
     // An image that could not be checked is not a clean one: errors win over verdicts.
-    Ok(if !embedded.failed.is_empty() {
+    Ok(if !embedded.failed.is_empty() || !unnamed.is_empty() {
         EXIT_ERROR
     } else if verdicts.iter().any(|v| v.flagged) {
         EXIT_FLAGGED

@@ -4,10 +4,11 @@
 use std::path::PathBuf;
 
 use anyhow::{bail, Context};
+use clap::builder::TypedValueParser;
 use clap::Args;
 use clip::tokenizer::Overflow;
 use clip_index::query::combine;
-use clip_index::{ChromaStore, SqliteVectors, VectorStore, VectorType};
+use clip_index::{ChromaStore, LoadedVectors, VectorStore, VectorType};
 use clip_tasks::similarity::{cosine_matrix, ranked as ranked_indices};
 use serde_json::json;
 
@@ -31,19 +32,19 @@ pub struct SearchArgs {
     #[arg(long)]
     minus: Vec<String>,
     /// Weight of each --plus text relative to the query (1.0 = as strong as the query).
-    #[arg(long, default_value_t = 1.0)]
+    #[arg(long, default_value_t = 1.0, value_parser = super::finite_f32)]
     plus_weight: f32,
     /// Weight of each --minus text relative to the query.
-    #[arg(long, default_value_t = 1.0)]
+    #[arg(long, default_value_t = 1.0, value_parser = super::finite_f32)]
     minus_weight: f32,
     /// Rank the captions in this file (one per line) for --image instead of searching the index.
     #[arg(long, requires = "image", conflicts_with_all = ["query", "plus", "minus"])]
     texts_file: Option<PathBuf>,
     /// How many results.
-    #[arg(short = 'k', long, default_value_t = 10)]
+    #[arg(short = 'k', long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=100_000).map(|v| v as usize))]
     k: usize,
     /// Only results with a cosine score at least this.
-    #[arg(long, allow_negative_numbers = true)]
+    #[arg(long, allow_negative_numbers = true, value_parser = super::finite_f32)]
     threshold: Option<f32>,
     /// Hold the index in f16 while searching (half the memory).
     #[arg(long)]
@@ -72,7 +73,7 @@ pub fn run(mut args: SearchArgs) -> anyhow::Result<i32> {
         bail!("nothing to search for: give a text query, --image FILE, or both");
     }
     if args.model.model.is_none() {
-        let store = args.db.open()?;
+        let store = args.db.open_read_only()?;
         let space = store.current_space()?.with_context(|| {
             format!(
                 "no --model given and the index {} has none recorded: run `clip index` first",
@@ -102,8 +103,21 @@ pub fn run(mut args: SearchArgs) -> anyhow::Result<i32> {
             chroma.search(&query, args.k, threshold(&args))?
         }
         None => {
-            let mut store = args.db.open()?;
-            if store.status(Some(&space))?.images == 0 {
+            let store = args.db.open_read_only()?;
+            let ty = if args.f16 {
+                VectorType::F16
+            } else {
+                VectorType::F32
+            };
+            let vectors = LoadedVectors::load(&store, &space, ty)?;
+            if vectors.damaged() > 0 {
+                eprintln!(
+                    "clip: warning: {} stored vectors of {} are damaged and were left out: run `clip index` on their folders to embed them again",
+                    vectors.damaged(),
+                    store.path().display()
+                );
+            }
+            if vectors.is_empty() {
                 bail!(
                     "the index {} has no images embedded by {}: run `clip index <DIR> --model {}` first",
                     store.path().display(),
@@ -111,12 +125,7 @@ pub fn run(mut args: SearchArgs) -> anyhow::Result<i32> {
                     space.model
                 );
             }
-            let ty = if args.f16 {
-                VectorType::F16
-            } else {
-                VectorType::F32
-            };
-            SqliteVectors::new(&mut store, space, ty).search(&query, args.k, threshold(&args))?
+            vectors.search(&store, &query, args.k, threshold(&args))?
         }
     };
     let results: Vec<(String, f32)> = hits

@@ -9,7 +9,7 @@ use clip::tokenizer::Overflow;
 use clip_tasks::similarity::Similarity;
 use serde_json::json;
 
-use super::inputs::{embed_all_images, warn_truncated};
+use super::inputs::{check_json_names, embed_all_images, path_text, warn_truncated};
 use super::{ImageArgs, ModelArgs};
 use crate::output::print_json;
 
@@ -54,6 +54,9 @@ pub struct SimilarityArgs {
 
 /// Embeds every image (any unreadable one is the error) and text, then prints the matrices.
 pub fn run(args: SimilarityArgs) -> anyhow::Result<i32> {
+    if matches!(args.format, OutputFormat::Json) {
+        check_json_names(&args.images)?;
+    }
     let clip = args.model.load()?;
     warn_truncated(&clip, &args.texts);
     let images = embed_all_images(&clip, &args.images, &args.image_args)?;
@@ -67,11 +70,7 @@ pub fn run(args: SimilarityArgs) -> anyhow::Result<i32> {
         matrices.push(("probs", s.probs));
     }
     let mut out = std::io::stdout().lock();
-    let names: Vec<String> = args
-        .images
-        .iter()
-        .map(|p| p.display().to_string())
-        .collect();
+    let names: Vec<String> = args.images.iter().map(|p| path_text(p)).collect();
     match args.format {
         OutputFormat::Json => {
             let mut doc = json!({"images": names, "texts": args.texts});

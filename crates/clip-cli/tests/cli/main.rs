@@ -8,6 +8,7 @@ mod discovery;
 mod embed;
 mod export;
 mod fast_modes;
+mod hostile;
 mod index_search;
 mod models;
 mod moderate;

@@ -39,6 +39,7 @@ fn serve_starts_answers_and_stops_on_sigterm() {
     assert!(matches!(unauthorized, Err(ureq::Error::Status(401, _))));
     let ok = ureq::post(&format!("{url}v1/embeddings"))
         .set("authorization", "Bearer t0ken")
+        .set("content-type", "application/json")
         .send_string(r#"{"input": ["a cat"]}"#)
         .unwrap();
     assert_eq!(ok.status(), 200);

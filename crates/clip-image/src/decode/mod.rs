@@ -153,6 +153,48 @@ fn file_kind(kind: &std::fs::FileType) -> &'static str {
     }
 }
 
+/// The `(width, height)` an in-memory image declares, read from its header (no pixel is
+/// decoded): what a server weighs an image by before it decodes it. Errors as [`decode_bytes`]
+/// would give them for the header, including a size over `opts.max_pixels`.
+pub fn probe(bytes: &[u8], name: &str, opts: &DecodeOptions) -> Result<(u32, u32), ImageError> {
+    use std::panic::{catch_unwind, AssertUnwindSafe};
+    // Every decoder checks the declared size (`Source::check_size`) before it allocates pixels;
+    // with a pixel limit of 0 that check refuses every image, reporting the size it read.
+    let header_only = DecodeOptions {
+        max_pixels: 0,
+        ..*opts
+    };
+    let result = catch_unwind(AssertUnwindSafe(|| {
+        decode_unguarded(bytes, name, &header_only)
+    }))
+    .unwrap_or_else(|_| {
+        Err(ImageError::Crashed {
+            name: name.to_owned(),
+        })
+    });
+    match result {
+        Err(ImageError::DecompressionBomb { width, height, .. }) => {
+            let pixels = width.saturating_mul(height);
+            if pixels > opts.max_pixels {
+                return Err(ImageError::DecompressionBomb {
+                    name: name.to_owned(),
+                    width,
+                    height,
+                    pixels: pixels as f64,
+                    limit: opts.max_pixels,
+                });
+            }
+            Ok((
+                u32::try_from(width).unwrap_or(u32::MAX),
+                u32::try_from(height).unwrap_or(u32::MAX),
+            ))
+        }
+        Err(other) => Err(other),
+        // Not reached (a limit of 0 refuses every size), but a decoded image knows its size.
+        Ok(image) => Ok((image.width(), image.height())),
+    }
+}
+
 /// Decodes an in-memory file; `name` is used in error messages. A decoder panic on hostile
 /// bytes is contained and reported as [`ImageError::Crashed`].
 pub fn decode_bytes(
@@ -230,6 +272,48 @@ mod tests {
         assert_eq!(e.to_string(), "x.jpg: empty file");
         let e = decode_bytes(b"hello world", "y.png", &DecodeOptions::default()).unwrap_err();
         assert_eq!(e.to_string(), "y.png: not an image (unrecognised format)");
+    }
+
+    #[test]
+    fn probe_reads_the_size_without_decoding() {
+        let fixtures =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/images");
+        let opts = DecodeOptions::default();
+        for (name, size) in [
+            ("good/chelsea_small.bmp", (200, 133)),
+            ("good/tiny_7x5.png", (7, 5)),
+            ("good/camera_gray.jpg", (512, 512)),
+            ("good/logo_lossless.webp", (0, 0)),
+            ("good/coffee_lzw.tiff", (0, 0)),
+            ("good/chelsea_animated.gif", (0, 0)),
+        ] {
+            let bytes = std::fs::read(fixtures.join(name)).unwrap();
+            let decoded = decode_bytes(&bytes, name, &opts).unwrap();
+            let want = (decoded.width(), decoded.height());
+            if size != (0, 0) {
+                assert_eq!(want, size, "{name}");
+            }
+            assert_eq!(probe(&bytes, name, &opts).unwrap(), want, "{name}");
+        }
+        let bomb = std::fs::read(fixtures.join("bad/bomb_60000x60000.png")).unwrap();
+        let e = probe(&bomb, "bomb.png", &opts).unwrap_err();
+        assert!(
+            matches!(e, ImageError::DecompressionBomb { width: 60000, .. }),
+            "{e}"
+        );
+        let small = DecodeOptions {
+            max_pixels: 100,
+            ..opts
+        };
+        let png = std::fs::read(fixtures.join("good/chelsea_small.bmp")).unwrap();
+        assert!(matches!(
+            probe(&png, "x", &small).unwrap_err(),
+            ImageError::DecompressionBomb { .. }
+        ));
+        assert!(matches!(
+            probe(b"hello", "y", &opts).unwrap_err(),
+            ImageError::UnknownFormat { .. }
+        ));
     }
 
     #[cfg(unix)]

@@ -156,7 +156,7 @@ $("classify-form").addEventListener("submit", async (e) => {
   }
 });
 
-fetch("/healthz").then((r) => r.json()).then((h) => {
+fetch("/v1/info", { headers: headers(false) }).then((r) => r.json()).then((h) => {
   $("model").textContent = h.model + " · " + (h.index === null ? "no index" : h.index + " images");
 }).catch(() => {});
 

@@ -13,7 +13,7 @@ use serde_json::{json, Value};
 
 use crate::body::ApiJson;
 use crate::error::ApiError;
-use crate::inputs::{check_count, embed, Item};
+use crate::inputs::{check_count, embed, embed_images, Item, Long};
 use crate::state::AppState;
 
 /// The body of `POST /v1/classify`.
@@ -68,18 +68,13 @@ pub async fn classify(
             "{n_prompts} prompts (labels x templates) exceed the limit of {max_prompts}"
         )));
     }
-    let images = request
-        .images
-        .iter()
-        .enumerate()
-        .map(|(i, v)| Item::parse_image(v, &format!("images[{i}]")));
-    let images = embed(&state, images.collect::<Result<_, _>>()?, "images").await?;
+    let images = embed_images(&state, &request.images).await?;
     let texts = groups
         .iter()
         .flatten()
         .map(|p| Item::Text(p.clone()))
         .collect();
-    let prompt_rows = embed(&state, texts, "prompts").await?;
+    let prompt_rows = embed(&state, texts, "prompts", Long::Truncate).await?;
     let classifier = Classifier::new(
         prompts.labels().to_vec(),
         ensemble(&groups, &prompt_rows),

@@ -17,6 +17,7 @@ use axum::routing::{get, post};
 use axum::Router;
 
 use crate::auth::require_token;
+use crate::guard::check_host;
 use crate::page;
 use crate::state::AppState;
 
@@ -28,6 +29,8 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/app.js", get(page::script))
         .route("/style.css", get(page::style))
         .route("/healthz", get(system::healthz))
+        .route("/v1/info", get(system::info))
+        .route("/v1/models", get(system::models))
         .route("/metrics", get(system::metrics))
         .route("/openapi.json", get(system::openapi))
         .route("/v1/embeddings", post(embeddings::embeddings))
@@ -42,6 +45,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .fallback(system::not_found)
         .method_not_allowed_fallback(system::method_not_allowed)
         .layer(middleware::from_fn_with_state(state.clone(), require_token))
+        .layer(middleware::from_fn_with_state(state.clone(), check_host))
         .layer(middleware::from_fn_with_state(state.clone(), record))
         .layer(DefaultBodyLimit::max(state.limits.max_body_bytes))
         .with_state(state)

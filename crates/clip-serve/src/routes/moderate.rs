@@ -9,7 +9,7 @@ use serde_json::{json, Value};
 
 use crate::body::ApiJson;
 use crate::error::ApiError;
-use crate::inputs::{check_count, embed, Item};
+use crate::inputs::{check_count, embed_images};
 use crate::state::AppState;
 
 /// The body of `POST /v1/moderate`.
@@ -25,12 +25,7 @@ pub async fn moderate(
     ApiJson(request): ApiJson<ModerateRequest>,
 ) -> Result<Json<Value>, ApiError> {
     check_count(&state, request.images.len(), "images")?;
-    let images = request
-        .images
-        .iter()
-        .enumerate()
-        .map(|(i, v)| Item::parse_image(v, &format!("images[{i}]")));
-    let embeddings = embed(&state, images.collect::<Result<_, _>>()?, "images").await?;
+    let embeddings = embed_images(&state, &request.images).await?;
     let moderator = state.moderator().await?;
     let results: Vec<Value> = moderator
         .moderate(&embeddings)

@@ -7,14 +7,14 @@ use axum::extract::{Path, Query, State};
 use axum::http::header;
 use axum::response::IntoResponse;
 use axum::Json;
-use clip::image::DecodeOptions;
+use clip::image::{probe, read_file, DecodeOptions};
 use clip_index::query::combine;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
 use crate::body::ApiJson;
 use crate::error::ApiError;
-use crate::inputs::{embed, Item};
+use crate::inputs::{embed, Item, Long};
 use crate::state::AppState;
 use crate::thumbnail::thumbnail_png;
 
@@ -74,7 +74,7 @@ async fn search(state: Arc<AppState>, request: SearchRequest) -> Result<Json<Val
             "nothing to search for: give a text (q), an image, or both".into(),
         ));
     }
-    let rows = embed(&state, items, "query").await?;
+    let rows = embed(&state, items, "query", Long::Truncate).await?;
     let parts: Vec<(f32, &[f32])> = rows.rows().map(|r| (1.0, r)).collect();
     let query =
         combine(&parts).ok_or_else(|| ApiError::BadRequest("the query parts cancel out".into()))?;
@@ -98,24 +98,59 @@ async fn search(state: Arc<AppState>, request: SearchRequest) -> Result<Json<Val
 }
 
 /// The thumbnail of an indexed image, by content id. Ids are content hashes, so the response
-/// never changes and may be cached for good.
+/// never changes for an id and is served `immutable`: the file is read again and its bytes must
+/// still hash to the id (a file changed or swapped since it was indexed is a 404, never another
+/// image or a message quoting its bytes). Decoding holds its share of the decode budget.
 pub async fn image(
     State(state): State<Arc<AppState>>,
     Path(id): Path<String>,
 ) -> Result<impl IntoResponse, ApiError> {
     let index = state.index()?;
-    let path = index
-        .path_of(&id)
+    let (hash, paths) = index
+        .files_of(&id)
         .map_err(|e| ApiError::Internal(e.to_string()))?
         .ok_or_else(|| ApiError::NotFound(format!("no indexed image with id {id:?}")))?;
     let opts = DecodeOptions {
         max_pixels: state.limits.max_pixels,
         ..DecodeOptions::default()
     };
-    let png = tokio::task::spawn_blocking(move || thumbnail_png(&path, &opts))
-        .await
-        .map_err(|_| ApiError::Internal("thumbnail failed".into()))?
-        .map_err(|e| ApiError::NotFound(format!("the indexed file can no longer be read: {e}")))?;
+    let current = tokio::task::spawn_blocking(move || {
+        paths.into_iter().find_map(|path| {
+            let bytes = read_file(std::path::Path::new(&path), &path, opts.max_file_bytes).ok()?;
+            (*blake3::hash(&bytes).as_bytes() == hash).then_some((path, bytes))
+        })
+    })
+    .await
+    .map_err(|_| ApiError::Internal("thumbnail failed".into()))?
+    .ok_or_else(|| {
+        ApiError::NotFound(format!(
+            "image {id}: no indexed file holds this content any more (changed or removed since it was indexed)"
+        ))
+    })?;
+    let (path, bytes) = current;
+    let (w, h) = probe(&bytes, &path, &opts).map_err(|_| {
+        ApiError::NotFound(format!(
+            "image {id}: the indexed file is not a readable image"
+        ))
+    })?;
+    let share = tokio::time::timeout(
+        state.limits.request_timeout,
+        state.decode_budget.acquire(u64::from(w) * u64::from(h)),
+    )
+    .await
+    .map_err(|_| ApiError::Busy("the server is decoding too many images: retry later".into()))??;
+    let png = tokio::task::spawn_blocking(move || {
+        let png = thumbnail_png(&bytes, &path, &opts);
+        drop(share);
+        png
+    })
+    .await
+    .map_err(|_| ApiError::Internal("thumbnail failed".into()))?
+    .map_err(|_| {
+        ApiError::NotFound(format!(
+            "image {id}: the indexed file is not a readable image"
+        ))
+    })?;
     Ok((
         [
             (header::CONTENT_TYPE, "image/png"),

@@ -11,7 +11,7 @@ use serde_json::{json, Value};
 
 use crate::body::ApiJson;
 use crate::error::ApiError;
-use crate::inputs::{check_count, embed, Item};
+use crate::inputs::{check_count, embed, embed_images, Item, Long};
 use crate::state::AppState;
 
 /// The body of `POST /v1/similarity`.
@@ -31,16 +31,12 @@ pub async fn similarity(
     check_count(&state, request.images.len() + request.texts.len(), "inputs")?;
     check_count(&state, request.images.len(), "images")?;
     check_count(&state, request.texts.len(), "texts")?;
-    let images = request
-        .images
-        .iter()
-        .enumerate()
-        .map(|(i, v)| Item::parse_image(v, &format!("images[{i}]")));
-    let images = embed(&state, images.collect::<Result<_, _>>()?, "images").await?;
+    let images = embed_images(&state, &request.images).await?;
     let texts = embed(
         &state,
         request.texts.into_iter().map(Item::Text).collect(),
         "texts",
+        Long::Truncate,
     )
     .await?;
     let s = Similarity::new(&images, &texts, &state.clip.scoring());

@@ -14,13 +14,38 @@ use crate::state::AppState;
 /// The hand-written OpenAPI 3 description of this API, embedded in the binary.
 const OPENAPI: &str = include_str!("../openapi.json");
 
-/// `GET /healthz`: liveness, with the served model and the index size (open without a token).
-pub async fn healthz(State(state): State<Arc<AppState>>) -> Json<Value> {
+/// `GET /healthz`: liveness only (open without a token, so it says nothing about the model, its
+/// path or the index).
+pub async fn healthz() -> Json<Value> {
+    Json(json!({"status": "ok"}))
+}
+
+/// `GET /v1/info`: the served model, its embedding width, scoring and the index size (behind the
+/// token; the search page shows it).
+pub async fn info(State(state): State<Arc<AppState>>) -> Json<Value> {
+    let scoring = state.clip.scoring();
     Json(json!({
-        "status": "ok",
         "model": state.model_name,
+        "family": state.clip.family().as_str(),
         "dim": state.clip.embed_dim(),
-        "index": state.index.as_ref().map(|i| i.len()),
+        "resolution": state.clip.resolution(),
+        "context_length": state.clip.context_length(),
+        "probabilities": if scoring.is_exclusive() { "softmax" } else { "sigmoid" },
+        "index": state.index.as_ref().map(|i| i.current().len()),
+    }))
+}
+
+/// `GET /v1/models`: the one served model in the shape of OpenAI's list, so clients that ask
+/// which models exist (and tools that check before embedding) find it.
+pub async fn models(State(state): State<Arc<AppState>>) -> Json<Value> {
+    Json(json!({
+        "object": "list",
+        "data": [{
+            "id": state.model_name,
+            "object": "model",
+            "created": 0,
+            "owned_by": "clip-rs",
+        }],
     }))
 }
 

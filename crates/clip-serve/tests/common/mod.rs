@@ -103,7 +103,8 @@ pub fn into_json(result: Result<ureq::Response, ureq::Error>) -> (u16, Value) {
     (status, json)
 }
 
-/// Builds an index of `names` (copied into a temporary folder) with the fixture model.
+/// Builds an index of `names` (copied into a temporary folder's `photos/`) with the fixture
+/// model.
 pub fn build_index(names: &[&str]) -> (tempfile::TempDir, PathBuf) {
     let dir = tempfile::tempdir().unwrap();
     let photos = dir.path().join("photos");
@@ -112,8 +113,14 @@ pub fn build_index(names: &[&str]) -> (tempfile::TempDir, PathBuf) {
         std::fs::copy(image_path(name), photos.join(name)).unwrap();
     }
     let db = dir.path().join("index.db");
+    reindex(&db, &photos);
+    (dir, db)
+}
+
+/// Runs an index pass of `photos` into `db`, as `clip index` does.
+pub fn reindex(db: &std::path::Path, photos: &std::path::Path) {
     let clip = clip::Clip::load(model_path()).unwrap();
-    let mut store = clip_index::CatalogStore::open(&db).unwrap();
+    let mut store = clip_index::CatalogStore::open(db).unwrap();
     let space = clip_index::Space::of(
         &clip,
         &model_path().display().to_string(),
@@ -124,12 +131,11 @@ pub fn build_index(names: &[&str]) -> (tempfile::TempDir, PathBuf) {
         &clip,
         &mut store,
         &space,
-        &[photos],
+        &[photos.to_path_buf()],
         &Default::default(),
         &mut |_| {},
     )
     .unwrap();
-    (dir, db)
 }
 
 pub fn assert_close(a: &[f32], b: &[f32], what: &str) {
