@@ -4,8 +4,9 @@
 
 use std::fs::{self, File, OpenOptions, TryLockError};
 use std::io::{ErrorKind, IsTerminal, Read, Write};
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
@@ -26,8 +27,18 @@ pub struct FetchOptions {
     pub connect_timeout: Duration,
     /// Longest wait for the next bytes: a stalled server fails instead of hanging forever.
     pub read_timeout: Duration,
-    /// Tries per file; a broken connection is resumed where it stopped.
+    /// Tries per file; a broken or stalled connection is resumed where it stopped.
     pub attempts: u32,
+    /// Longest a whole file may take, all attempts together: a server that trickles bytes just
+    /// fast enough to avoid the read timeout still ends.
+    pub deadline: Duration,
+    /// Slowest acceptable transfer, in bytes per second over [`FetchOptions::speed_window`]: a
+    /// slower connection is cut (and resumed, while attempts remain).
+    pub min_speed: u64,
+    /// The window `min_speed` is measured over.
+    pub speed_window: Duration,
+    /// Redirects followed per request (http and https URLs with a host only).
+    pub max_redirects: u32,
     /// Status lines and a progress bar on stderr (the bar only when stderr is a terminal).
     pub progress: bool,
 }
@@ -40,6 +51,10 @@ impl Default for FetchOptions {
             connect_timeout: Duration::from_secs(30),
             read_timeout: Duration::from_secs(60),
             attempts: 3,
+            deadline: Duration::from_secs(2 * 3600),
+            min_speed: 16 * 1024,
+            speed_window: Duration::from_secs(30),
+            max_redirects: 5,
             progress: true,
         }
     }
@@ -63,6 +78,8 @@ pub(crate) struct Job<'a> {
     pub url: &'a str,
     pub file: &'a RemoteFile,
     pub dest: &'a Path,
+    /// The most bytes the file may have (from the registry's model size), if known.
+    pub max_bytes: Option<u64>,
 }
 
 pub(crate) fn fetch_file(
@@ -82,8 +99,17 @@ pub(crate) fn fetch_file(
     }
     let part = sibling(job.dest, "part");
     let mut attempt = 1;
+    let started = Instant::now();
     loop {
-        match download(agent, opts, job, &part) {
+        if started.elapsed() > opts.deadline {
+            return Err(HubError::Deadline {
+                url: job.url.to_string(),
+                minutes: opts.deadline.as_secs() / 60,
+                part: part.clone(),
+            });
+        }
+        let remaining = opts.deadline.saturating_sub(started.elapsed());
+        match download(agent, opts, job, &part, remaining) {
             Ok(()) => break,
             Err(e @ HubError::Interrupted { .. }) if attempt < opts.attempts => {
                 if opts.progress {
@@ -131,20 +157,75 @@ fn lock(dest: &Path, progress: bool) -> Result<File, HubError> {
     Ok(file)
 }
 
+/// The next URL of a redirect: `location` resolved against `from`, which must be an http or
+/// https URL with a host (a `file:` or host-less `Location` is refused, never followed).
+fn redirect_target(from: &str, location: Option<&str>) -> Result<String, String> {
+    let location = location.ok_or("a redirect without a Location header")?;
+    let base = url::Url::parse(from).map_err(|e| e.to_string())?;
+    let next = base
+        .join(location)
+        .map_err(|e| format!("a redirect to {location:?}, not a URL ({e})"))?;
+    match next.scheme() {
+        "http" | "https" if next.host_str().is_some_and(|h| !h.is_empty()) => Ok(next.into()),
+        _ => Err(format!(
+            "a redirect to {location:?}: only http and https URLs with a host are followed"
+        )),
+    }
+}
+
+/// One GET of `url` (with `range_from` as a Range request when it is not 0), following
+/// redirects ourselves so that each target is checked; any panic inside the HTTP client becomes
+/// an error of this download.
+fn get(
+    agent: &ureq::Agent,
+    opts: &FetchOptions,
+    job: &Job,
+    range_from: u64,
+) -> Result<Result<ureq::Response, ureq::Error>, HubError> {
+    let mut url = job.url.to_string();
+    for _ in 0..=opts.max_redirects {
+        let mut request = agent.get(&url);
+        if range_from > 0 {
+            request = request.set("Range", &format!("bytes={range_from}-"));
+        }
+        let answer = catch_unwind(AssertUnwindSafe(|| request.call())).map_err(|_| {
+            HubError::Unreachable {
+                url: url.clone(),
+                reason: "the HTTP client failed on the server's answer".into(),
+                path: job.dest.to_path_buf(),
+            }
+        })?;
+        match answer {
+            Ok(r) if (300..400).contains(&r.status()) => {
+                url = redirect_target(&url, r.header("Location")).map_err(|reason| {
+                    HubError::Redirect {
+                        url: url.clone(),
+                        reason,
+                    }
+                })?;
+            }
+            other => return Ok(other),
+        }
+    }
+    Err(HubError::Redirect {
+        url: job.url.to_string(),
+        reason: format!("more than {} redirects", opts.max_redirects),
+    })
+}
+
 /// One HTTP request: resumes `part` when it has bytes and the server honours the range, else
-/// starts it over. Success means the body arrived whole, not that it is correct.
+/// starts it over. Success means the body arrived whole, not that it is correct. Cut when the
+/// transfer is slower than `min_speed`, when `remaining` runs out, or when the file grows past
+/// the job's `max_bytes`.
 fn download(
     agent: &ureq::Agent,
     opts: &FetchOptions,
     job: &Job,
     part: &Path,
+    remaining: Duration,
 ) -> Result<(), HubError> {
     let have = fs::metadata(part).map(|m| m.len()).unwrap_or(0);
-    let mut request = agent.get(job.url);
-    if have > 0 {
-        request = request.set("Range", &format!("bytes={have}-"));
-    }
-    let response = match request.call() {
+    let response = match get(agent, opts, job, have)? {
         Ok(r) => r,
         // The part already holds the whole file: verification decides whether it is right.
         Err(ureq::Error::Status(416, _)) if have > 0 => return Ok(()),
@@ -178,6 +259,15 @@ fn download(
     } else {
         (0, header_u64(response.header("Content-Length")))
     };
+    if let (Some(total), Some(max)) = (total, job.max_bytes) {
+        if total > max {
+            return Err(HubError::TooLarge {
+                url: job.url.to_string(),
+                bytes: total,
+                max,
+            });
+        }
+    }
     let out = if start > 0 {
         OpenOptions::new().append(true).open(part)
     } else {
@@ -203,6 +293,8 @@ fn download(
         reason,
         part: part.to_path_buf(),
     };
+    let started = Instant::now();
+    let (mut window_start, mut window_bytes) = (Instant::now(), 0u64);
     loop {
         let n = match reader.read(&mut buf) {
             Ok(0) => break,
@@ -217,7 +309,43 @@ fn download(
         out.write_all(&buf[..n])
             .map_err(|e| HubError::io(part, e))?;
         received += n as u64;
+        window_bytes += n as u64;
         bar.set_position(received);
+        if let Some(max) = job.max_bytes.filter(|&m| received > m) {
+            drop(out);
+            let _ = fs::remove_file(part);
+            return Err(HubError::TooLarge {
+                url: job.url.to_string(),
+                bytes: received,
+                max,
+            });
+        }
+        let window = window_start.elapsed();
+        if window >= opts.speed_window {
+            let rate = (window_bytes as f64 / window.as_secs_f64()) as u64;
+            if rate < opts.min_speed {
+                bar.abandon();
+                out.flush().map_err(|e| HubError::io(part, e))?;
+                return Err(cut(
+                    received,
+                    format!(
+                        "{rate} bytes/s over the last {} s, below the minimum of {} bytes/s",
+                        window.as_secs(),
+                        opts.min_speed
+                    ),
+                ));
+            }
+            (window_start, window_bytes) = (Instant::now(), 0);
+        }
+        if started.elapsed() > remaining {
+            bar.abandon();
+            out.flush().map_err(|e| HubError::io(part, e))?;
+            return Err(HubError::Deadline {
+                url: job.url.to_string(),
+                minutes: opts.deadline.as_secs() / 60,
+                part: part.to_path_buf(),
+            });
+        }
     }
     bar.finish_and_clear();
     out.sync_all().map_err(|e| HubError::io(part, e))?;

@@ -111,6 +111,39 @@ pub enum HubError {
         reason: String,
     },
 
+    /// A redirect the download refused to follow (a `file:` or host-less target, too many hops).
+    #[error("download of {url} stopped at {reason}")]
+    Redirect {
+        /// The URL that answered with the redirect.
+        url: String,
+        /// Why it was not followed.
+        reason: String,
+    },
+
+    /// The download took longer than the deadline; the partial file is kept.
+    #[error("download of {url} took longer than {minutes} minutes and was stopped; the partial file {} is kept and the next run resumes it", .part.display())]
+    Deadline {
+        /// The URL being fetched.
+        url: String,
+        /// The deadline.
+        minutes: u64,
+        /// The partial file.
+        part: PathBuf,
+    },
+
+    /// The server sends more than the model can hold (a wrong file, or an endless body).
+    #[error(
+        "download of {url} is {bytes} bytes, more than the {max} bytes this model can be; stopped"
+    )]
+    TooLarge {
+        /// The URL fetched.
+        url: String,
+        /// Bytes announced or received.
+        bytes: u64,
+        /// The most the file may be.
+        max: u64,
+    },
+
     /// `CLIP_MIRROR` is not a usable base URL.
     #[error("CLIP_MIRROR `{mirror}` is not a base URL such as http://host:port ({reason})")]
     BadMirror {

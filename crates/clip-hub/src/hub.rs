@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 
 use crate::download::{fetch_file, FetchOptions, Job};
 use crate::registry::{ModelEntry, Registry};
+use crate::verify::{check_structure, sha256_file, structural_kind};
 use crate::HubError;
 
 /// A registry plus a cache folder and download settings. One HTTP agent is shared by every
@@ -22,6 +23,8 @@ impl Hub {
         let agent = ureq::AgentBuilder::new()
             .timeout_connect(options.connect_timeout)
             .timeout_read(options.read_timeout)
+            // Redirects are followed by `download`, which checks each target.
+            .redirects(0)
             .user_agent(concat!("clip-rs/", env!("CARGO_PKG_VERSION")))
             .build();
         Hub {
@@ -71,13 +74,29 @@ impl Hub {
         entry.files.iter().all(|f| dir.join(&f.name).is_file())
     }
 
-    /// Downloads whatever of the model is not cached yet and returns [`Hub::model_path`].
+    /// Downloads whatever of the model is not cached yet and returns [`Hub::model_path`]. A
+    /// cached file that fails its structure check (an HTML error page saved under the model's
+    /// name by a broken mirror, a file cut short) is moved aside to `<name>.bad` and fetched
+    /// again, instead of failing every later run.
     pub fn fetch(&self, entry: &ModelEntry) -> Result<PathBuf, HubError> {
         let dir = self.cache_dir.join(dir_name(&entry.name));
         for file in &entry.files {
             let dest = dir.join(&file.name);
             if dest.is_file() {
-                continue;
+                match structural_kind(&file.name).map(|kind| (kind, check_structure(kind, &dest))) {
+                    Some((kind, Err(reason))) => {
+                        let aside = with_suffix(&dest, "bad");
+                        std::fs::rename(&dest, &aside).map_err(|e| HubError::io(&dest, e))?;
+                        if self.options.progress {
+                            eprintln!(
+                                "clip: the cached {} is not a valid {kind} file ({reason}); moved it to {} and fetching it again",
+                                dest.display(),
+                                aside.display()
+                            );
+                        }
+                    }
+                    _ => continue,
+                }
             }
             let url = match &self.options.mirror {
                 Some(m) => m.rewrite(&file.url),
@@ -97,6 +116,9 @@ impl Hub {
                     url: &url,
                     file,
                     dest: &dest,
+                    // No file of a model is larger than the whole model (5% slack for the size
+                    // being approximate).
+                    max_bytes: entry.size_bytes.map(|b| b + b / 20 + (1 << 20)),
                 },
             )?;
         }
@@ -117,6 +139,73 @@ impl Hub {
                 suggestions: self.registry.suggest(name_or_path),
             }),
         }
+    }
+}
+
+/// `<path>.<suffix>` beside `path`.
+fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
+    let mut name = path.file_name().unwrap_or_default().to_os_string();
+    name.push(format!(".{suffix}"));
+    path.with_file_name(name)
+}
+
+/// What [`Hub::verify`] found for one cached file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FileCheck {
+    /// Not in the cache.
+    Missing,
+    /// Its SHA-256 is the published one.
+    HashMatches,
+    /// No published hash; its structure is sound.
+    StructureSound,
+    /// Neither a hash nor a structure to check (the loader checks it on use).
+    Unchecked,
+    /// Damaged: moved aside to the given path (the next use fetches it again).
+    MovedAside {
+        /// Why it failed.
+        reason: String,
+        /// Where it is now.
+        aside: PathBuf,
+    },
+}
+
+impl Hub {
+    /// Re-checks every cached file of `entry` (SHA-256 where published, else structure); a file
+    /// that fails is moved aside so the next use fetches it again.
+    pub fn verify(&self, entry: &ModelEntry) -> Result<Vec<(String, FileCheck)>, HubError> {
+        let dir = self.cache_dir.join(dir_name(&entry.name));
+        let mut out = Vec::new();
+        for file in &entry.files {
+            let path = dir.join(&file.name);
+            if !path.is_file() {
+                out.push((file.name.clone(), FileCheck::Missing));
+                continue;
+            }
+            let problem = match (&file.sha256, structural_kind(&file.name)) {
+                (Some(expected), _) => {
+                    let actual = sha256_file(&path).map_err(|e| HubError::io(&path, e))?;
+                    (actual != *expected).then(|| format!("sha256 {actual}, expected {expected}"))
+                }
+                (None, Some(kind)) => check_structure(kind, &path)
+                    .err()
+                    .map(|r| format!("not a valid {kind} file: {r}")),
+                (None, None) => {
+                    out.push((file.name.clone(), FileCheck::Unchecked));
+                    continue;
+                }
+            };
+            let check = match problem {
+                None if file.sha256.is_some() => FileCheck::HashMatches,
+                None => FileCheck::StructureSound,
+                Some(reason) => {
+                    let aside = with_suffix(&path, "bad");
+                    std::fs::rename(&path, &aside).map_err(|e| HubError::io(&path, e))?;
+                    FileCheck::MovedAside { reason, aside }
+                }
+            };
+            out.push((file.name.clone(), check));
+        }
+        Ok(out)
     }
 }
 

@@ -21,7 +21,7 @@ mod verify;
 
 pub use download::FetchOptions;
 pub use error::HubError;
-pub use hub::{default_cache_dir, Hub};
+pub use hub::{default_cache_dir, FileCheck, Hub};
 pub use mirror::Mirror;
 // The checkpoint crate's type, so the registry and the loader cannot disagree on what an
 // activation is; the registry files' spellings (`quick_gelu`, `gelu`) are its serde names.

@@ -50,6 +50,8 @@ pub enum Route {
     },
     /// An error status with no body.
     Status(u16),
+    /// `302 Found` to this `Location` (any text: a relative path, another URL, `file:///...`).
+    Redirect(String),
 }
 
 /// What the client asked: the path and its `Range` header.
@@ -168,6 +170,12 @@ fn serve(
     };
     let body = match route {
         Route::Status(code) => return respond_status(&mut out, *code),
+        Route::Redirect(location) => {
+            let head = format!(
+                "HTTP/1.1 302 Found\r\nLocation: {location}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+            );
+            return out.write_all(head.as_bytes());
+        }
         Route::Ok(b)
         | Route::CutOnce { body: b, .. }
         | Route::CutOnceNoRanges { body: b, .. }

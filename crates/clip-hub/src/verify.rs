@@ -27,12 +27,14 @@ pub(crate) fn sha256_file(path: &Path) -> std::io::Result<String> {
         .collect())
 }
 
-/// What a file without a published hash is checked as, from its name: `None` means no check.
+/// What a file is checked as, from its name: `None` means no check.
 pub(crate) fn structural_kind(name: &str) -> Option<&'static str> {
     if name.ends_with(".safetensors") {
         Some("safetensors")
     } else if name.ends_with(".json") {
         Some("JSON")
+    } else if [".pt", ".pth", ".bin"].iter().any(|e| name.ends_with(e)) {
+        Some("PyTorch")
     } else {
         None
     }
@@ -42,12 +44,42 @@ pub(crate) fn structural_kind(name: &str) -> Option<&'static str> {
 pub(crate) fn check_structure(kind: &str, path: &Path) -> Result<(), String> {
     match kind {
         "safetensors" => check_safetensors(path),
+        "PyTorch" => check_torch(path),
         _ => {
             let text = std::fs::read(path).map_err(|e| e.to_string())?;
             serde_json::from_slice::<serde_json::Value>(&text)
                 .map(drop)
                 .map_err(|e| e.to_string())
         }
+    }
+}
+
+/// A `torch.save` zip (or TorchScript archive) ends with a zip end-of-central-directory record;
+/// a legacy `torch.save` file starts with a pickle protocol opcode. An HTML page or a cut zip
+/// is neither.
+fn check_torch(path: &Path) -> Result<(), String> {
+    use std::io::{Seek, SeekFrom};
+    let mut file = File::open(path).map_err(|e| e.to_string())?;
+    let len = file.metadata().map_err(|e| e.to_string())?.len();
+    let mut head = [0u8; 4];
+    file.read_exact(&mut head)
+        .map_err(|_| "shorter than any PyTorch file".to_string())?;
+    if head[0] == 0x80 && (2..=5).contains(&head[1]) {
+        return Ok(());
+    }
+    if &head != b"PK\x03\x04" {
+        return Err("neither a zip archive nor a pickle".into());
+    }
+    // The end record is 22 bytes plus a comment of at most 64 KiB.
+    let tail_len = len.min(22 + 65_535);
+    file.seek(SeekFrom::Start(len - tail_len))
+        .map_err(|e| e.to_string())?;
+    let mut tail = vec![0u8; tail_len as usize];
+    file.read_exact(&mut tail).map_err(|e| e.to_string())?;
+    if tail.windows(4).any(|w| w == b"PK\x05\x06") {
+        Ok(())
+    } else {
+        Err("a zip archive without its end record (cut short?)".into())
     }
 }
 

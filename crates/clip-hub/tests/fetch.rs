@@ -451,3 +451,131 @@ fn resolve_prefers_an_existing_path_and_suggests_names_for_unknown_ones() {
     );
     assert!(err.to_string().contains("did you mean `ViT-B/32`"), "{err}");
 }
+
+#[test]
+fn redirects_are_followed_only_to_http_urls_with_a_host() {
+    let server = TestServer::start(vec![
+        ("/real.safetensors", Route::Ok(tiny())),
+        ("/moved", Route::Redirect("/real.safetensors".into())),
+        ("/evil", Route::Redirect("file:///etc/passwd".into())),
+        ("/hostless", Route::Redirect("http:///x".into())),
+        ("/loop", Route::Redirect("/loop".into())),
+    ]);
+    let tmp = TempDir::new().unwrap();
+    let hub = hub_with(
+        &tmp,
+        &[
+            ("moved", &server.url("/moved"), Some(TINY_SHA)),
+            ("evil", &server.url("/evil"), None),
+            ("hostless", &server.url("/hostless"), None),
+            ("loop", &server.url("/loop"), None),
+        ],
+        quiet(),
+    );
+    assert_eq!(
+        std::fs::read(fetch(&hub, "moved").unwrap()).unwrap(),
+        tiny()
+    );
+    for (name, needle) in [
+        ("evil", "only http and https URLs with a host are followed"),
+        ("loop", "more than 5 redirects"),
+    ] {
+        let err = fetch(&hub, name).unwrap_err();
+        assert!(matches!(err, HubError::Redirect { .. }), "{name}: {err}");
+        assert!(err.to_string().contains(needle), "{name}: {err}");
+    }
+    // `http:///x` is read as the host `x` (as browsers do): an error, never a panic.
+    assert!(fetch(&hub, "hostless").is_err());
+}
+
+#[test]
+fn a_trickling_server_is_cut_and_the_deadline_ends_the_download() {
+    let route = Route::Slow {
+        body: tiny(),
+        chunk: 1024,
+        delay: Duration::from_millis(20),
+    };
+    let server = TestServer::start(vec![("/trickle.safetensors", route)]);
+    let tmp = TempDir::new().unwrap();
+    // Far below the minimum speed: cut after the first window, as often as attempts allow.
+    let slow = FetchOptions {
+        min_speed: 10 << 20,
+        speed_window: Duration::from_millis(300),
+        attempts: 2,
+        ..quiet()
+    };
+    let hub = hub_with(
+        &tmp,
+        &[(
+            "trickle",
+            &server.url("/trickle.safetensors"),
+            Some(TINY_SHA),
+        )],
+        slow,
+    );
+    let err = fetch(&hub, "trickle").unwrap_err();
+    assert!(matches!(err, HubError::Interrupted { .. }), "{err}");
+    assert!(err.to_string().contains("below the minimum"), "{err}");
+    // A deadline ends it whatever the speed.
+    let tmp = TempDir::new().unwrap();
+    let deadline = FetchOptions {
+        deadline: Duration::from_millis(500),
+        min_speed: 0,
+        ..quiet()
+    };
+    let hub = hub_with(
+        &tmp,
+        &[(
+            "trickle",
+            &server.url("/trickle.safetensors"),
+            Some(TINY_SHA),
+        )],
+        deadline,
+    );
+    let err = fetch(&hub, "trickle").unwrap_err();
+    assert!(matches!(err, HubError::Deadline { .. }), "{err}");
+}
+
+#[test]
+fn a_file_larger_than_the_model_is_refused() {
+    let server = TestServer::start(vec![("/big.safetensors", Route::Ok(vec![0u8; 3 << 20]))]);
+    let tmp = TempDir::new().unwrap();
+    let toml = format!(
+        "[[models]]\nname = \"small\"\nformat = \"safetensors\"\nurl = \"{}\"\nsize = 1000\n",
+        server.url("/big.safetensors")
+    );
+    std::fs::write(tmp.path().join("r.toml"), toml).unwrap();
+    let registry = Registry::builtin()
+        .with_user_file(&tmp.path().join("r.toml"))
+        .unwrap();
+    let hub = Hub::new(registry, tmp.path().join("cache"), quiet());
+    let err = fetch(&hub, "small").unwrap_err();
+    assert!(matches!(err, HubError::TooLarge { .. }), "{err}");
+}
+
+#[test]
+fn a_damaged_cached_file_is_moved_aside_and_fetched_again_and_verify_finds_damage() {
+    let server = TestServer::start(vec![("/m.safetensors", Route::Ok(tiny()))]);
+    let tmp = TempDir::new().unwrap();
+    let hub = hub_with(&tmp, &[("m", &server.url("/m.safetensors"), None)], quiet());
+    let path = fetch(&hub, "m").unwrap();
+    // A broken mirror once saved an HTML page under the model's name.
+    std::fs::write(&path, "<html>502 Bad Gateway</html>").unwrap();
+    let again = fetch(&hub, "m").unwrap();
+    assert_eq!(std::fs::read(&again).unwrap(), tiny());
+    assert!(PathBuf::from(format!("{}.bad", path.display())).is_file());
+    assert_eq!(server.count("/m.safetensors"), 2);
+    // `clip models --verify`: sound now; damaged after a flipped byte (moved aside).
+    let entry = hub.registry().get("m").unwrap();
+    let checks = hub.verify(entry).unwrap();
+    assert_eq!(checks[0].1, clip_hub::FileCheck::StructureSound);
+    let mut bytes = tiny();
+    bytes.truncate(bytes.len() - 3);
+    std::fs::write(&path, bytes).unwrap();
+    let checks = hub.verify(entry).unwrap();
+    assert!(
+        matches!(checks[0].1, clip_hub::FileCheck::MovedAside { .. }),
+        "{checks:?}"
+    );
+    assert!(!path.exists());
+}

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::Args;
-use clip_hub::{Hub, ModelEntry, Origin, DEFAULT_MODEL};
+use clip_hub::{FileCheck, Hub, ModelEntry, Origin, DEFAULT_MODEL};
 use serde_json::json;
 
 use super::inputs::path_text;
@@ -20,11 +20,18 @@ pub struct ModelsArgs {
     /// Print JSON instead of a table.
     #[arg(long)]
     json: bool,
+    /// Check every cached file again (its published SHA-256, else its structure); a damaged one
+    /// is moved aside (`<name>.bad`) so the next use downloads it again. Exit 1 if any was.
+    #[arg(long)]
+    verify: bool,
 }
 
 /// Prints every known model (built-in and `--registry`) with its size and whether it is cached.
 pub fn run(args: ModelsArgs) -> anyhow::Result<i32> {
     let hub = Hub::from_env(args.registry.as_deref())?;
+    if args.verify {
+        return verify(&hub, args.json);
+    }
     let entries = hub.registry().entries();
     if args.json {
         let models: Vec<_> = entries.iter().map(|e| entry_json(&hub, e)).collect();
@@ -56,6 +63,64 @@ pub fn run(args: ModelsArgs) -> anyhow::Result<i32> {
         hub.cache_dir().display()
     );
     Ok(0)
+}
+
+/// `--verify`: every cached model's files checked again; damaged ones moved aside.
+fn verify(hub: &Hub, json: bool) -> anyhow::Result<i32> {
+    let mut damaged = 0;
+    let mut report = Vec::new();
+    for e in hub.registry().entries().iter().filter(|e| {
+        let dir = hub.model_path(e);
+        dir.exists()
+    }) {
+        let files: Vec<_> = hub
+            .verify(e)?
+            .into_iter()
+            .map(|(name, check)| {
+                let (status, detail) = match check {
+                    FileCheck::Missing => ("missing", None),
+                    FileCheck::HashMatches => ("sha256 ok", None),
+                    FileCheck::StructureSound => ("structure ok", None),
+                    FileCheck::Unchecked => ("unchecked", None),
+                    FileCheck::MovedAside { reason, aside } => {
+                        damaged += 1;
+                        (
+                            "damaged",
+                            Some(format!("{reason}; moved to {}", path_text(&aside))),
+                        )
+                    }
+                };
+                (name, status, detail)
+            })
+            .collect();
+        report.push((e.name.clone(), files));
+    }
+    if json {
+        let models: Vec<_> = report
+            .iter()
+            .map(|(name, files)| {
+                let files: Vec<_> = files
+                    .iter()
+                    .map(|(f, status, detail)| json!({"name": f, "status": status, "detail": detail}))
+                    .collect();
+                json!({"name": name, "files": files})
+            })
+            .collect();
+        print_json(&json!({"cache_dir": path_text(hub.cache_dir()), "models": models}))?;
+    } else {
+        for (name, files) in &report {
+            for (f, status, detail) in files {
+                match detail {
+                    Some(d) => println!("{name}  {f}  {status}: {d}"),
+                    None => println!("{name}  {f}  {status}"),
+                }
+            }
+        }
+        if report.is_empty() {
+            println!("no cached models in {}", hub.cache_dir().display());
+        }
+    }
+    Ok(if damaged > 0 { 1 } else { 0 })
 }
 
 /// One model as `clip models --json` prints it.

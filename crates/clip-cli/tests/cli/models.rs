@@ -443,3 +443,45 @@ fn builtin_open_clip_folder_through_a_mirror() {
         .join("laion--CLIP-ViT-B-32-laion2B-s34B-b79K/open_clip_model.safetensors")
         .is_file());
 }
+
+#[test]
+fn models_verify_rehashes_the_cache_and_moves_damaged_files_aside() {
+    let server = TestServer::start(vec![("/v/tiny.safetensors", Route::Ok(tiny()))]);
+    let env = Env::new();
+    let registry = env.registry(&[("v", &server.url("/v/tiny.safetensors"), TINY_SHA)]);
+    let reg = registry.to_str().unwrap();
+    env.json(
+        &["embed", "--model", "v", "--registry", reg, "--text", "a"],
+        &[],
+    );
+    let report = env.json(&["models", "--verify", "--json", "--registry", reg], &[]);
+    let files = &report["models"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["name"] == "v")
+        .unwrap()["files"];
+    assert_eq!(files[0]["status"], "sha256 ok", "{report}");
+    // One flipped byte in the cached file.
+    let cached = env.cache().join("v").join("tiny.safetensors");
+    let mut bytes = std::fs::read(&cached).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 0xff;
+    std::fs::write(&cached, bytes).unwrap();
+    let out = env.run(&["models", "--verify", "--registry", reg], &[]);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("damaged") && text.contains(".bad"), "{text}");
+    assert!(!cached.exists());
+    // The next use fetches it again.
+    env.json(
+        &["embed", "--model", "v", "--registry", reg, "--text", "a"],
+        &[],
+    );
+    assert_eq!(server.count("/v/tiny.safetensors"), 2);
+}
