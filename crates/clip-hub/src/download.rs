@@ -181,20 +181,21 @@ fn get(
     opts: &FetchOptions,
     job: &Job,
     range_from: u64,
-) -> Result<Result<ureq::Response, ureq::Error>, HubError> {
+) -> Result<Result<ureq::Response, Box<ureq::Error>>, HubError> {
     let mut url = job.url.to_string();
     for _ in 0..=opts.max_redirects {
         let mut request = agent.get(&url);
         if range_from > 0 {
             request = request.set("Range", &format!("bytes={range_from}-"));
         }
-        let answer = catch_unwind(AssertUnwindSafe(|| request.call())).map_err(|_| {
-            HubError::Unreachable {
-                url: url.clone(),
-                reason: "the HTTP client failed on the server's answer".into(),
-                path: job.dest.to_path_buf(),
-            }
-        })?;
+        let answer =
+            catch_unwind(AssertUnwindSafe(|| request.call().map_err(Box::new))).map_err(|_| {
+                HubError::Unreachable {
+                    url: url.clone(),
+                    reason: "the HTTP client failed on the server's answer".into(),
+                    path: job.dest.to_path_buf(),
+                }
+            })?;
         match answer {
             Ok(r) if (300..400).contains(&r.status()) => {
                 url = redirect_target(&url, r.header("Location")).map_err(|reason| {
@@ -225,7 +226,7 @@ fn download(
     remaining: Duration,
 ) -> Result<(), HubError> {
     let have = fs::metadata(part).map(|m| m.len()).unwrap_or(0);
-    let response = match get(agent, opts, job, have)? {
+    let response = match get(agent, opts, job, have)?.map_err(|e| *e) {
         Ok(r) => r,
         // The part already holds the whole file: verification decides whether it is right.
         Err(ureq::Error::Status(416, _)) if have > 0 => return Ok(()),
