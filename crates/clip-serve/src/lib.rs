@@ -177,6 +177,13 @@ impl Server {
         })
     }
 
+    /// The router alone, to serve with a stack of one's own (another axum app, a test harness,
+    /// a fuzzer). The model thread keeps running as long as the router (or a clone) exists. The
+    /// connection limits, timeouts and index reloading of [`Server::run`] are not part of it.
+    pub fn into_router(self) -> Router {
+        self.router
+    }
+
     /// Images of the index in the served model's space (`None` without an index).
     pub fn indexed_images(&self) -> Option<usize> {
         self.state.index.as_ref().map(|i| i.current().len())
