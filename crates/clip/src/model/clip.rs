@@ -73,6 +73,8 @@ pub struct ClipModel {
     visual: Option<Visual>,
     text: Option<TextTransformer>,
     logit_scale: f32,
+    /// The checkpoint's `logit_scale` parameter as stored (its `exp()` is `logit_scale`).
+    stored_logit_scale: f32,
     device: Device,
     options: LoadOptions,
     isa: Isa,
@@ -147,6 +149,7 @@ impl ClipModel {
             visual,
             text,
             logit_scale,
+            stored_logit_scale: stored,
             device: device.clone(),
             options,
             isa,
@@ -310,6 +313,11 @@ impl ClipModel {
     /// The logit scale, `exp` of the stored `logit_scale` parameter.
     pub fn logit_scale(&self) -> f32 {
         self.logit_scale
+    }
+
+    /// The stored `logit_scale` parameter itself (the reference's `model.logit_scale`).
+    pub fn stored_logit_scale(&self) -> f32 {
+        self.stored_logit_scale
     }
 }
 
