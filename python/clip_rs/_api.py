@@ -3,6 +3,8 @@ mirroring OpenAI's ``clip`` package, plus the fast paths (``embed_images``, ``em
 ``classify``, ``moderate``, ``similarity``) that run the Rust task layer directly."""
 
 import os
+import sys
+import warnings
 
 import numpy as np
 
@@ -48,9 +50,15 @@ def get_array_backend():
     return "torch" if _torch() is not None else "numpy"
 
 
+def _loaded_torch():
+    """torch if something already imported it, without importing it (seconds) here: a value can
+    only be a torch tensor or dtype if torch is loaded."""
+    return sys.modules.get("torch")
+
+
 def _numpy(x, dtype):
     """Any array-like (torch tensor, numpy array, nested lists) as a C-contiguous numpy array."""
-    torch = _import_torch()
+    torch = _loaded_torch()
     if torch is not None and isinstance(x, torch.Tensor):
         x = x.detach().cpu().numpy()
     return np.ascontiguousarray(np.asarray(x), dtype=dtype)
@@ -103,8 +111,13 @@ def load(name, device="cpu", jit=False, download_root=None, *, precision="f32", 
     ``bf16``, ``f16`` or ``int8``. ``threads``: compute threads for this process (set before the
     first model runs; default: every core)."""
     _check_device(device)
-    if threads is not None:
-        _native.set_threads(int(threads))
+    if threads is not None and not _native.set_threads(int(threads)):
+        warnings.warn(
+            f"threads={threads} ignored: this process's thread pool is already running with "
+            "another size (it is set once, by the first model loaded)",
+            RuntimeWarning,
+            stacklevel=2,
+        )
     path = os.fspath(name)
     if not os.path.exists(path):
         path = os.fspath(
@@ -155,12 +168,27 @@ def _item(x, index):
         mode = "RGB" if array.shape[2] == 3 else "RGBA"
         height, width = array.shape[:2]
         return ("pil", name, mode, width, height, np.ascontiguousarray(array).tobytes(), None)
+    if array.ndim == 3 and array.shape[2] == 1:
+        array = array[:, :, 0]
     if array.ndim == 2 and array.dtype == np.uint8:
         height, width = array.shape
         return ("pil", name, "L", width, height, np.ascontiguousarray(array).tobytes(), None)
+    if array.ndim in (2, 3) and array.dtype != object:
+        # Other layouts (LA, 1-bit, 16-bit) take the mode Pillow gives them, as the image file
+        # they were read from had.
+        try:
+            from PIL import Image
+        except ImportError:
+            Image = None
+        if Image is not None:
+            try:
+                return _pil_item(Image.fromarray(array), name)
+            except (TypeError, ValueError):
+                pass
     raise ImageError(
         f"{name}: expected a path, encoded bytes, a PIL image or an H x W x 3 uint8 array, "
         f"got {type(x).__name__}"
+        + (f" of shape {array.shape} and dtype {array.dtype}" if hasattr(array, "shape") else "")
     )
 
 
@@ -220,7 +248,7 @@ class Model:
     def to(self, *args, **kwargs):
         """Returns the model for CPU devices and float dtypes (it stays float32 on the CPU)."""
         device = kwargs.get("device", args[0] if args else "cpu")
-        torch = _import_torch()
+        torch = _loaded_torch()
         if torch is not None and isinstance(device, torch.dtype):
             return self
         _check_device(device)

@@ -187,12 +187,17 @@ fn set_threads(n: usize) -> bool {
     if n == 0 {
         return false;
     }
-    // candle's matmul reads the variable on each call; rayon's pool is built once, here.
-    std::env::set_var("RAYON_NUM_THREADS", n.to_string());
-    rayon::ThreadPoolBuilder::new()
+    // rayon's pool is built once, here; already running, it is fine when it has this size.
+    let ok = rayon::ThreadPoolBuilder::new()
         .num_threads(n)
         .build_global()
         .is_ok()
+        || rayon::current_num_threads() == n;
+    if ok {
+        // candle's matmul reads the variable on each call.
+        std::env::set_var("RAYON_NUM_THREADS", n.to_string());
+    }
+    ok
 }
 
 /// A loaded model with its family's tokenizer, preprocessing and scoring.
