@@ -56,8 +56,16 @@ pub(crate) fn check_structure(kind: &str, path: &Path) -> Result<(), String> {
 
 /// A `torch.save` zip (or TorchScript archive) ends with a zip end-of-central-directory record;
 /// a legacy `torch.save` file starts with a pickle protocol opcode. An HTML page or a cut zip
-/// is neither.
+/// is neither. The loader picks the format from the content, not the name, so a whole
+/// safetensors file placed under a `.pt` name by hand is a usable model too.
 fn check_torch(path: &Path) -> Result<(), String> {
+    match check_torch_archive(path) {
+        Err(reason) if check_safetensors(path).is_err() => Err(reason),
+        _ => Ok(()),
+    }
+}
+
+fn check_torch_archive(path: &Path) -> Result<(), String> {
     use std::io::{Seek, SeekFrom};
     let mut file = File::open(path).map_err(|e| e.to_string())?;
     let len = file.metadata().map_err(|e| e.to_string())?.len();
@@ -148,5 +156,17 @@ mod tests {
         let p = dir.path().join("c.json");
         std::fs::write(&p, "{\"a\": ").unwrap();
         assert!(check_structure("JSON", &p).is_err());
+    }
+
+    #[test]
+    fn torch_check_accepts_a_whole_safetensors_file_and_rejects_html() {
+        assert_eq!(check_structure("PyTorch", Path::new(TINY)), Ok(()));
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("m.pt");
+        std::fs::write(&p, b"<html>not found</html>").unwrap();
+        assert_eq!(
+            check_structure("PyTorch", &p),
+            Err("neither a zip archive nor a pickle".to_string())
+        );
     }
 }
