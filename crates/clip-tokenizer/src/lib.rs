@@ -20,11 +20,14 @@
 mod bpe;
 mod clean;
 mod pretokenize;
+mod spm;
+mod text;
 mod vocab;
 
 use std::sync::OnceLock;
 
 pub use clean::clean_text;
+pub use text::{LoadError, TextTokenizer};
 
 /// Id of `<|startoftext|>`, put before every tokenised text.
 pub const SOT: u32 = 49406;
@@ -55,6 +58,14 @@ pub enum TokenizeError {
         tokens: usize,
         /// The context length asked for.
         context_length: usize,
+    },
+    /// A checkpoint tokenizer ([`TextTokenizer`]) failed on this text.
+    #[error("Input {text} could not be tokenized: {reason}")]
+    Backend {
+        /// The input text, shortened for display when it is very long.
+        text: String,
+        /// What the tokenizer reported.
+        reason: String,
     },
 }
 
@@ -212,7 +223,10 @@ mod tests {
             tokens,
             context_length,
             ..
-        } = &err;
+        } = &err
+        else {
+            panic!("{err}")
+        };
         assert_eq!((*tokens, *context_length), (102, 77));
         assert!(err.to_string().starts_with("Input cat cat"), "{err}");
         assert!(

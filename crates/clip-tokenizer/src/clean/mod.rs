@@ -7,7 +7,7 @@ mod ftfy;
 mod html;
 #[rustfmt::skip]
 mod html_entities;
-mod pystr;
+pub(crate) mod pystr;
 
 /// The text that [`crate::Tokenizer::encode`] pre-tokenises: ftfy's fixes, HTML entities decoded
 /// twice, whitespace runs collapsed to single spaces, ends stripped, lowercased like Python's

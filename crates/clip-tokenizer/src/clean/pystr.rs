@@ -2,13 +2,13 @@
 
 /// Python 3.11's `str.isspace()`: bidirectional class WS, B or S, or category Zs. Unlike Rust's
 /// `char::is_whitespace` it includes the information separators U+001C..U+001F.
-fn is_py_space(c: char) -> bool {
+pub(crate) fn is_py_space(c: char) -> bool {
     matches!(c, '\t'..='\r' | '\u{1c}'..='\u{20}' | '\u{85}' | '\u{a0}' | '\u{1680}' | '\u{2000}'..='\u{200a}'
         | '\u{2028}' | '\u{2029}' | '\u{202f}' | '\u{205f}' | '\u{3000}')
 }
 
 /// `str.strip()` without arguments.
-pub(super) fn strip(text: &str) -> &str {
+pub(crate) fn strip(text: &str) -> &str {
     text.trim_matches(is_py_space)
 }
 
@@ -37,7 +37,7 @@ fn uncased_in_python(c: char) -> bool {
 /// `str::to_lowercase` implements the same way. Characters Python does not know as cased are kept;
 /// to Python they are neither cased nor case-ignorable, which is also what a string boundary is
 /// to the final-sigma rule, so lowercasing the pieces between them separately is exact.
-pub(super) fn lower(text: &str) -> String {
+pub(crate) fn lower(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     let mut rest = text;
     while let Some(pos) = rest.find(uncased_in_python) {

@@ -1,0 +1,633 @@
+//! [`TextTokenizer`]: the tokenizer a text model was trained with, as the model sees its ids.
+//!
+//! Three kinds, each matching what the reference Python stack produces for the checkpoint:
+//! - CLIP's BPE ([`Tokenizer`]), `open_clip.tokenize`: SOT, ids, EOT, zero padding;
+//! - a `tokenizer.json` folder, read with Hugging Face's `tokenizers` and configured the way
+//!   transformers 5 configures it (see [`TextTokenizer::from_folder`]);
+//! - a SentencePiece `spiece.model` folder (SigLIP 1), tokenized like transformers' slow
+//!   `SiglipTokenizer` (module `spm`).
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+use tokenizers::{PostProcessor, TruncationDirection};
+
+use crate::spm::{ModelProto, SentencePiece, SiglipSpm};
+use crate::{shorten_for_display, Overflow, TokenizeError, Tokenizer};
+
+/// Why [`TextTokenizer::from_folder`] could not build a tokenizer; every variant names the file.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    /// The folder has neither `tokenizer.json` nor `spiece.model`.
+    #[error("{}: no tokenizer.json or spiece.model in this folder", dir.display())]
+    NoTokenizerFile {
+        /// The folder searched.
+        dir: PathBuf,
+    },
+    /// A file exists but could not be read.
+    #[error("{}: unreadable: {source}", path.display())]
+    Unreadable {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// A JSON file is not valid JSON, or a field has the wrong type.
+    #[error("{}: malformed JSON: {reason}", path.display())]
+    MalformedJson {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+    /// `tokenizer.json` is JSON but not a tokenizer `tokenizers` can build.
+    #[error("{}: not a valid tokenizer: {reason}", path.display())]
+    MalformedTokenizer {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+    /// `spiece.model` is not a well-formed SentencePiece model protobuf.
+    #[error("{}: malformed SentencePiece model: {reason}", path.display())]
+    MalformedSentencePiece {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+    /// Neither the tokenizer configuration nor the tokenizer names a padding token.
+    #[error("{}: no pad token configured (pad_token missing)", path.display())]
+    MissingPadToken {
+        /// The configuration file consulted (or `tokenizer.json` when there is none).
+        path: PathBuf,
+    },
+    /// A configured special token is not in the vocabulary.
+    #[error("{}: {role} {token:?} is not in the vocabulary", path.display())]
+    UnknownToken {
+        /// The configuration file naming it.
+        path: PathBuf,
+        /// Which token (`pad_token`, `eos_token`, ...).
+        role: &'static str,
+        /// The token text.
+        token: String,
+    },
+    /// The file is valid but uses something this crate does not implement.
+    #[error("{}: unsupported: {reason}", path.display())]
+    Unsupported {
+        /// The file.
+        path: PathBuf,
+        /// What is not supported.
+        reason: String,
+    },
+}
+
+/// A tokenizer producing exactly `context_length` ids per text, as the text model sees them.
+pub struct TextTokenizer {
+    kind: Kind,
+    context_length: usize,
+    pad_id: u32,
+    /// Stable identity: kind and a hash of the files read.
+    identity: String,
+}
+
+enum Kind {
+    Clip,
+    HuggingFace {
+        tokenizer: Box<tokenizers::Tokenizer>,
+        pad_left: bool,
+        truncate_left: bool,
+    },
+    SentencePiece {
+        spm: Box<SiglipSpm>,
+        pad_left: bool,
+        truncate_left: bool,
+    },
+}
+
+impl fmt::Debug for TextTokenizer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TextTokenizer")
+            .field("identity", &self.identity)
+            .field("pad_id", &self.pad_id)
+            .finish()
+    }
+}
+
+/// The JSON files of a folder, read once (bytes for the identity hash, parsed values for use).
+struct Folder {
+    dir: PathBuf,
+    hasher: Sha256,
+}
+
+impl Folder {
+    fn read(&mut self, name: &str) -> Result<Option<Vec<u8>>, LoadError> {
+        let path = self.dir.join(name);
+        if !path.is_file() {
+            return Ok(None);
+        }
+        let bytes = std::fs::read(&path).map_err(|source| LoadError::Unreadable {
+            path: path.clone(),
+            source,
+        })?;
+        self.hasher.update(name.as_bytes());
+        self.hasher.update((bytes.len() as u64).to_le_bytes());
+        self.hasher.update(&bytes);
+        Ok(Some(bytes))
+    }
+
+    fn json(&mut self, name: &str) -> Result<Option<(PathBuf, Value)>, LoadError> {
+        let Some(bytes) = self.read(name)? else {
+            return Ok(None);
+        };
+        let path = self.dir.join(name);
+        let value: Value =
+            serde_json::from_slice(&bytes).map_err(|e| LoadError::MalformedJson {
+                path: path.clone(),
+                reason: e.to_string(),
+            })?;
+        if !value.is_object() {
+            return Err(LoadError::MalformedJson {
+                path,
+                reason: "expected a JSON object".into(),
+            });
+        }
+        Ok(Some((path, value)))
+    }
+}
+
+/// A special-token entry of `tokenizer_config.json` / `special_tokens_map.json`: a string or an
+/// `AddedToken` object with `content`.
+fn token_text(value: &Value) -> Option<String> {
+    match value {
+        Value::String(s) => Some(s.clone()),
+        Value::Object(o) => o.get("content").and_then(Value::as_str).map(str::to_owned),
+        _ => None,
+    }
+}
+
+/// The configuration keys transformers reads, from `tokenizer_config.json` with
+/// `special_tokens_map.json` filling in the special tokens it lacks.
+struct Config {
+    path: PathBuf,
+    tokenizer_config: Option<Value>,
+    special_tokens_map: Option<Value>,
+    model_type: Option<String>,
+}
+
+impl Config {
+    fn token(&self, key: &str) -> Result<Option<String>, LoadError> {
+        for value in [&self.tokenizer_config, &self.special_tokens_map]
+            .into_iter()
+            .flatten()
+        {
+            match value.get(key) {
+                None | Some(Value::Null) => continue,
+                Some(v) => {
+                    return token_text(v).map(Some).ok_or_else(|| LoadError::MalformedJson {
+                        path: self.path.clone(),
+                        reason: format!("{key} is neither a string nor an object with content"),
+                    })
+                }
+            }
+        }
+        Ok(None)
+    }
+
+    fn str(&self, key: &str) -> Option<&str> {
+        self.tokenizer_config.as_ref()?.get(key)?.as_str()
+    }
+
+    fn bool(&self, key: &str) -> Option<bool> {
+        self.tokenizer_config.as_ref()?.get(key)?.as_bool()
+    }
+
+    fn side_is_left(&self, key: &str, default_left: bool) -> Result<bool, LoadError> {
+        match self.str(key) {
+            None => Ok(default_left),
+            Some("left") => Ok(true),
+            Some("right") => Ok(false),
+            Some(other) => Err(LoadError::MalformedJson {
+                path: self.path.clone(),
+                reason: format!("{key} must be \"left\" or \"right\", not {other:?}"),
+            }),
+        }
+    }
+
+    fn tokenizer_class(&self) -> Option<&str> {
+        self.str("tokenizer_class")
+    }
+}
+
+impl TextTokenizer {
+    /// CLIP's BPE (`open_clip.tokenize` / `clip.tokenize`): SOT, ids, EOT, padded with zeros.
+    pub fn clip(context_length: usize) -> Self {
+        TextTokenizer {
+            kind: Kind::Clip,
+            context_length,
+            pad_id: 0,
+            identity: format!("clip-bpe:bpe_simple_vocab_16e6:ctx={context_length}"),
+        }
+    }
+
+    /// The tokenizer of a checkpoint folder, as `AutoTokenizer.from_pretrained(dir)` (transformers
+    /// 5) builds it, called with `padding="max_length", max_length=context_length`.
+    ///
+    /// - `tokenizer.json`: its normalizer, pre-tokenizer, model, added tokens and post-processor
+    ///   (BOS/EOS) as written. Transformers ignores `add_bos_token`/`add_eos_token` of
+    ///   `tokenizer_config.json` when `tokenizer.json` exists, so this does too. The pad token
+    ///   comes from `tokenizer_config.json`, else `special_tokens_map.json`, else the padding
+    ///   block of `tokenizer.json`; `padding_side`/`truncation_side` from `tokenizer_config.json`.
+    ///   SigLIP 2 folders (`config.json` model type `siglip2` or tokenizer class
+    ///   `Siglip2Tokenizer`) get transformers' `Siglip2Tokenizer`: the BPE vocabulary and merges
+    ///   of the file under a lowercasing Gemma pipeline, padded on the left unless configured.
+    /// - `spiece.model` (used when there is no `tokenizer.json`, or when the folder declares a
+    ///   SigLIP 1 tokenizer): transformers' slow `SiglipTokenizer` with its defaults (`</s>` as EOS
+    ///   and pad, `<unk>`, lowercasing) unless `tokenizer_config.json` overrides them.
+    pub fn from_folder(dir: &Path, context_length: usize) -> Result<Self, LoadError> {
+        let mut folder = Folder {
+            dir: dir.to_owned(),
+            hasher: Sha256::new(),
+        };
+        let tokenizer_config = folder.json("tokenizer_config.json")?;
+        let special_tokens_map = folder.json("special_tokens_map.json")?;
+        let model_config = folder.json("config.json")?;
+        let config = Config {
+            path: tokenizer_config
+                .as_ref()
+                .map(|(p, _)| p.clone())
+                .unwrap_or_else(|| dir.join("tokenizer_config.json")),
+            tokenizer_config: tokenizer_config.map(|(_, v)| v),
+            special_tokens_map: special_tokens_map.map(|(_, v)| v),
+            model_type: model_config
+                .as_ref()
+                .and_then(|(_, v)| v.get("model_type"))
+                .and_then(Value::as_str)
+                .map(str::to_owned),
+        };
+        let has_json = dir.join("tokenizer.json").is_file();
+        let has_spm = dir.join("spiece.model").is_file();
+        let declares_siglip1 = config.tokenizer_class().map(|c| c.trim_end_matches("Fast"))
+            == Some("SiglipTokenizer")
+            || config.model_type.as_deref() == Some("siglip");
+        if has_spm && (!has_json || declares_siglip1) {
+            Self::sentencepiece(folder, &config, context_length)
+        } else if has_json {
+            Self::hugging_face(folder, &config, context_length)
+        } else {
+            Err(LoadError::NoTokenizerFile {
+                dir: dir.to_owned(),
+            })
+        }
+    }
+
+    fn hugging_face(
+        mut folder: Folder,
+        config: &Config,
+        context_length: usize,
+    ) -> Result<Self, LoadError> {
+        let path = folder.dir.join("tokenizer.json");
+        let bytes = folder.read("tokenizer.json")?.ok_or_else(|| LoadError::NoTokenizerFile {
+            dir: folder.dir.clone(),
+        })?;
+        let mut json: Value = serde_json::from_slice(&bytes).map_err(|e| LoadError::MalformedJson {
+            path: path.clone(),
+            reason: e.to_string(),
+        })?;
+        if !json.is_object() {
+            return Err(LoadError::MalformedJson {
+                path,
+                reason: "expected a JSON object".into(),
+            });
+        }
+        let siglip2 = config.tokenizer_class() == Some("Siglip2Tokenizer")
+            || config.model_type.as_deref() == Some("siglip2");
+        if siglip2 {
+            let unk = config.token("unk_token")?.unwrap_or_else(|| "<unk>".into());
+            siglip2_pipeline(&mut json, &unk).map_err(|reason| LoadError::MalformedTokenizer {
+                path: path.clone(),
+                reason,
+            })?;
+        }
+        let built = std::panic::catch_unwind(|| {
+            serde_json::from_value::<tokenizers::Tokenizer>(json).map_err(|e| e.to_string())
+        });
+        let mut tokenizer = match built {
+            Ok(Ok(t)) => t,
+            Ok(Err(reason)) => return Err(LoadError::MalformedTokenizer { path, reason }),
+            Err(_) => {
+                return Err(LoadError::MalformedTokenizer {
+                    path,
+                    reason: "the tokenizer could not be built".into(),
+                })
+            }
+        };
+        // Truncation and padding are applied here, per call, as transformers does per call.
+        tokenizer.with_padding(None);
+        tokenizer
+            .with_truncation(None)
+            .map_err(|e| LoadError::MalformedTokenizer {
+                path: path.clone(),
+                reason: e.to_string(),
+            })?;
+
+        let pad_token = match config.token("pad_token")? {
+            Some(t) => Some(t),
+            None if siglip2 => Some("<pad>".to_owned()),
+            None => tokenizer.get_padding().map(|p| p.pad_token.clone()),
+        };
+        let pad_token = pad_token.ok_or_else(|| LoadError::MissingPadToken {
+            path: if config.tokenizer_config.is_some() {
+                config.path.clone()
+            } else {
+                path.clone()
+            },
+        })?;
+        let pad_id = tokenizer
+            .token_to_id(&pad_token)
+            .ok_or_else(|| LoadError::UnknownToken {
+                path: config.path.clone(),
+                role: "pad_token",
+                token: pad_token.clone(),
+            })?;
+        let pad_left = config.side_is_left("padding_side", siglip2)?;
+        let truncate_left = config.side_is_left("truncation_side", false)?;
+        let identity = format!(
+            "hf-tokenizers:{}:sha256={:x}:ctx={context_length}",
+            if siglip2 { "siglip2" } else { "json" },
+            folder.hasher.finalize()
+        );
+        Ok(TextTokenizer {
+            kind: Kind::HuggingFace {
+                tokenizer: Box::new(tokenizer),
+                pad_left,
+                truncate_left,
+            },
+            context_length,
+            pad_id,
+            identity,
+        })
+    }
+
+    fn sentencepiece(
+        mut folder: Folder,
+        config: &Config,
+        context_length: usize,
+    ) -> Result<Self, LoadError> {
+        let path = folder.dir.join("spiece.model");
+        let bytes = folder
+            .read("spiece.model")?
+            .ok_or_else(|| LoadError::NoTokenizerFile {
+                dir: folder.dir.clone(),
+            })?;
+        let malformed = |reason: String| LoadError::MalformedSentencePiece {
+            path: path.clone(),
+            reason,
+        };
+        let model = ModelProto::parse(&bytes).map_err(malformed)?;
+        if model.model_type != 1 {
+            return Err(LoadError::Unsupported {
+                path,
+                reason: format!(
+                    "SentencePiece model type {} (only unigram is supported)",
+                    model.model_type
+                ),
+            });
+        }
+        let sp = SentencePiece::new(&model).map_err(malformed)?;
+
+        let eos = config.token("eos_token")?.unwrap_or_else(|| "</s>".into());
+        let unk = config.token("unk_token")?.unwrap_or_else(|| "<unk>".into());
+        let pad = config.token("pad_token")?.unwrap_or_else(|| "</s>".into());
+        let lookup = |role: &'static str, token: &str| {
+            sp.piece_id(token).ok_or_else(|| LoadError::UnknownToken {
+                path: config.path.clone(),
+                role,
+                token: token.to_owned(),
+            })
+        };
+        let eos_id = lookup("eos_token", &eos)?;
+        let unk_id = lookup("unk_token", &unk)?;
+        let pad_id = lookup("pad_token", &pad)?;
+        // Special tokens split out of the raw text, all with lstrip/rstrip as SiglipTokenizer
+        // declares them, plus the configuration's additional special tokens.
+        let mut specials = vec![
+            (eos.clone(), eos_id, true, true),
+            (unk.clone(), unk_id, true, true),
+            (pad.clone(), pad_id, true, true),
+        ];
+        if let Some(Value::Array(extra)) = config
+            .tokenizer_config
+            .as_ref()
+            .and_then(|c| c.get("additional_special_tokens"))
+        {
+            for token in extra.iter().filter_map(token_text) {
+                specials.push((token.clone(), lookup("additional_special_tokens", &token)?, false, false));
+            }
+        }
+        let unk_token_length = sp.encode(&unk).map_err(malformed)?.len();
+        let space_id = sp.piece_id("\u{2581}");
+        let spm = SiglipSpm {
+            sp,
+            specials,
+            unk_token: unk,
+            unk_token_length,
+            eos_id,
+            space_id,
+            do_lower_case: config.bool("do_lower_case").unwrap_or(true),
+        };
+        let pad_left = config.side_is_left("padding_side", false)?;
+        let truncate_left = config.side_is_left("truncation_side", false)?;
+        let identity = format!(
+            "sentencepiece:siglip:sha256={:x}:ctx={context_length}",
+            folder.hasher.finalize()
+        );
+        Ok(TextTokenizer {
+            kind: Kind::SentencePiece {
+                spm: Box::new(spm),
+                pad_left,
+                truncate_left,
+            },
+            context_length,
+            pad_id,
+            identity,
+        })
+    }
+
+    /// Number of ids per text.
+    pub fn context_length(&self) -> usize {
+        self.context_length
+    }
+
+    /// The id padding fills with (0 for CLIP, where it is also the id of `!`).
+    pub fn pad_id(&self) -> u32 {
+        self.pad_id
+    }
+
+    /// Stable identity for cache keys: kind, SHA-256 of the tokenizer files read, context length.
+    pub fn describe(&self) -> String {
+        self.identity.clone()
+    }
+
+    /// Exactly `context_length` ids for `text`, padded with [`TextTokenizer::pad_id`] on the
+    /// configured side. A text whose ids (with the special tokens) exceed the context fails with
+    /// [`TokenizeError::TooLong`] under [`Overflow::Error`], and is cut as transformers'
+    /// `truncation=True` cuts it (CLIP: as `clip.tokenize(truncate=True)`) under
+    /// [`Overflow::Truncate`].
+    pub fn tokenize(&self, text: &str, overflow: Overflow) -> Result<Vec<u32>, TokenizeError> {
+        let n = self.context_length;
+        let too_long = |tokens: usize| TokenizeError::TooLong {
+            text: shorten_for_display(text),
+            tokens,
+            context_length: n,
+        };
+        let backend = |reason: String| TokenizeError::Backend {
+            text: shorten_for_display(text),
+            reason,
+        };
+        let (ids, pad_left) = match &self.kind {
+            Kind::Clip => return Tokenizer::global().tokenize(text, n, overflow),
+            Kind::HuggingFace {
+                tokenizer,
+                pad_left,
+                truncate_left,
+            } => {
+                let mut encoding = tokenizer.encode(text, false).map_err(|e| backend(e.to_string()))?;
+                let added = tokenizer
+                    .get_post_processor()
+                    .map_or(0, |p| p.added_tokens(false));
+                let total = encoding.len() + added;
+                if total > n {
+                    match overflow {
+                        Overflow::Error => return Err(too_long(total)),
+                        Overflow::Truncate => {
+                            let direction = if *truncate_left {
+                                TruncationDirection::Left
+                            } else {
+                                TruncationDirection::Right
+                            };
+                            encoding.truncate(n.saturating_sub(added), 0, direction);
+                        }
+                    }
+                }
+                let encoding = tokenizer
+                    .post_process(encoding, None, true)
+                    .map_err(|e| backend(e.to_string()))?;
+                let mut ids = encoding.get_ids().to_vec();
+                // Only when the special tokens alone exceed the context (tokenizers then keeps
+                // them all); transformers' output would be longer than the model accepts.
+                if ids.len() > n {
+                    ids.truncate(n);
+                }
+                (ids, *pad_left)
+            }
+            Kind::SentencePiece {
+                spm,
+                pad_left,
+                truncate_left,
+            } => {
+                let mut ids = spm.encode(text).map_err(backend)?;
+                if ids.len() > n {
+                    match overflow {
+                        Overflow::Error => return Err(too_long(ids.len())),
+                        Overflow::Truncate => {
+                            // The slow tokenizer cuts the text's ids to leave room for one EOS,
+                            // then appends EOS unless the cut ids already end with it.
+                            ids.pop();
+                            let keep = n.saturating_sub(1);
+                            if *truncate_left {
+                                ids.drain(..ids.len() - keep);
+                            } else {
+                                ids.truncate(keep);
+                            }
+                            if ids.last() != Some(&spm.eos_id) {
+                                ids.push(spm.eos_id);
+                            }
+                            ids.truncate(n);
+                        }
+                    }
+                }
+                (ids, *pad_left)
+            }
+        };
+        Ok(pad(ids, n, self.pad_id, pad_left))
+    }
+}
+
+fn pad(mut ids: Vec<u32>, n: usize, pad_id: u32, left: bool) -> Vec<u32> {
+    if ids.len() < n {
+        if left {
+            let mut padded = vec![pad_id; n - ids.len()];
+            padded.extend_from_slice(&ids);
+            ids = padded;
+        } else {
+            ids.resize(n, pad_id);
+        }
+    }
+    ids
+}
+
+/// Transformers' `Siglip2Tokenizer` rebuilds the backend from the file's vocabulary and merges:
+/// BPE with `fuse_unk` and byte fallback, the normalizer `Lowercase` then `Replace(" ", "▁")`,
+/// the pre-tokenizer `Split(" ", merged_with_previous)`. The post-processor and added tokens of the
+/// file are kept.
+fn siglip2_pipeline(json: &mut Value, unk: &str) -> Result<(), String> {
+    let model = json
+        .get_mut("model")
+        .and_then(Value::as_object_mut)
+        .ok_or("no model object")?;
+    if model.get("type").and_then(Value::as_str) != Some("BPE") {
+        return Err("a SigLIP 2 tokenizer must hold a BPE model".into());
+    }
+    model.insert("fuse_unk".into(), Value::Bool(true));
+    model.insert("byte_fallback".into(), Value::Bool(true));
+    model.insert("dropout".into(), Value::Null);
+    model.insert("unk_token".into(), Value::String(unk.to_owned()));
+    model.insert("continuing_subword_prefix".into(), Value::Null);
+    model.insert("end_of_word_suffix".into(), Value::Null);
+    model.insert("ignore_merges".into(), Value::Bool(false));
+    json["normalizer"] = serde_json::json!({
+        "type": "Sequence",
+        "normalizers": [
+            {"type": "Lowercase"},
+            {"type": "Replace", "pattern": {"String": " "}, "content": "\u{2581}"}
+        ]
+    });
+    json["pre_tokenizer"] = serde_json::json!({
+        "type": "Split",
+        "pattern": {"String": " "},
+        "behavior": "MergedWithPrevious",
+        "invert": false
+    });
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn clip_wraps_the_bpe() {
+        let t = TextTokenizer::clip(77);
+        let ids = t.tokenize("a dog", Overflow::Error).unwrap();
+        assert_eq!(ids, Tokenizer::global().tokenize("a dog", 77, Overflow::Error).unwrap());
+        assert_eq!((t.context_length(), t.pad_id()), (77, 0));
+        assert!(t.describe().contains("ctx=77"));
+        assert_ne!(t.describe(), TextTokenizer::clip(32).describe());
+    }
+
+    #[test]
+    fn missing_folder_names_it() {
+        let err = TextTokenizer::from_folder(Path::new("/nonexistent/folder"), 64).unwrap_err();
+        assert!(matches!(err, LoadError::NoTokenizerFile { .. }), "{err}");
+        assert!(err.to_string().contains("/nonexistent/folder"), "{err}");
+    }
+
+    #[test]
+    fn pads_on_either_side() {
+        assert_eq!(pad(vec![1, 2], 4, 9, false), vec![1, 2, 9, 9]);
+        assert_eq!(pad(vec![1, 2], 4, 9, true), vec![9, 9, 1, 2]);
+    }
+}
