@@ -92,13 +92,25 @@ impl Tokenizer {
 
     /// `SimpleTokenizer.encode`: the ids of `text`, without SOT/EOT.
     pub fn encode(&self, text: &str) -> Vec<u32> {
+        self.encode_with(text, pretokenize::Specials::OpenAi)
+    }
+
+    /// `encode` with the special-token spellings of OpenAI's or open_clip's tokenizer (the only
+    /// difference between the two: `<|endoftext|>` versus `<end_of_text>`, same ids).
+    fn encode_with(&self, text: &str, specials: pretokenize::Specials) -> Vec<u32> {
         let cleaned = clean_text(text);
+        let (sot, eot) = match specials {
+            pretokenize::Specials::OpenAi => ("<|startoftext|>", "<|endoftext|>"),
+            pretokenize::Specials::OpenClip => ("<start_of_text>", "<end_of_text>"),
+        };
         let mut ids = Vec::new();
-        for token in pretokenize::pretokenize(&cleaned) {
-            match token {
-                "<|startoftext|>" => ids.push(SOT),
-                "<|endoftext|>" => ids.push(EOT),
-                word => self.bpe.encode_word(word, &mut ids),
+        for token in pretokenize::pretokenize_with(&cleaned, specials) {
+            if token == sot {
+                ids.push(SOT);
+            } else if token == eot {
+                ids.push(EOT);
+            } else {
+                self.bpe.encode_word(token, &mut ids);
             }
         }
         ids
@@ -131,6 +143,23 @@ impl Tokenizer {
         Ok(ids)
     }
 
+    /// `open_clip.tokenize([text], context_length)[0]`: as [`Tokenizer::tokenize`], except that
+    /// the special tokens recognised in the text are open_clip's `<start_of_text>` /
+    /// `<end_of_text>` rather than OpenAI's `<|startoftext|>` / `<|endoftext|>`.
+    pub fn tokenize_open_clip(
+        &self,
+        text: &str,
+        context_length: usize,
+        overflow: Overflow,
+    ) -> Result<Vec<u32>, TokenizeError> {
+        let mut ids = vec![SOT];
+        ids.extend(self.encode_with(text, pretokenize::Specials::OpenClip));
+        ids.push(EOT);
+        let mut ids = truncate_or_fail(ids, text, context_length, overflow)?;
+        ids.resize(context_length, 0);
+        Ok(ids)
+    }
+
     /// [`Tokenizer::tokenize`] without the zero padding: SOT, the ids, EOT, at most
     /// `context_length` of them.
     pub fn tokenize_unpadded(
@@ -143,32 +172,43 @@ impl Tokenizer {
         ids.push(SOT);
         ids.extend(self.encode(text));
         ids.push(EOT);
-        if ids.len() > context_length {
-            match overflow {
-                Overflow::Error => {
-                    return Err(TokenizeError::TooLong {
-                        text: shorten_for_display(text),
-                        tokens: ids.len(),
-                        context_length,
-                    })
-                }
-                // Python's `tokens[:n]; tokens[-1] = eot`. With n = 0 the slice is empty and the
-                // assignment raises IndexError there; here the result is simply empty.
-                Overflow::Truncate => {
-                    ids.truncate(context_length);
-                    if let Some(last) = ids.last_mut() {
-                        *last = EOT;
-                    }
-                }
-            }
-        }
-        Ok(ids)
+        truncate_or_fail(ids, text, context_length, overflow)
     }
 
     /// Number of ids: 256 byte tokens, their 256 end-of-word forms, 48 894 merges, SOT and EOT.
     pub fn vocab_size(&self) -> usize {
         self.tokens.len()
     }
+}
+
+/// The reference's overflow rule on SOT, ids, EOT: fail, or keep the first `context_length` ids
+/// and make the last one EOT.
+fn truncate_or_fail(
+    mut ids: Vec<u32>,
+    text: &str,
+    context_length: usize,
+    overflow: Overflow,
+) -> Result<Vec<u32>, TokenizeError> {
+    if ids.len() > context_length {
+        match overflow {
+            Overflow::Error => {
+                return Err(TokenizeError::TooLong {
+                    text: shorten_for_display(text),
+                    tokens: ids.len(),
+                    context_length,
+                })
+            }
+            // Python's `tokens[:n]; tokens[-1] = eot`. With n = 0 the slice is empty and the
+            // assignment raises IndexError there; here the result is simply empty.
+            Overflow::Truncate => {
+                ids.truncate(context_length);
+                if let Some(last) = ids.last_mut() {
+                    *last = EOT;
+                }
+            }
+        }
+    }
+    Ok(ids)
 }
 
 /// Error messages quote the input like the reference does, but a megabyte of text in a message
@@ -244,6 +284,28 @@ mod tests {
             .tokenize_unpadded(&text, 0, Overflow::Truncate)
             .unwrap()
             .is_empty());
+    }
+
+    #[test]
+    fn open_clip_spells_special_tokens_differently() {
+        let ids = tok()
+            .tokenize_open_clip("a <end_of_text> b", 8, Overflow::Error)
+            .unwrap();
+        assert_eq!(ids, [SOT, 320, EOT, 321, EOT, 0, 0, 0]);
+        let openai = tok().tokenize("a <|endoftext|> b", 8, Overflow::Error).unwrap();
+        assert_eq!(ids, openai);
+        // OpenAI's spelling is plain text to open_clip.
+        let ids = tok()
+            .tokenize_open_clip("<|endoftext|>", 16, Overflow::Error)
+            .unwrap();
+        assert!(!ids[1..].starts_with(&[EOT]), "{ids:?}");
+        // Same overflow rule.
+        let long = "cat ".repeat(40);
+        assert_eq!(
+            tok().tokenize_open_clip(&long, 16, Overflow::Truncate).unwrap(),
+            tok().tokenize(&long, 16, Overflow::Truncate).unwrap()
+        );
+        assert!(tok().tokenize_open_clip(&long, 16, Overflow::Error).is_err());
     }
 
     #[test]

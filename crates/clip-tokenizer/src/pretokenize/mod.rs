@@ -32,22 +32,43 @@ fn class_body(ranges: &[(u32, u32)]) -> String {
     body
 }
 
-fn pattern() -> &'static Regex {
-    static RE: OnceLock<Regex> = OnceLock::new();
-    RE.get_or_init(|| {
-        let (letter, number) = (class_body(&tables::LETTER), class_body(&tables::NUMBER));
-        let pattern = format!(
-            r"(?i:<\|startoftext\|>|<\|endoftext\|>|'s|'t|'re|'ve|'m|'ll|'d)|[{letter}]+|[{number}]|(?i:[^\s{letter}{number}])+"
-        );
-        // Built from constant tables; a test compiles it.
-        Regex::new(&pattern).expect("pre-tokeniser pattern compiles")
-    })
+/// The special-token literals at the head of the pattern: OpenAI's `<|startoftext|>` /
+/// `<|endoftext|>`, or open_clip's `<start_of_text>` / `<end_of_text>` (its `SimpleTokenizer`
+/// names the same two ids differently, so only its own spellings are special in its input).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Specials {
+    OpenAi,
+    OpenClip,
+}
+
+fn build(specials: &str) -> Regex {
+    let (letter, number) = (class_body(&tables::LETTER), class_body(&tables::NUMBER));
+    let pattern = format!(
+        r"(?i:{specials}|'s|'t|'re|'ve|'m|'ll|'d)|[{letter}]+|[{number}]|(?i:[^\s{letter}{number}])+"
+    );
+    // Built from constant tables; a test compiles it.
+    Regex::new(&pattern).expect("pre-tokeniser pattern compiles")
+}
+
+fn pattern(specials: Specials) -> &'static Regex {
+    static OPENAI: OnceLock<Regex> = OnceLock::new();
+    static OPEN_CLIP: OnceLock<Regex> = OnceLock::new();
+    match specials {
+        Specials::OpenAi => OPENAI.get_or_init(|| build(r"<\|startoftext\|>|<\|endoftext\|>")),
+        Specials::OpenClip => OPEN_CLIP.get_or_init(|| build(r"<start_of_text>|<end_of_text>")),
+    }
 }
 
 /// The pieces of `text`, as `regex.findall` returns them (characters matched by no alternative,
 /// such as whitespace, are skipped).
+#[cfg(test)]
 pub(crate) fn pretokenize(text: &str) -> impl Iterator<Item = &str> {
-    pattern().find_iter(text).map(|m| m.as_str())
+    pretokenize_with(text, Specials::OpenAi)
+}
+
+/// [`pretokenize`] with the special tokens of either reference.
+pub(crate) fn pretokenize_with(text: &str, specials: Specials) -> impl Iterator<Item = &str> {
+    pattern(specials).find_iter(text).map(|m| m.as_str())
 }
 
 #[cfg(test)]
@@ -76,6 +97,13 @@ mod tests {
         );
         assert_eq!(split("IT'S it'ſ"), ["IT", "'S", "it", "'ſ"]);
         assert_eq!(split("'x"), ["'", "x"]);
+    }
+
+    #[test]
+    fn open_clip_special_tokens() {
+        let split = |t| pretokenize_with(t, Specials::OpenClip).collect::<Vec<_>>();
+        assert_eq!(split("a <end_of_text> b"), ["a", "<end_of_text>", "b"]);
+        assert_eq!(split("<|endoftext|>"), ["<|", "endoftext", "|>"]);
     }
 
     #[test]
