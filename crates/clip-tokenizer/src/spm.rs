@@ -221,7 +221,10 @@ impl ModelProto {
         let mut reader = Reader::new(bytes);
         while let Some((number, value)) = reader.field()? {
             match number {
-                2 => self.precompiled_charsmap = expect_bytes(value, "precompiled_charsmap")?.to_vec(),
+                2 => {
+                    self.precompiled_charsmap =
+                        expect_bytes(value, "precompiled_charsmap")?.to_vec()
+                }
                 3 => self.add_dummy_prefix = expect_varint(value, "add_dummy_prefix")? != 0,
                 4 => {
                     self.remove_extra_whitespaces =

@@ -186,10 +186,12 @@ impl Config {
             match value.get(key) {
                 None | Some(Value::Null) => continue,
                 Some(v) => {
-                    return token_text(v).map(Some).ok_or_else(|| LoadError::MalformedJson {
-                        path: self.path.clone(),
-                        reason: format!("{key} is neither a string nor an object with content"),
-                    })
+                    return token_text(v)
+                        .map(Some)
+                        .ok_or_else(|| LoadError::MalformedJson {
+                            path: self.path.clone(),
+                            reason: format!("{key} is neither a string nor an object with content"),
+                        })
                 }
             }
         }
@@ -216,13 +218,31 @@ impl Config {
         }
     }
 
+    /// `additional_special_tokens` and the contents of `added_tokens_decoder`.
+    fn listed_special_tokens(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        let Some(config) = &self.tokenizer_config else {
+            return out;
+        };
+        if let Some(Value::Array(extra)) = config.get("additional_special_tokens") {
+            out.extend(extra.iter().filter_map(token_text));
+        }
+        if let Some(Value::Object(decoder)) = config.get("added_tokens_decoder") {
+            out.extend(decoder.values().filter_map(token_text));
+        }
+        out
+    }
+
     fn tokenizer_class(&self) -> Option<&str> {
         self.str("tokenizer_class")
     }
 }
 
 impl TextTokenizer {
-    /// CLIP's BPE (`open_clip.tokenize` / `clip.tokenize`): SOT, ids, EOT, padded with zeros.
+    /// CLIP's BPE as `open_clip.tokenize` applies it: SOT, ids, EOT, padded with zeros. The ids
+    /// are [`Tokenizer::tokenize`]'s except for texts spelling a special token: open_clip
+    /// recognises `<start_of_text>` / `<end_of_text>` where OpenAI's `clip.tokenize` recognises
+    /// `<|startoftext|>` / `<|endoftext|>`.
     pub fn clip(context_length: usize) -> Self {
         TextTokenizer {
             kind: Kind::Clip,
@@ -235,17 +255,25 @@ impl TextTokenizer {
     /// The tokenizer of a checkpoint folder, as `AutoTokenizer.from_pretrained(dir)` (transformers
     /// 5) builds it, called with `padding="max_length", max_length=context_length`.
     ///
-    /// - `tokenizer.json`: its normalizer, pre-tokenizer, model, added tokens and post-processor
-    ///   (BOS/EOS) as written. Transformers ignores `add_bos_token`/`add_eos_token` of
-    ///   `tokenizer_config.json` when `tokenizer.json` exists, so this does too. The pad token
-    ///   comes from `tokenizer_config.json`, else `special_tokens_map.json`, else the padding
-    ///   block of `tokenizer.json`; `padding_side`/`truncation_side` from `tokenizer_config.json`.
-    ///   SigLIP 2 folders (`config.json` model type `siglip2` or tokenizer class
-    ///   `Siglip2Tokenizer`) get transformers' `Siglip2Tokenizer`: the BPE vocabulary and merges
-    ///   of the file under a lowercasing Gemma pipeline, padded on the left unless configured.
-    /// - `spiece.model` (used when there is no `tokenizer.json`, or when the folder declares a
-    ///   SigLIP 1 tokenizer): transformers' slow `SiglipTokenizer` with its defaults (`</s>` as EOS
-    ///   and pad, `<unk>`, lowercasing) unless `tokenizer_config.json` overrides them.
+    /// - `tokenizer.json`: normalizer, pre-tokenizer, model, added tokens and post-processor
+    ///   (BOS/EOS) as written, for the generic classes (`TokenizersBackend`,
+    ///   `PreTrainedTokenizerFast`, unknown names). Transformers ignores `add_bos_token` /
+    ///   `add_eos_token` of `tokenizer_config.json` when `tokenizer.json` exists, so this does
+    ///   too. `GemmaTokenizer` (SigLIP 2 FixRes checkpoints) and `Siglip2Tokenizer` (model type
+    ///   `siglip2`) are rebuilt as transformers rebuilds them: the file's vocabulary and merges
+    ///   under the class's fixed pipeline, which lowercases for `Siglip2Tokenizer` only (a
+    ///   `Lowercase` in the file of a `GemmaTokenizer` folder is dropped, as transformers drops
+    ///   it), and pads on the left unless `padding_side` says otherwise. The pad token comes from
+    ///   `tokenizer_config.json`, else `special_tokens_map.json`, else the class default
+    ///   (`<pad>` for the Gemma family), else the padding block of `tokenizer.json`; a tokenizer
+    ///   without one is a [`LoadError::MissingPadToken`].
+    /// - `spiece.model` (used when there is no `tokenizer.json`, or when the folder declares
+    ///   `SiglipTokenizer`): transformers' slow `SiglipTokenizer` with its defaults (`</s>` as EOS
+    ///   and pad, `<unk>`, lowercasing) unless `tokenizer_config.json` /
+    ///   `special_tokens_map.json` override them.
+    ///
+    /// The caller's `context_length` (the model config's, 64 for SigLIP) is the `max_length`;
+    /// `model_max_length` is not consulted, as `max_length=` overrides it in transformers.
     pub fn from_folder(dir: &Path, context_length: usize) -> Result<Self, LoadError> {
         let mut folder = Folder {
             dir: dir.to_owned(),
@@ -269,9 +297,10 @@ impl TextTokenizer {
         };
         let has_json = dir.join("tokenizer.json").is_file();
         let has_spm = dir.join("spiece.model").is_file();
-        let declares_siglip1 = config.tokenizer_class().map(|c| c.trim_end_matches("Fast"))
-            == Some("SiglipTokenizer")
-            || config.model_type.as_deref() == Some("siglip");
+        let declares_siglip1 = match config.tokenizer_class() {
+            Some(class) => class.trim_end_matches("Fast") == "SiglipTokenizer",
+            None => config.model_type.as_deref() == Some("siglip"),
+        };
         if has_spm && (!has_json || declares_siglip1) {
             Self::sentencepiece(folder, &config, context_length)
         } else if has_json {
@@ -289,26 +318,54 @@ impl TextTokenizer {
         context_length: usize,
     ) -> Result<Self, LoadError> {
         let path = folder.dir.join("tokenizer.json");
-        let bytes = folder.read("tokenizer.json")?.ok_or_else(|| LoadError::NoTokenizerFile {
-            dir: folder.dir.clone(),
-        })?;
-        let mut json: Value = serde_json::from_slice(&bytes).map_err(|e| LoadError::MalformedJson {
-            path: path.clone(),
-            reason: e.to_string(),
-        })?;
+        let bytes = folder
+            .read("tokenizer.json")?
+            .ok_or_else(|| LoadError::NoTokenizerFile {
+                dir: folder.dir.clone(),
+            })?;
+        let mut json: Value =
+            serde_json::from_slice(&bytes).map_err(|e| LoadError::MalformedJson {
+                path: path.clone(),
+                reason: e.to_string(),
+            })?;
         if !json.is_object() {
             return Err(LoadError::MalformedJson {
                 path,
                 reason: "expected a JSON object".into(),
             });
         }
-        let siglip2 = config.tokenizer_class() == Some("Siglip2Tokenizer")
-            || config.model_type.as_deref() == Some("siglip2");
-        if siglip2 {
+        // Transformers' tokenizer classes with their own `__init__` rebuild the backend from the
+        // file's vocabulary and merges under a fixed pipeline; the two Gemma-family ones matter
+        // here. SigLIP 2 (NaFlex) configs are known to name the wrong class on the Hub, so their
+        // model type wins over `tokenizer_class`.
+        let class = if config.model_type.as_deref() == Some("siglip2") {
+            Some("Siglip2Tokenizer")
+        } else {
+            config.tokenizer_class().map(|c| c.trim_end_matches("Fast"))
+        };
+        let gemma = match class {
+            Some("Siglip2Tokenizer") => Some(true),
+            Some("GemmaTokenizer") => Some(false),
+            _ => None,
+        };
+        if let Some(lowercase) = gemma {
             let unk = config.token("unk_token")?.unwrap_or_else(|| "<unk>".into());
-            siglip2_pipeline(&mut json, &unk).map_err(|reason| LoadError::MalformedTokenizer {
-                path: path.clone(),
-                reason,
+            let mut named = Vec::new();
+            for (key, default) in [
+                ("bos_token", "<bos>"),
+                ("eos_token", "<eos>"),
+                ("unk_token", "<unk>"),
+                ("pad_token", "<pad>"),
+                ("mask_token", "<mask>"),
+            ] {
+                named.push(config.token(key)?.unwrap_or_else(|| default.into()));
+            }
+            named.extend(config.listed_special_tokens());
+            gemma_pipeline(&mut json, &unk, lowercase, &named).map_err(|reason| {
+                LoadError::MalformedTokenizer {
+                    path: path.clone(),
+                    reason,
+                }
             })?;
         }
         let built = std::panic::catch_unwind(|| {
@@ -335,7 +392,7 @@ impl TextTokenizer {
 
         let pad_token = match config.token("pad_token")? {
             Some(t) => Some(t),
-            None if siglip2 => Some("<pad>".to_owned()),
+            None if gemma.is_some() => Some("<pad>".to_owned()),
             None => tokenizer.get_padding().map(|p| p.pad_token.clone()),
         };
         let pad_token = pad_token.ok_or_else(|| LoadError::MissingPadToken {
@@ -352,11 +409,16 @@ impl TextTokenizer {
                 role: "pad_token",
                 token: pad_token.clone(),
             })?;
-        let pad_left = config.side_is_left("padding_side", siglip2)?;
+        // Both Gemma-family classes declare `padding_side = "left"`.
+        let pad_left = config.side_is_left("padding_side", gemma.is_some())?;
         let truncate_left = config.side_is_left("truncation_side", false)?;
         let identity = format!(
             "hf-tokenizers:{}:sha256={:x}:ctx={context_length}",
-            if siglip2 { "siglip2" } else { "json" },
+            match gemma {
+                Some(true) => "siglip2",
+                Some(false) => "gemma",
+                None => "json",
+            },
             folder.hasher.finalize()
         );
         Ok(TextTokenizer {
@@ -424,7 +486,12 @@ impl TextTokenizer {
             .and_then(|c| c.get("additional_special_tokens"))
         {
             for token in extra.iter().filter_map(token_text) {
-                specials.push((token.clone(), lookup("additional_special_tokens", &token)?, false, false));
+                specials.push((
+                    token.clone(),
+                    lookup("additional_special_tokens", &token)?,
+                    false,
+                    false,
+                ));
             }
         }
         let unk_token_length = sp.encode(&unk).map_err(malformed)?.len();
@@ -488,13 +555,15 @@ impl TextTokenizer {
             reason,
         };
         let (ids, pad_left) = match &self.kind {
-            Kind::Clip => return Tokenizer::global().tokenize(text, n, overflow),
+            Kind::Clip => return Tokenizer::global().tokenize_open_clip(text, n, overflow),
             Kind::HuggingFace {
                 tokenizer,
                 pad_left,
                 truncate_left,
             } => {
-                let mut encoding = tokenizer.encode(text, false).map_err(|e| backend(e.to_string()))?;
+                let mut encoding = tokenizer
+                    .encode(text, false)
+                    .map_err(|e| backend(e.to_string()))?;
                 let added = tokenizer
                     .get_post_processor()
                     .map_or(0, |p| p.added_tokens(false));
@@ -569,17 +638,23 @@ fn pad(mut ids: Vec<u32>, n: usize, pad_id: u32, left: bool) -> Vec<u32> {
     ids
 }
 
-/// Transformers' `Siglip2Tokenizer` rebuilds the backend from the file's vocabulary and merges:
-/// BPE with `fuse_unk` and byte fallback, the normalizer `Lowercase` then `Replace(" ", "▁")`,
-/// the pre-tokenizer `Split(" ", merged_with_previous)`. The post-processor and added tokens of the
-/// file are kept.
-fn siglip2_pipeline(json: &mut Value, unk: &str) -> Result<(), String> {
+/// Transformers' `GemmaTokenizer` and `Siglip2Tokenizer` rebuild the backend from the file's
+/// vocabulary and merges: BPE with `fuse_unk` and byte fallback, the normalizer
+/// `Replace(" ", "▁")` (after `Lowercase` for `Siglip2Tokenizer` only), the pre-tokenizer
+/// `Split(" ", merged_with_previous)`, whatever the file says. The post-processor of the file is
+/// kept; the added tokens are only the named special tokens (`named`).
+fn gemma_pipeline(
+    json: &mut Value,
+    unk: &str,
+    lowercase: bool,
+    named: &[String],
+) -> Result<(), String> {
     let model = json
         .get_mut("model")
         .and_then(Value::as_object_mut)
         .ok_or("no model object")?;
     if model.get("type").and_then(Value::as_str) != Some("BPE") {
-        return Err("a SigLIP 2 tokenizer must hold a BPE model".into());
+        return Err("a Gemma tokenizer must hold a BPE model".into());
     }
     model.insert("fuse_unk".into(), Value::Bool(true));
     model.insert("byte_fallback".into(), Value::Bool(true));
@@ -588,19 +663,27 @@ fn siglip2_pipeline(json: &mut Value, unk: &str) -> Result<(), String> {
     model.insert("continuing_subword_prefix".into(), Value::Null);
     model.insert("end_of_word_suffix".into(), Value::Null);
     model.insert("ignore_merges".into(), Value::Bool(false));
-    json["normalizer"] = serde_json::json!({
-        "type": "Sequence",
-        "normalizers": [
-            {"type": "Lowercase"},
-            {"type": "Replace", "pattern": {"String": " "}, "content": "\u{2581}"}
-        ]
-    });
+    let replace = serde_json::json!(
+        {"type": "Replace", "pattern": {"String": " "}, "content": "\u{2581}"}
+    );
+    json["normalizer"] = if lowercase {
+        serde_json::json!({"type": "Sequence", "normalizers": [{"type": "Lowercase"}, replace]})
+    } else {
+        replace
+    };
     json["pre_tokenizer"] = serde_json::json!({
         "type": "Split",
         "pattern": {"String": " "},
         "behavior": "MergedWithPrevious",
         "invert": false
     });
+    if let Some(Value::Array(added)) = json.get_mut("added_tokens") {
+        added.retain(|t| {
+            t.get("content")
+                .and_then(Value::as_str)
+                .is_some_and(|c| named.iter().any(|n| n == c))
+        });
+    }
     Ok(())
 }
 
@@ -612,7 +695,12 @@ mod tests {
     fn clip_wraps_the_bpe() {
         let t = TextTokenizer::clip(77);
         let ids = t.tokenize("a dog", Overflow::Error).unwrap();
-        assert_eq!(ids, Tokenizer::global().tokenize("a dog", 77, Overflow::Error).unwrap());
+        assert_eq!(
+            ids,
+            Tokenizer::global()
+                .tokenize("a dog", 77, Overflow::Error)
+                .unwrap()
+        );
         assert_eq!((t.context_length(), t.pad_id()), (77, 0));
         assert!(t.describe().contains("ctx=77"));
         assert_ne!(t.describe(), TextTokenizer::clip(32).describe());
