@@ -368,19 +368,13 @@ impl TextTokenizer {
                 }
             })?;
         }
-        let built = std::panic::catch_unwind(|| {
+        let mut tokenizer = guarded(|| {
             serde_json::from_value::<tokenizers::Tokenizer>(json).map_err(|e| e.to_string())
-        });
-        let mut tokenizer = match built {
-            Ok(Ok(t)) => t,
-            Ok(Err(reason)) => return Err(LoadError::MalformedTokenizer { path, reason }),
-            Err(_) => {
-                return Err(LoadError::MalformedTokenizer {
-                    path,
-                    reason: "the tokenizer could not be built".into(),
-                })
-            }
-        };
+        })
+        .map_err(|reason| LoadError::MalformedTokenizer {
+            path: path.clone(),
+            reason,
+        })?;
         // Truncation and padding are applied here, per call, as transformers does per call.
         tokenizer.with_padding(None);
         tokenizer
@@ -458,7 +452,7 @@ impl TextTokenizer {
                 ),
             });
         }
-        let sp = SentencePiece::new(&model).map_err(malformed)?;
+        let sp = guarded(|| SentencePiece::new(&model)).map_err(malformed)?;
 
         let eos = config.token("eos_token")?.unwrap_or_else(|| "</s>".into());
         let unk = config.token("unk_token")?.unwrap_or_else(|| "<unk>".into());
@@ -561,9 +555,9 @@ impl TextTokenizer {
                 pad_left,
                 truncate_left,
             } => {
-                let mut encoding = tokenizer
-                    .encode(text, false)
-                    .map_err(|e| backend(e.to_string()))?;
+                let mut encoding =
+                    guarded(|| tokenizer.encode(text, false).map_err(|e| e.to_string()))
+                        .map_err(backend)?;
                 let added = tokenizer
                     .get_post_processor()
                     .map_or(0, |p| p.added_tokens(false));
@@ -581,9 +575,12 @@ impl TextTokenizer {
                         }
                     }
                 }
-                let encoding = tokenizer
-                    .post_process(encoding, None, true)
-                    .map_err(|e| backend(e.to_string()))?;
+                let encoding = guarded(|| {
+                    tokenizer
+                        .post_process(encoding, None, true)
+                        .map_err(|e| e.to_string())
+                })
+                .map_err(backend)?;
                 let mut ids = encoding.get_ids().to_vec();
                 // Only when the special tokens alone exceed the context (tokenizers then keeps
                 // them all); transformers' output would be longer than the model accepts.
@@ -597,7 +594,7 @@ impl TextTokenizer {
                 pad_left,
                 truncate_left,
             } => {
-                let mut ids = spm.encode(text).map_err(backend)?;
+                let mut ids = guarded(|| spm.encode(text)).map_err(backend)?;
                 if ids.len() > n {
                     match overflow {
                         Overflow::Error => return Err(too_long(ids.len())),
@@ -623,6 +620,13 @@ impl TextTokenizer {
         };
         Ok(pad(ids, n, self.pad_id, pad_left))
     }
+}
+
+/// Runs `f`, turning a panic inside the tokenizer libraries (hostile files or text reaching an
+/// unchecked path) into an error, so that callers only ever see `Result`s.
+fn guarded<T>(f: impl FnOnce() -> Result<T, String>) -> Result<T, String> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f))
+        .unwrap_or_else(|_| Err("the tokenizer failed on this input".to_owned()))
 }
 
 fn pad(mut ids: Vec<u32>, n: usize, pad_id: u32, left: bool) -> Vec<u32> {
