@@ -263,9 +263,11 @@ impl TextTokenizer {
     ///   `siglip2`) are rebuilt as transformers rebuilds them: the file's vocabulary and merges
     ///   under the class's fixed pipeline, which lowercases for `Siglip2Tokenizer` only (a
     ///   `Lowercase` in the file of a `GemmaTokenizer` folder is dropped, as transformers drops
-    ///   it), and pads on the left unless `padding_side` says otherwise. The pad token comes from
-    ///   `tokenizer_config.json`, else `special_tokens_map.json`, else the class default
-    ///   (`<pad>` for the Gemma family), else the padding block of `tokenizer.json`; a tokenizer
+    ///   it), and pads on the left unless `padding_side` says otherwise. `CLIPTokenizer` (Hugging
+    ///   Face CLIP checkpoints) is rebuilt likewise, with `RobertaProcessing(eos, bos)` as its
+    ///   post-processor. The pad token comes from `tokenizer_config.json`, else
+    ///   `special_tokens_map.json`, else the class default (`<pad>` for the Gemma family,
+    ///   `<|endoftext|>` for CLIP), else the padding block of `tokenizer.json`; a tokenizer
     ///   without one is a [`LoadError::MissingPadToken`].
     /// - `spiece.model` (used when there is no `tokenizer.json`, or when the folder declares
     ///   `SiglipTokenizer`): transformers' slow `SiglipTokenizer` with its defaults (`</s>` as EOS
@@ -343,30 +345,42 @@ impl TextTokenizer {
         } else {
             config.tokenizer_class().map(|c| c.trim_end_matches("Fast"))
         };
-        let gemma = match class {
-            Some("Siglip2Tokenizer") => Some(true),
-            Some("GemmaTokenizer") => Some(false),
-            _ => None,
+        let rebuilt = match class {
+            Some("Siglip2Tokenizer") => Rebuilt::Gemma { lowercase: true },
+            Some("GemmaTokenizer") => Rebuilt::Gemma { lowercase: false },
+            Some("CLIPTokenizer") => Rebuilt::Clip,
+            _ => Rebuilt::AsWritten,
         };
-        if let Some(lowercase) = gemma {
-            let unk = config.token("unk_token")?.unwrap_or_else(|| "<unk>".into());
-            let mut named = Vec::new();
-            for (key, default) in [
+        let defaults: &[(&str, &str)] = match rebuilt {
+            Rebuilt::Gemma { .. } => &[
                 ("bos_token", "<bos>"),
                 ("eos_token", "<eos>"),
                 ("unk_token", "<unk>"),
                 ("pad_token", "<pad>"),
                 ("mask_token", "<mask>"),
-            ] {
-                named.push(config.token(key)?.unwrap_or_else(|| default.into()));
-            }
+            ],
+            Rebuilt::Clip => &[
+                ("bos_token", "<|startoftext|>"),
+                ("eos_token", "<|endoftext|>"),
+                ("unk_token", "<|endoftext|>"),
+                ("pad_token", "<|endoftext|>"),
+            ],
+            Rebuilt::AsWritten => &[],
+        };
+        let mut class_tokens = std::collections::HashMap::new();
+        for &(key, default) in defaults {
+            let token = config.token(key)?.unwrap_or_else(|| default.into());
+            class_tokens.insert(key, token);
+        }
+        if rebuilt != Rebuilt::AsWritten {
+            let mut named: Vec<String> = class_tokens.values().cloned().collect();
             named.extend(config.listed_special_tokens());
-            gemma_pipeline(&mut json, &unk, lowercase, &named).map_err(|reason| {
-                LoadError::MalformedTokenizer {
+            rebuild_pipeline(&mut json, rebuilt, &class_tokens["unk_token"], &named).map_err(
+                |reason| LoadError::MalformedTokenizer {
                     path: path.clone(),
                     reason,
-                }
-            })?;
+                },
+            )?;
         }
         let mut tokenizer = guarded(|| {
             serde_json::from_value::<tokenizers::Tokenizer>(json).map_err(|e| e.to_string())
@@ -384,10 +398,32 @@ impl TextTokenizer {
                 reason: e.to_string(),
             })?;
 
+        if rebuilt == Rebuilt::Clip {
+            // CLIPTokenizer sets RobertaProcessing(eos, bos) whatever the file says.
+            let id = |key: &'static str| {
+                let token = class_tokens[key].clone();
+                match tokenizer.token_to_id(&token) {
+                    Some(id) => Ok((token, id)),
+                    None => Err(LoadError::UnknownToken {
+                        path: config.path.clone(),
+                        role: key,
+                        token,
+                    }),
+                }
+            };
+            let (eos, bos) = (id("eos_token")?, id("bos_token")?);
+            tokenizer.with_post_processor(Some(
+                tokenizers::processors::roberta::RobertaProcessing::new(eos, bos)
+                    .trim_offsets(false)
+                    .add_prefix_space(false),
+            ));
+        }
         let pad_token = match config.token("pad_token")? {
             Some(t) => Some(t),
-            None if gemma.is_some() => Some("<pad>".to_owned()),
-            None => tokenizer.get_padding().map(|p| p.pad_token.clone()),
+            None => match class_tokens.get("pad_token") {
+                Some(t) => Some(t.clone()),
+                None => tokenizer.get_padding().map(|p| p.pad_token.clone()),
+            },
         };
         let pad_token = pad_token.ok_or_else(|| LoadError::MissingPadToken {
             path: if config.tokenizer_config.is_some() {
@@ -404,14 +440,16 @@ impl TextTokenizer {
                 token: pad_token.clone(),
             })?;
         // Both Gemma-family classes declare `padding_side = "left"`.
-        let pad_left = config.side_is_left("padding_side", gemma.is_some())?;
+        let pad_left =
+            config.side_is_left("padding_side", matches!(rebuilt, Rebuilt::Gemma { .. }))?;
         let truncate_left = config.side_is_left("truncation_side", false)?;
         let identity = format!(
             "hf-tokenizers:{}:sha256={:x}:ctx={context_length}",
-            match gemma {
-                Some(true) => "siglip2",
-                Some(false) => "gemma",
-                None => "json",
+            match rebuilt {
+                Rebuilt::Gemma { lowercase: true } => "siglip2",
+                Rebuilt::Gemma { lowercase: false } => "gemma",
+                Rebuilt::Clip => "clip",
+                Rebuilt::AsWritten => "json",
             },
             folder.hasher.finalize()
         );
@@ -642,15 +680,32 @@ fn pad(mut ids: Vec<u32>, n: usize, pad_id: u32, left: bool) -> Vec<u32> {
     ids
 }
 
-/// Transformers' `GemmaTokenizer` and `Siglip2Tokenizer` rebuild the backend from the file's
-/// vocabulary and merges: BPE with `fuse_unk` and byte fallback, the normalizer
-/// `Replace(" ", "▁")` (after `Lowercase` for `Siglip2Tokenizer` only), the pre-tokenizer
-/// `Split(" ", merged_with_previous)`, whatever the file says. The post-processor of the file is
-/// kept; the added tokens are only the named special tokens (`named`).
-fn gemma_pipeline(
+/// How transformers' tokenizer class treats `tokenizer.json`: classes with their own `__init__`
+/// rebuild the backend from the file's vocabulary and merges under a fixed pipeline.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Rebuilt {
+    /// `TokenizersBackend`, `PreTrainedTokenizerFast` and unknown classes: the file as written.
+    AsWritten,
+    /// `GemmaTokenizer` (SigLIP 2 FixRes) and `Siglip2Tokenizer` (lowercasing).
+    Gemma { lowercase: bool },
+    /// `CLIPTokenizer` (Hugging Face CLIP checkpoints).
+    Clip,
+}
+
+/// The class pipelines of [`Rebuilt`], applied to the file's JSON:
+/// - Gemma: BPE with `fuse_unk` and byte fallback, the normalizer `Replace(" ", "▁")` (after
+///   `Lowercase` for `Siglip2Tokenizer` only), the pre-tokenizer
+///   `Split(" ", merged_with_previous)`; the post-processor of the file is kept.
+/// - CLIP: BPE with the `</w>` suffix and no unknown fusing, the normalizer NFC, `\s+` -> space,
+///   `Lowercase`, the pre-tokenizer CLIP's pattern (`Split`, inverted) then byte-level; the
+///   post-processor is set after building (`RobertaProcessing(eos, bos)`).
+///
+/// Either way the added tokens are only the named special tokens (`named`), as the class adds
+/// them; the file's other added tokens are dropped.
+fn rebuild_pipeline(
     json: &mut Value,
+    rebuilt: Rebuilt,
     unk: &str,
-    lowercase: bool,
     named: &[String],
 ) -> Result<(), String> {
     let model = json
@@ -658,29 +713,52 @@ fn gemma_pipeline(
         .and_then(Value::as_object_mut)
         .ok_or("no model object")?;
     if model.get("type").and_then(Value::as_str) != Some("BPE") {
-        return Err("a Gemma tokenizer must hold a BPE model".into());
+        return Err("this tokenizer class needs a BPE model".into());
     }
-    model.insert("fuse_unk".into(), Value::Bool(true));
-    model.insert("byte_fallback".into(), Value::Bool(true));
     model.insert("dropout".into(), Value::Null);
     model.insert("unk_token".into(), Value::String(unk.to_owned()));
-    model.insert("continuing_subword_prefix".into(), Value::Null);
-    model.insert("end_of_word_suffix".into(), Value::Null);
     model.insert("ignore_merges".into(), Value::Bool(false));
-    let replace = serde_json::json!(
-        {"type": "Replace", "pattern": {"String": " "}, "content": "\u{2581}"}
-    );
-    json["normalizer"] = if lowercase {
-        serde_json::json!({"type": "Sequence", "normalizers": [{"type": "Lowercase"}, replace]})
-    } else {
-        replace
-    };
-    json["pre_tokenizer"] = serde_json::json!({
-        "type": "Split",
-        "pattern": {"String": " "},
-        "behavior": "MergedWithPrevious",
-        "invert": false
-    });
+    match rebuilt {
+        Rebuilt::Gemma { lowercase } => {
+            model.insert("fuse_unk".into(), Value::Bool(true));
+            model.insert("byte_fallback".into(), Value::Bool(true));
+            model.insert("continuing_subword_prefix".into(), Value::Null);
+            model.insert("end_of_word_suffix".into(), Value::Null);
+            let replace = serde_json::json!(
+                {"type": "Replace", "pattern": {"String": " "}, "content": "\u{2581}"}
+            );
+            json["normalizer"] = if lowercase {
+                serde_json::json!({"type": "Sequence", "normalizers": [{"type": "Lowercase"}, replace]})
+            } else {
+                replace
+            };
+            json["pre_tokenizer"] = serde_json::json!({
+                "type": "Split",
+                "pattern": {"String": " "},
+                "behavior": "MergedWithPrevious",
+                "invert": false
+            });
+        }
+        Rebuilt::Clip => {
+            model.insert("fuse_unk".into(), Value::Bool(false));
+            model.insert("byte_fallback".into(), Value::Bool(false));
+            model.insert(
+                "continuing_subword_prefix".into(),
+                Value::String(String::new()),
+            );
+            model.insert("end_of_word_suffix".into(), Value::String("</w>".into()));
+            json["normalizer"] = serde_json::json!({"type": "Sequence", "normalizers": [
+                {"type": "NFC"},
+                {"type": "Replace", "pattern": {"Regex": "\\s+"}, "content": " "},
+                {"type": "Lowercase"}
+            ]});
+            json["pre_tokenizer"] = serde_json::json!({"type": "Sequence", "pretokenizers": [
+                {"type": "Split", "pattern": {"Regex": CLIP_PATTERN}, "behavior": "Removed", "invert": true},
+                {"type": "ByteLevel", "add_prefix_space": false, "trim_offsets": true, "use_regex": true}
+            ]});
+        }
+        Rebuilt::AsWritten => {}
+    }
     if let Some(Value::Array(added)) = json.get_mut("added_tokens") {
         added.retain(|t| {
             t.get("content")
@@ -690,6 +768,10 @@ fn gemma_pipeline(
     }
     Ok(())
 }
+
+/// `CLIPTokenizer`'s pre-tokenizer pattern.
+const CLIP_PATTERN: &str =
+    r"<\|startoftext\|>|<\|endoftext\|>|'s|'t|'re|'ve|'m|'ll|'d|[\p{L}]+|[\p{N}]|[^\s\p{L}\p{N}]+";
 
 #[cfg(test)]
 mod tests {
