@@ -360,3 +360,61 @@ fn left_padding_when_configured() {
 fn from_folder_accepts_any_path_type() {
     let _ = TextTokenizer::from_folder(Path::new("does-not-exist"), 4).unwrap_err();
 }
+
+/// Random text over all of Unicode, special-token spellings included, at tiny and normal context
+/// lengths: every tokenizer returns exactly `context_length` ids or a `TooLong` error.
+#[test]
+fn random_text_never_panics() {
+    let mut state = 0x9E37_79B9_7F4A_7C15u64;
+    let mut next = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    let pieces = [
+        "</s>",
+        "<unk>",
+        "<pad>",
+        "<eos>",
+        "<bos>",
+        "<|endoftext|>",
+        "<end_of_text>",
+        "\u{2581}",
+        " ",
+        "\u{3000}",
+        "…",
+        "\u{1f}",
+    ];
+    for n in [0usize, 1, 2, 3, 5, 64] {
+        let toks = [
+            TextTokenizer::clip(n),
+            TextTokenizer::from_folder(&model_dir("tiny-siglip2"), n).unwrap(),
+            TextTokenizer::from_folder(&model_dir("tiny-siglip1-spm"), n).unwrap(),
+        ];
+        for _ in 0..300 {
+            let mut text = String::new();
+            for _ in 0..next() % 24 {
+                if next() % 4 == 0 {
+                    text.push_str(pieces[(next() % pieces.len() as u64) as usize]);
+                } else {
+                    let cp = if next() % 2 == 0 {
+                        (next() % 0x250) as u32
+                    } else {
+                        (next() % 0x11_0000) as u32
+                    };
+                    text.extend(char::from_u32(cp));
+                }
+            }
+            for tok in &toks {
+                let ids = tok.tokenize(&text, Overflow::Truncate).unwrap();
+                assert_eq!(ids.len(), n, "{} {text:?}", tok.describe());
+                match tok.tokenize(&text, Overflow::Error) {
+                    Ok(strict) => assert_eq!(strict, ids),
+                    Err(TokenizeError::TooLong { tokens, .. }) => assert!(tokens > n),
+                    Err(e) => panic!("{}: {e}", tok.describe()),
+                }
+            }
+        }
+    }
+}
