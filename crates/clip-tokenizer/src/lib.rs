@@ -292,7 +292,9 @@ mod tests {
             .tokenize_open_clip("a <end_of_text> b", 8, Overflow::Error)
             .unwrap();
         assert_eq!(ids, [SOT, 320, EOT, 321, EOT, 0, 0, 0]);
-        let openai = tok().tokenize("a <|endoftext|> b", 8, Overflow::Error).unwrap();
+        let openai = tok()
+            .tokenize("a <|endoftext|> b", 8, Overflow::Error)
+            .unwrap();
         assert_eq!(ids, openai);
         // OpenAI's spelling is plain text to open_clip.
         let ids = tok()
@@ -302,10 +304,14 @@ mod tests {
         // Same overflow rule.
         let long = "cat ".repeat(40);
         assert_eq!(
-            tok().tokenize_open_clip(&long, 16, Overflow::Truncate).unwrap(),
+            tok()
+                .tokenize_open_clip(&long, 16, Overflow::Truncate)
+                .unwrap(),
             tok().tokenize(&long, 16, Overflow::Truncate).unwrap()
         );
-        assert!(tok().tokenize_open_clip(&long, 16, Overflow::Error).is_err());
+        assert!(tok()
+            .tokenize_open_clip(&long, 16, Overflow::Error)
+            .is_err());
     }
 
     #[test]
