@@ -32,5 +32,6 @@ pub use decode::{
 pub use error::{ImageError, ImageFormat};
 pub use image::{DecodedImage, Mode, Pixels, PixelsError};
 pub use transform::{
-    center_crop_offsets, preprocess, resize_crop_rgb, resized_size, Normalization, Preprocess,
+    center_crop_offsets, keep_ratio_longest_size, preprocess, resize_crop_rgb, resized_size,
+    Interpolation, Normalization, Preprocess, ResizeMode, RgbConversion,
 };
