@@ -197,6 +197,60 @@ mod tests {
     }
 
     #[test]
+    fn compositing_over_white_follows_pillow() {
+        // `Image.alpha_composite(white, RGBA(c, c, c, a))` with Pillow 13.0.0 (the formula was
+        // checked against Pillow for all 65536 pairs).
+        for (c, a, want) in [
+            (0, 128, 127),
+            (200, 1, 255),
+            (10, 254, 11),
+            (255, 37, 255),
+            (77, 200, 115),
+            (9, 0, 255),
+            (9, 255, 9),
+        ] {
+            assert_eq!(over_white(c, a), want, "{c} over white at alpha {a}");
+        }
+    }
+
+    #[test]
+    fn convert_to_rgb_on_white_per_mode() {
+        // transformers' convert_to_rgb on the same images, with Pillow 13.0.0.
+        let rgba = Pixels::Rgba(vec![0, 0, 0, 128, 1, 2, 3, 255, 4, 5, 6, 0]);
+        assert_eq!(
+            to_rgb_on_white(&rgba, None),
+            vec![127, 127, 127, 1, 2, 3, 255, 255, 255]
+        );
+        let la = Pixels::La(vec![50, 0, 50, 128, 50, 255]);
+        assert_eq!(
+            to_rgb_on_white(&la, None),
+            vec![255, 255, 255, 152, 152, 152, 50, 50, 50]
+        );
+        // Palette transparency: entry 0 transparent, entry 1 half, entry 2 past the tRNS opaque.
+        let p = Pixels::Palette {
+            indices: vec![0, 1, 2],
+            palette: vec![[10, 20, 30], [200, 100, 0], [5, 5, 5]],
+        };
+        assert_eq!(
+            to_rgb_on_white(&p, Some(&[0, 128])),
+            vec![255, 255, 255, 227, 177, 127, 5, 5, 5]
+        );
+        // Without transparency it is plain convert("RGB").
+        assert_eq!(
+            to_rgb_on_white(&p, None),
+            vec![10, 20, 30, 200, 100, 0, 5, 5, 5]
+        );
+        assert_eq!(
+            to_rgb_on_white(&Pixels::L(vec![7, 9]), None),
+            vec![7, 7, 7, 9, 9, 9]
+        );
+        assert_eq!(
+            to_rgb_interleaved(&Pixels::Cmyk(vec![255, 128, 0, 51])),
+            vec![0, 102, 204]
+        );
+    }
+
+    #[test]
     fn conversions_to_rgb() {
         assert_eq!(
             to_rgb_planar(&Pixels::La(vec![7, 0, 9, 255])),

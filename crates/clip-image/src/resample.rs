@@ -823,6 +823,33 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn bilinear_matches_pillow() {
+        // `Image.fromarray(row, "L").resize((w, 1), Image.BILINEAR)` with Pillow 13.0.0.
+        let row = [0u8, 100, 200, 255, 10, 90, 30];
+        let cases: [(usize, &[u8]); 4] = [
+            (3, &[86, 166, 51]),
+            (2, &[124, 92]),
+            (5, &[33, 156, 200, 46, 50]),
+            (11, &[0, 45, 109, 173, 220, 255, 99, 32, 83, 57, 30]),
+        ];
+        for (w, want) in cases {
+            let win = Window {
+                left: 0,
+                top: 0,
+                width: w,
+                height: 1,
+            };
+            let got = resample_window(Filter::Bilinear, &row, 1, (7, 1), (w, 1), win);
+            assert_eq!(got, want, "7 -> {w}");
+        }
+        // Support 1 per unit of scale: a 2x shrink reads 4 taps, a 2x enlargement at most 2.
+        let k = u8::coeffs(Filter::Bilinear, 8, 4, 0..4);
+        assert!((0..4).all(|i| k.taps(i).1.len() <= 4));
+        let k = u8::coeffs(Filter::Bilinear, 4, 8, 0..8);
+        assert!((0..8).all(|i| k.taps(i).1.iter().filter(|&&w| w != 0).count() <= 2));
+    }
+
+    #[test]
     fn nearest_accumulates_in_double() {
         // 3 -> 7: a = 3/7, positions 0.214, 0.643, 1.071, 1.5, 1.929, 2.357, 2.786.
         assert_eq!(nearest_table(3, 7, 0..7), vec![0, 0, 1, 1, 1, 2, 2]);

@@ -416,6 +416,166 @@ mod tests {
     }
 
     #[test]
+    fn clip_description_is_unchanged() {
+        // Caches and index spaces are keyed by this text: it must never change for CLIP.
+        assert_eq!(
+            Preprocess::clip(224).describe(),
+            "shortest-bicubic-centercrop 224 mean [0.48145467, 0.4578275, 0.40821072] \
+             std [0.26862955, 0.2613026, 0.2757771]"
+        );
+        let half = Normalization {
+            mean: [0.5; 3],
+            std: [0.5; 3],
+        };
+        let siglip = Preprocess {
+            resolution: 384,
+            resize: ResizeMode::Squash,
+            interpolation: Interpolation::Bilinear,
+            rgb: RgbConversion::BeforeResizeOnWhite,
+            normalization: half,
+        };
+        assert_eq!(
+            siglip.describe(),
+            "squash-bilinear 384 mean [0.5, 0.5, 0.5] std [0.5, 0.5, 0.5] \
+             rgb-on-white-before-resize"
+        );
+        let longest = Preprocess {
+            resize: ResizeMode::Longest { fill: [128; 3] },
+            ..Preprocess::clip(224)
+        };
+        assert!(longest
+            .describe()
+            .starts_with("longest-bicubic-centerpad 224 fill [128, 128, 128] mean "));
+        // Every parameter shows in the text.
+        let variants = [
+            Preprocess::clip(224),
+            Preprocess::clip(336),
+            siglip,
+            Preprocess {
+                rgb: RgbConversion::AfterResize,
+                ..siglip
+            },
+            Preprocess {
+                interpolation: Interpolation::Bicubic,
+                ..siglip
+            },
+            Preprocess {
+                resize: ResizeMode::Shortest,
+                ..siglip
+            },
+            Preprocess {
+                normalization: Normalization::default(),
+                ..siglip
+            },
+            longest,
+            Preprocess {
+                resize: ResizeMode::Longest { fill: [0; 3] },
+                ..longest
+            },
+        ];
+        let texts: std::collections::HashSet<String> =
+            variants.iter().map(Preprocess::describe).collect();
+        assert_eq!(texts.len(), variants.len());
+    }
+
+    #[test]
+    fn longest_sizes_round_half_to_even() {
+        // round(side / max(h / n, w / n)): 451x300 -> 224 x round(148.98) = 149.
+        assert_eq!(keep_ratio_longest_size(451, 300, 224), (224, 149));
+        assert_eq!(keep_ratio_longest_size(240, 560, 224), (96, 224));
+        assert_eq!(keep_ratio_longest_size(1500, 60, 32), (32, 1));
+        assert_eq!(keep_ratio_longest_size(7, 5, 32), (32, 23));
+        assert_eq!(keep_ratio_longest_size(1, 1, 224), (224, 224));
+        // Ties: 3 * 4 / 8 = 1.5 -> 2 and 5 * 4 / 8 = 2.5 -> 2, as Python's round.
+        assert_eq!(keep_ratio_longest_size(8, 3, 4), (4, 2));
+        assert_eq!(keep_ratio_longest_size(5, 8, 4), (2, 4));
+        // Never 0 (the reference would fail).
+        assert_eq!(keep_ratio_longest_size(1, 1000, 32), (1, 32));
+    }
+
+    #[test]
+    fn crop_or_pad_offsets() {
+        // Padding: (n - s) // 2 before, the rest after.
+        assert_eq!(crop_or_pad(149, 224), ((0, 149), 37));
+        assert_eq!(crop_or_pad(150, 224), ((0, 150), 37));
+        assert_eq!(crop_or_pad(1, 32), ((0, 1), 15));
+        // Exact and crop (torchvision's rounding).
+        assert_eq!(crop_or_pad(224, 224), ((0, 224), 0));
+        assert_eq!(crop_or_pad(229, 224), ((2, 224), 0));
+    }
+
+    #[test]
+    fn squash_resizes_both_sides_without_crop() {
+        // A 4x2 image with a distinct left and right half: squashed to 2x2, both halves survive
+        // (a centre crop would keep only the middle).
+        let px = [[0u8, 0, 255, 255]; 2].concat();
+        let img = DecodedImage::new(4, 2, Pixels::L(px)).unwrap();
+        let pre = Preprocess {
+            resize: ResizeMode::Squash,
+            ..Preprocess::clip(2)
+        };
+        let got = pre.rgb_u8(&img);
+        assert!(got.chunks(2).all(|px| px[0] < 64 && px[1] > 192), "{got:?}");
+        // Already n x n: untouched, no resample.
+        let img = DecodedImage::new(2, 2, Pixels::L(vec![1, 2, 3, 4])).unwrap();
+        assert_eq!(pre.rgb_u8(&img), [1, 2, 3, 4].repeat(3));
+    }
+
+    #[test]
+    fn longest_pads_in_the_image_mode() {
+        let longest = |fill| Preprocess {
+            resize: ResizeMode::Longest { fill },
+            ..Preprocess::clip(4)
+        };
+        // 4x2 L image, no resize needed: one row of fill above, one below.
+        let img = DecodedImage::new(4, 2, Pixels::L(vec![9; 8])).unwrap();
+        let want: Vec<u8> = [[128; 4], [9; 4], [9; 4], [128; 4]].concat();
+        assert_eq!(longest([128; 3]).rgb_u8(&img), want.repeat(3));
+        // A palette image is filled with index `fill`, looked up after the padding.
+        let p = Pixels::Palette {
+            indices: vec![0; 8],
+            palette: vec![[1, 2, 3], [40, 50, 60]],
+        };
+        let img = DecodedImage::new(2, 4, p).unwrap();
+        let got = longest([1; 3]).rgb_u8(&img);
+        assert_eq!(&got[..4], &[40, 1, 1, 40]);
+        assert_eq!(&got[16..20], &[50, 2, 2, 50]);
+        // CMYK is filled with (f, f, f, f), which is not grey once converted.
+        let img = DecodedImage::new(4, 2, Pixels::Cmyk(vec![0; 32])).unwrap();
+        assert_eq!(longest([128; 3]).rgb_u8(&img)[0], 63);
+        // A colour fill on RGB pads with the colour.
+        let img = DecodedImage::new(4, 2, Pixels::Rgb(vec![0; 24])).unwrap();
+        let got = longest([10, 20, 30]).rgb_u8(&img);
+        assert_eq!((got[0], got[16], got[32]), (10, 20, 30));
+    }
+
+    #[test]
+    fn white_first_changes_only_transparent_images() {
+        let white_first = Preprocess {
+            rgb: RgbConversion::BeforeResizeOnWhite,
+            ..Preprocess::clip(2)
+        };
+        // Transparent pixels: black after resizing RGBa, white when composited first.
+        let img = DecodedImage::new(3, 3, Pixels::Rgba([255, 255, 255, 0].repeat(9))).unwrap();
+        assert!(Preprocess::clip(2).rgb_u8(&img).iter().all(|&v| v == 0));
+        assert!(white_first.rgb_u8(&img).iter().all(|&v| v == 255));
+        // Opaque images give the same bytes either way.
+        let px: Vec<u8> = (0..27).map(|v| (v * 9) as u8).collect();
+        let img = DecodedImage::new(3, 3, Pixels::Rgb(px)).unwrap();
+        assert_eq!(white_first.rgb_u8(&img), Preprocess::clip(2).rgb_u8(&img));
+        // Palette transparency counts only with this conversion.
+        let p = Pixels::Palette {
+            indices: vec![0, 1, 1, 0],
+            palette: vec![[0, 0, 0], [9, 9, 9]],
+        };
+        let img = DecodedImage::new(2, 2, p)
+            .unwrap()
+            .with_palette_alpha(vec![0]);
+        assert_eq!(white_first.rgb_u8(&img), [255, 9, 9, 255].repeat(3));
+        assert_eq!(Preprocess::clip(2).rgb_u8(&img), [0, 9, 9, 0].repeat(3));
+    }
+
+    #[test]
     fn normalisation_in_f32() {
         let img = DecodedImage::new(1, 1, Pixels::Rgb(vec![0, 128, 255])).unwrap();
         let t = preprocess(&img, 1, &Normalization::default());
