@@ -102,3 +102,39 @@ fn tiny_siglip1_spm() {
         },
     );
 }
+
+/// `open_clip_config.json` `preprocess_cfg`: resize_mode "squash", interpolation "bilinear",
+/// mean/std 0.5 (open_clip's `image_transform`: `Resize((n, n))`, then `convert("RGB")`).
+#[test]
+fn tiny_openclip_squash() {
+    check(
+        "tiny-openclip-squash",
+        &Preprocess {
+            resolution: N,
+            resize: ResizeMode::Squash,
+            interpolation: Interpolation::Bilinear,
+            rgb: RgbConversion::AfterResize,
+            normalization: HALF,
+        },
+    );
+}
+
+/// `open_clip_config.json` `preprocess_cfg`: resize_mode "longest", interpolation "bicubic",
+/// fill_color 128, ImageNet mean/std (`ResizeKeepRatio(n, longest=1)`,
+/// `CenterCropOrPad(n, fill=128)`, then `convert("RGB")`).
+#[test]
+fn tiny_openclip_longest() {
+    check(
+        "tiny-openclip-longest",
+        &Preprocess {
+            resolution: N,
+            resize: ResizeMode::Longest { fill: [128; 3] },
+            interpolation: Interpolation::Bicubic,
+            rgb: RgbConversion::AfterResize,
+            normalization: Normalization {
+                mean: [0.485, 0.456, 0.406],
+                std: [0.229, 0.224, 0.225],
+            },
+        },
+    );
+}
