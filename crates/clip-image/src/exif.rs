@@ -83,6 +83,7 @@ pub(crate) fn apply(img: DecodedImage, o: u16) -> DecodedImage {
     let (uw, uh) = (w as usize, h as usize);
     let (nw, nh) = if o >= 5 { (h, w) } else { (w, h) };
     let c = img.mode().channels();
+    let alpha = img.palette_alpha().map(<[u8]>::to_vec);
     let pixels = match img.into_pixels() {
         Pixels::Rgb(v) => Pixels::Rgb(reorient(&v, c, uw, uh, o)),
         Pixels::Rgba(v) => Pixels::Rgba(reorient(&v, c, uw, uh, o)),
@@ -96,7 +97,11 @@ pub(crate) fn apply(img: DecodedImage, o: u16) -> DecodedImage {
             palette,
         },
     };
-    DecodedImage::new(nw, nh, pixels).expect("reorientation keeps the sample count")
+    let out = DecodedImage::new(nw, nh, pixels).expect("reorientation keeps the sample count");
+    match alpha {
+        Some(a) => out.with_palette_alpha(a),
+        None => out,
+    }
 }
 
 #[cfg(test)]

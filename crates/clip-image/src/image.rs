@@ -159,6 +159,7 @@ pub struct DecodedImage {
     width: u32,
     height: u32,
     pixels: Pixels,
+    palette_alpha: Option<Vec<u8>>,
 }
 
 impl DecodedImage {
@@ -191,7 +192,26 @@ impl DecodedImage {
             width,
             height,
             pixels,
+            palette_alpha: None,
         })
+    }
+
+    /// Attaches a palette image's transparency (PNG `tRNS`, Pillow's `info["transparency"]`): the
+    /// alpha of each palette entry in index order; entries past the end are opaque, as after
+    /// Pillow's `putpalettealphas`. CLIP's own transform ignores it (`convert("RGB")` drops
+    /// transparency), but transforms that composite onto white before resizing need it. Ignored
+    /// (dropped) for modes other than `P`; at most 256 values are kept.
+    pub fn with_palette_alpha(mut self, mut alpha: Vec<u8>) -> Self {
+        if matches!(self.pixels, Pixels::Palette { .. }) {
+            alpha.truncate(256);
+            self.palette_alpha = Some(alpha);
+        }
+        self
+    }
+
+    /// The palette transparency attached by [`with_palette_alpha`](Self::with_palette_alpha).
+    pub fn palette_alpha(&self) -> Option<&[u8]> {
+        self.palette_alpha.as_deref()
     }
 
     /// Width in pixels (at least 1).

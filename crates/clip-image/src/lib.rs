@@ -6,6 +6,11 @@
 //! ([`Pixels`]), and the transform follows Pillow per mode (see `docs/REFERENCE_NOTES.md`,
 //! "Image preprocessing").
 //!
+//! Other model families describe their preprocessing with the same [`Preprocess`]: open_clip's
+//! resize modes ([`ResizeMode::Squash`], [`ResizeMode::Longest`] with padding), Pillow's bilinear
+//! filter, and transformers' conversion to RGB over white before the resize
+//! ([`RgbConversion::BeforeResizeOnWhite`]), each bit-identical with its reference.
+//!
 //! ```no_run
 //! use clip_image::{decode_file, preprocess, DecodeOptions, Normalization};
 //! let img = decode_file("cat.jpg".as_ref(), &DecodeOptions::default())?;
@@ -32,5 +37,6 @@ pub use decode::{
 pub use error::{ImageError, ImageFormat};
 pub use image::{DecodedImage, Mode, Pixels, PixelsError};
 pub use transform::{
-    center_crop_offsets, preprocess, resize_crop_rgb, resized_size, Normalization, Preprocess,
+    center_crop_offsets, keep_ratio_longest_size, preprocess, resize_crop_rgb, resized_size,
+    Interpolation, Normalization, Preprocess, ResizeMode, RgbConversion,
 };

@@ -1,5 +1,5 @@
-//! Pillow's resamplers, bit-exact: bicubic (`Resample.c`, fixed point for 8-bit bands, double for
-//! `I;16`) and nearest (`Geometry.c ImagingScaleAffine`, forced by Pillow for modes `P` and `1`).
+//! Pillow's resamplers, bit-exact: bicubic and bilinear (`Resample.c`, one convolution path
+//! parameterised by the filter; fixed point for 8-bit bands, double for `I;16`) and nearest (`Geometry.c ImagingScaleAffine`, forced by Pillow for modes `P` and `1`).
 //!
 //! Every output sample depends only on its own filter window, so we compute just the window of the
 //! resized image that the center crop keeps (and, for the first pass, just the source rows or
@@ -40,6 +40,42 @@ fn bicubic(x: f64) -> f64 {
     }
 }
 
+/// Triangle filter (`bilinear_filter` in Resample.c); support 1.
+fn triangle(x: f64) -> f64 {
+    let x = x.abs();
+    if x < 1.0 {
+        1.0 - x
+    } else {
+        0.0
+    }
+}
+
+/// The convolution filters of `Resample.c` that the transforms use. Both go through the same
+/// coefficient and accumulation code; only the kernel and its support differ.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Filter {
+    /// `Image.BICUBIC`: Keys cubic, a = -0.5, support 2.
+    Bicubic,
+    /// `Image.BILINEAR`: triangle, support 1 (antialiased when shrinking, like every filter).
+    Bilinear,
+}
+
+impl Filter {
+    fn support(self) -> f64 {
+        match self {
+            Filter::Bicubic => 2.0,
+            Filter::Bilinear => 1.0,
+        }
+    }
+
+    fn eval(self, x: f64) -> f64 {
+        match self {
+            Filter::Bicubic => bicubic(x),
+            Filter::Bilinear => triangle(x),
+        }
+    }
+}
+
 /// Filter windows of one axis for the output positions in `outputs`: for each, the first source
 /// index and the number of taps, plus `ksize` weights per position (zero-padded).
 pub(crate) struct Coeffs<W> {
@@ -75,10 +111,15 @@ impl<W: Copy> Coeffs<W> {
 
 /// `precompute_coeffs` of Resample.c (box = whole image) for the output positions in `outputs`,
 /// with weights normalised by their sum in double precision.
-fn precompute(in_size: usize, out_size: usize, outputs: Range<usize>) -> Coeffs<f64> {
+fn precompute(
+    filter: Filter,
+    in_size: usize,
+    out_size: usize,
+    outputs: Range<usize>,
+) -> Coeffs<f64> {
     let scale = in_size as f64 / out_size as f64;
     let filterscale = scale.max(1.0);
-    let support = 2.0 * filterscale;
+    let support = filter.support() * filterscale;
     let ksize = support.ceil() as usize * 2 + 1;
     let inv = 1.0 / filterscale;
     let n = outputs.len();
@@ -98,7 +139,7 @@ fn precompute(in_size: usize, out_size: usize, outputs: Range<usize>) -> Coeffs<
         let w = &mut c.weights[i * ksize..i * ksize + taps];
         let mut total = 0.0;
         for (x, slot) in w.iter_mut().enumerate() {
-            let v = bicubic(((x + xmin) as f64 - center + 0.5) * inv);
+            let v = filter.eval(((x + xmin) as f64 - center + 0.5) * inv);
             *slot = v;
             total += v;
         }
@@ -117,7 +158,12 @@ fn precompute(in_size: usize, out_size: usize, outputs: Range<usize>) -> Coeffs<
 pub(crate) trait Sample: Copy + Default {
     type Weight: Copy;
     type Acc: Copy;
-    fn coeffs(in_size: usize, out_size: usize, outputs: Range<usize>) -> Coeffs<Self::Weight>;
+    fn coeffs(
+        filter: Filter,
+        in_size: usize,
+        out_size: usize,
+        outputs: Range<usize>,
+    ) -> Coeffs<Self::Weight>;
     fn start() -> Self::Acc;
     fn mac(acc: Self::Acc, s: Self, w: Self::Weight) -> Self::Acc;
     fn finish(acc: Self::Acc) -> Self;
@@ -146,8 +192,13 @@ impl Sample for u8 {
     type Weight = i32;
     type Acc = i32;
 
-    fn coeffs(in_size: usize, out_size: usize, outputs: Range<usize>) -> Coeffs<i32> {
-        let c = precompute(in_size, out_size, outputs);
+    fn coeffs(
+        filter: Filter,
+        in_size: usize,
+        out_size: usize,
+        outputs: Range<usize>,
+    ) -> Coeffs<i32> {
+        let c = precompute(filter, in_size, out_size, outputs);
         let one = (1u32 << PRECISION_BITS) as f64;
         let weights = c
             .weights
@@ -207,8 +258,13 @@ impl Sample for u16 {
     type Weight = f64;
     type Acc = f64;
 
-    fn coeffs(in_size: usize, out_size: usize, outputs: Range<usize>) -> Coeffs<f64> {
-        precompute(in_size, out_size, outputs)
+    fn coeffs(
+        filter: Filter,
+        in_size: usize,
+        out_size: usize,
+        outputs: Range<usize>,
+    ) -> Coeffs<f64> {
+        precompute(filter, in_size, out_size, outputs)
     }
 
     #[inline(always)]
@@ -401,10 +457,11 @@ pub(crate) fn vertical_first(in_w: usize, in_h: usize, out_w: usize, out_h: usiz
     out_h < in_h && (in_h - out_h) > 2 * (in_w - out_w)
 }
 
-/// Bicubic resize of an interleaved `in_w x in_h x channels` buffer to `out_w x out_h`, returning
+/// Resize (with `filter`) of an interleaved `in_w x in_h x channels` buffer to `out_w x out_h`, returning
 /// only `win` (a rectangle inside the output) as `win.width x win.height x channels`.
 /// A pass whose dimension does not change is skipped, as in Pillow.
-pub(crate) fn bicubic_window<S: Sample>(
+pub(crate) fn resample_window<S: Sample>(
+    filter: Filter,
     data: &[S],
     channels: usize,
     (in_w, in_h): (usize, usize),
@@ -418,8 +475,8 @@ pub(crate) fn bicubic_window<S: Sample>(
     };
     let need_h = in_w != out_w;
     let need_v = in_h != out_h;
-    let kh = need_h.then(|| S::coeffs(in_w, out_w, win.cols()));
-    let kv = need_v.then(|| S::coeffs(in_h, out_h, win.rows()));
+    let kh = need_h.then(|| S::coeffs(filter, in_w, out_w, win.cols()));
+    let kv = need_v.then(|| S::coeffs(filter, in_h, out_h, win.rows()));
     if vertical_first(in_w, in_h, out_w, out_h) {
         let cols = kh.as_ref().map_or(win.cols(), Coeffs::span);
         let tmp = match &kv {
@@ -511,13 +568,14 @@ pub(crate) mod tests {
     /// image, always both coefficient tables for the full output, explicit pass order. The
     /// production code must agree with it on every window.
     pub(crate) fn spec_resize<S: Sample>(
+        filter: Filter,
         data: &[S],
         c: usize,
         (w, h): (usize, usize),
         (ow, oh): (usize, usize),
     ) -> Vec<S> {
         let pass_h = |d: &[S], w: usize, h: usize| {
-            let k = S::coeffs(w, ow, 0..ow);
+            let k = S::coeffs(filter, w, ow, 0..ow);
             let mut out = Vec::new();
             for y in 0..h {
                 for x in 0..ow {
@@ -534,7 +592,7 @@ pub(crate) mod tests {
             out
         };
         let pass_v = |d: &[S], w: usize, h: usize| {
-            let k = S::coeffs(h, oh, 0..oh);
+            let k = S::coeffs(filter, h, oh, 0..oh);
             let mut out = Vec::new();
             for y in 0..oh {
                 let (s, wk) = k.taps(y);
@@ -620,10 +678,10 @@ pub(crate) mod tests {
             width: ow,
             height: oh,
         };
-        let got = bicubic_window(&data, 3, (w, h), (ow, oh), full);
+        let got = resample_window(Filter::Bicubic, &data, 3, (w, h), (ow, oh), full);
         // Horizontal-then-vertical, by hand.
-        let kh = u8::coeffs(w, ow, 0..ow);
-        let kv = u8::coeffs(h, oh, 0..oh);
+        let kh = u8::coeffs(Filter::Bicubic, w, ow, 0..ow);
+        let kv = u8::coeffs(Filter::Bicubic, h, oh, 0..oh);
         let src = Plane {
             data: &data,
             width: w,
@@ -653,7 +711,10 @@ pub(crate) mod tests {
         );
         assert_ne!(hv, vh, "pattern should expose the pass order");
         assert_eq!(got, vh);
-        assert_eq!(got, spec_resize(&data, 3, (w, h), (ow, oh)));
+        assert_eq!(
+            got,
+            spec_resize(Filter::Bicubic, &data, 3, (w, h), (ow, oh))
+        );
     }
 
     #[test]
@@ -661,10 +722,15 @@ pub(crate) mod tests {
         let mut rng = Rng::new(1234);
         for case in 0..300 {
             let c = 1 + case % 4;
+            let filter = if case % 2 == 0 {
+                Filter::Bicubic
+            } else {
+                Filter::Bilinear
+            };
             let (w, h) = (1 + rng.below(89), 1 + rng.below(89));
             let (ow, oh) = (1 + rng.below(199), 1 + rng.below(199));
             let data: Vec<u8> = (0..w * h * c).map(|_| rng.next() as u8).collect();
-            let full = spec_resize(&data, c, (w, h), (ow, oh));
+            let full = spec_resize(filter, &data, c, (w, h), (ow, oh));
             let (ww, wh) = (1 + rng.below(ow), 1 + rng.below(oh));
             let win = Window {
                 left: rng.below(ow - ww + 1),
@@ -672,11 +738,11 @@ pub(crate) mod tests {
                 width: ww,
                 height: wh,
             };
-            let got = bicubic_window(&data, c, (w, h), (ow, oh), win);
+            let got = resample_window(filter, &data, c, (w, h), (ow, oh), win);
             assert_eq!(
                 got,
                 window_of(&full, c, ow, win),
-                "case {case}: {w}x{h}x{c} -> {ow}x{oh} {win:?}"
+                "case {case}: {filter:?} {w}x{h}x{c} -> {ow}x{oh} {win:?}"
             );
         }
     }
@@ -694,7 +760,7 @@ pub(crate) mod tests {
                 width: w,
                 channels: c,
             };
-            let k = u8::coeffs(w, out, 0..out);
+            let k = u8::coeffs(Filter::Bicubic, w, out, 0..out);
             assert_eq!(
                 u8::horizontal(&src, 0..h, &k, 0),
                 horizontal(&src, 0..h, &k, 0),
@@ -715,7 +781,7 @@ pub(crate) mod tests {
             let (w, h) = (1 + rng.below(60), 1 + rng.below(60));
             let (ow, oh) = (1 + rng.below(120), 1 + rng.below(120));
             let data: Vec<u16> = (0..w * h).map(|_| rng.next() as u16).collect();
-            let full = spec_resize(&data, 1, (w, h), (ow, oh));
+            let full = spec_resize(Filter::Bicubic, &data, 1, (w, h), (ow, oh));
             let win = Window {
                 left: 0,
                 top: 0,
@@ -723,7 +789,7 @@ pub(crate) mod tests {
                 height: oh,
             };
             assert_eq!(
-                bicubic_window(&data, 1, (w, h), (ow, oh), win),
+                resample_window(Filter::Bicubic, &data, 1, (w, h), (ow, oh), win),
                 full,
                 "case {case}"
             );
@@ -733,7 +799,7 @@ pub(crate) mod tests {
     #[test]
     fn fixed_point_coefficients_follow_pillow() {
         // Upscale 2 -> 4: centres 0.25, 0.75, 1.25, 1.75; every window is clamped to [0, 2).
-        let k = u8::coeffs(2, 4, 0..4);
+        let k = u8::coeffs(Filter::Bicubic, 2, 4, 0..4);
         for i in 0..4 {
             let (s, w) = k.taps(i);
             assert_eq!(s, 0);
@@ -749,9 +815,38 @@ pub(crate) mod tests {
             width: 11,
             height: 7,
         };
-        assert!(bicubic_window(&data, 1, (5, 3), (11, 7), win)
-            .iter()
-            .all(|&v| v == 77));
+        assert!(
+            resample_window(Filter::Bicubic, &data, 1, (5, 3), (11, 7), win)
+                .iter()
+                .all(|&v| v == 77)
+        );
+    }
+
+    #[test]
+    fn bilinear_matches_pillow() {
+        // `Image.fromarray(row, "L").resize((w, 1), Image.BILINEAR)` with Pillow 13.0.0.
+        let row = [0u8, 100, 200, 255, 10, 90, 30];
+        let cases: [(usize, &[u8]); 4] = [
+            (3, &[86, 166, 51]),
+            (2, &[124, 92]),
+            (5, &[33, 156, 200, 46, 50]),
+            (11, &[0, 45, 109, 173, 220, 255, 99, 32, 83, 57, 30]),
+        ];
+        for (w, want) in cases {
+            let win = Window {
+                left: 0,
+                top: 0,
+                width: w,
+                height: 1,
+            };
+            let got = resample_window(Filter::Bilinear, &row, 1, (7, 1), (w, 1), win);
+            assert_eq!(got, want, "7 -> {w}");
+        }
+        // Support 1 per unit of scale: a 2x shrink reads 4 taps, a 2x enlargement at most 2.
+        let k = u8::coeffs(Filter::Bilinear, 8, 4, 0..4);
+        assert!((0..4).all(|i| k.taps(i).1.len() <= 4));
+        let k = u8::coeffs(Filter::Bilinear, 4, 8, 0..8);
+        assert!((0..8).all(|i| k.taps(i).1.iter().filter(|&&w| w != 0).count() <= 2));
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! (grown to hold the frame if it sticks out), filled with the frame's transparent index (or 0)
 //! and the frame's indices pasted at its offset. Mode `P` with the local palette, else the global
 //! one; mode `L` when there is no palette or it is the identity gray ramp (Pillow drops those).
+//! A `P` frame's transparent index is kept as palette alpha (Pillow's `info["transparency"]`).
 
 use std::num::NonZeroU64;
 
@@ -52,7 +53,8 @@ pub(crate) fn decode(
     let (fw, fh) = (u32::from(frame.width), u32::from(frame.height));
     let (w, h) = (screen_w.max(left + fw), screen_h.max(top + fh));
     src.check_size(u64::from(w), u64::from(h), opts.max_pixels)?;
-    let fill = frame.transparent.unwrap_or(0);
+    let transparent = frame.transparent;
+    let fill = transparent.unwrap_or(0);
     let palette = match &frame.palette {
         Some(local) => palette_needed(local).then(|| local.clone()),
         None => global.filter(|g| palette_needed(g)),
@@ -70,6 +72,16 @@ pub(crate) fn decode(
             canvas[off..off + ufw].copy_from_slice(row);
         }
     }
+    let palette_alpha = match (&palette, transparent) {
+        // Pillow keeps the transparent index as `info["transparency"]`: that entry alone is
+        // transparent when the image goes to RGBA.
+        (Some(_), Some(t)) => {
+            let mut alpha = vec![255u8; usize::from(t) + 1];
+            alpha[usize::from(t)] = 0;
+            Some(alpha)
+        }
+        _ => None,
+    };
     let pixels = match palette {
         Some(p) => Pixels::Palette {
             indices: canvas,
@@ -81,7 +93,11 @@ pub(crate) fn decode(
         },
         None => Pixels::L(canvas),
     };
-    Ok(Decoded::plain(image(src, w, h, pixels)?))
+    let image = image(src, w, h, pixels)?;
+    Ok(Decoded::plain(match palette_alpha {
+        Some(alpha) => image.with_palette_alpha(alpha),
+        None => image,
+    }))
 }
 
 #[cfg(test)]

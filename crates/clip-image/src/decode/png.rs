@@ -1,6 +1,7 @@
 //! PNG via the `png` crate with no transformations, mapped to the modes of Pillow's
 //! `PngImagePlugin._MODES` (palette kept as `P`, 1-bit gray as `1`, 16-bit gray as `I;16`, other
-//! 16-bit images reduced to their high bytes, 2/4-bit gray scaled to 8 bits, tRNS ignored).
+//! 16-bit images reduced to their high bytes, 2/4-bit gray scaled to 8 bits). A palette image's tRNS is kept
+//! beside the pixels ([`crate::DecodedImage::palette_alpha`]); colour-key tRNS is ignored.
 
 use std::io::Cursor;
 
@@ -169,10 +170,17 @@ pub(crate) fn decode(
     } else {
         None
     };
-    Ok(Decoded {
-        image: image(src, w, h, pixels)?,
-        orientation,
-    })
+    // Pillow keeps a palette image's tRNS as `info["transparency"]` (one alpha per entry).
+    // Colour-key tRNS of gray and RGB images is not kept.
+    let palette_alpha = match out.color_type {
+        ColorType::Indexed => reader.info().trns.as_deref().map(<[u8]>::to_vec),
+        _ => None,
+    };
+    let mut image = image(src, w, h, pixels)?;
+    if let Some(alpha) = palette_alpha {
+        image = image.with_palette_alpha(alpha);
+    }
+    Ok(Decoded { image, orientation })
 }
 
 #[cfg(test)]
