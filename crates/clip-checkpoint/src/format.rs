@@ -7,8 +7,8 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use crate::safetensors_file::read_safetensors;
-use crate::{huggingface, names, openclip, torch_legacy, torch_zip};
-use crate::{ArchHints, Checkpoint, CheckpointError, StateDict};
+use crate::{huggingface, names, openclip, siglip, torch_legacy, torch_zip};
+use crate::{ArchHints, Checkpoint, CheckpointError, Family, StateDict, TokenizerSource};
 
 /// The on-disk formats we read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -21,7 +21,7 @@ pub enum CheckpointFormat {
     TorchScript,
     /// Pre-zip `torch.save` file (torch < 1.6): pickles followed by raw storages.
     TorchLegacy,
-    /// Hugging Face `CLIPModel` folder.
+    /// Hugging Face folder (`CLIPModel` or `SiglipModel`).
     HuggingFace,
     /// OpenCLIP folder (`open_clip_config.json` + weights).
     OpenClip,
@@ -32,6 +32,23 @@ pub(crate) struct Loaded {
     pub format: CheckpointFormat,
     pub state: StateDict,
     pub hints: ArchHints,
+    pub family: Family,
+    pub preprocess: Option<clip_image::Preprocess>,
+    pub tokenizer: TokenizerSource,
+}
+
+impl Loaded {
+    /// A CLIP checkpoint with CLIP's tokenizer and the preprocessing its weights imply.
+    pub(crate) fn clip(format: CheckpointFormat, state: StateDict, hints: ArchHints) -> Self {
+        Self {
+            format,
+            state,
+            hints,
+            family: Family::Clip,
+            preprocess: None,
+            tokenizer: TokenizerSource::Clip,
+        }
+    }
 }
 
 /// Loads any supported checkpoint (file or folder), detecting the format from its content.
@@ -44,11 +61,7 @@ pub fn load_checkpoint(path: &Path) -> Result<Checkpoint, CheckpointError> {
         load_folder(path)?
     } else {
         let (format, state) = read_file(path)?;
-        Loaded {
-            format,
-            state,
-            hints: ArchHints::default(),
-        }
+        Loaded::clip(format, state, ArchHints::default())
     };
     let state = names::to_openai(path, loaded.state)?;
     if state.is_empty() {
@@ -62,6 +75,9 @@ pub fn load_checkpoint(path: &Path) -> Result<Checkpoint, CheckpointError> {
         format: loaded.format,
         state,
         hints: loaded.hints,
+        family: loaded.family,
+        preprocess: loaded.preprocess,
+        tokenizer: loaded.tokenizer,
     })
 }
 
@@ -71,7 +87,19 @@ fn load_folder(dir: &Path) -> Result<Loaded, CheckpointError> {
     if dir.join(openclip::CONFIG).is_file() {
         return openclip::load(dir);
     }
-    if dir.join("config.json").is_file() {
+    let config = dir.join("config.json");
+    if config.is_file() {
+        let json = read_json(&config)?;
+        if siglip::is_siglip(&json) {
+            return siglip::load(dir, &json);
+        }
+        if json.get("model_type").and_then(serde_json::Value::as_str) == Some("siglip2") {
+            return Err(CheckpointError::invalid(
+                &config,
+                "SigLIP 2 NaFlex (model_type \"siglip2\", variable patch grids) is not supported; \
+                 the fixed-resolution SigLIP 2 releases (model_type \"siglip\") are",
+            ));
+        }
         return huggingface::load(dir);
     }
     if huggingface::WEIGHTS.iter().any(|w| dir.join(w).is_file()) {

@@ -28,11 +28,7 @@ pub(crate) fn load(dir: &Path) -> Result<Loaded, CheckpointError> {
     } else {
         read_file(&weights)?.1
     };
-    Ok(Loaded {
-        format: CheckpointFormat::HuggingFace,
-        state,
-        hints,
-    })
+    Ok(Loaded::clip(CheckpointFormat::HuggingFace, state, hints))
 }
 
 /// A sharded checkpoint: `{"weight_map": {tensor: shard file}}`; every shard is read and merged.
@@ -87,12 +83,12 @@ fn hints(config: &Value) -> Result<ArchHints, String> {
         merged
     };
     let (text, vision) = (tower("text_config"), tower("vision_config"));
-    let activation = |cfg: &Map<String, Value>| match cfg.get("hidden_act").map(|v| v.as_str()) {
-        None | Some(Some("quick_gelu")) => Ok(Activation::QuickGelu),
-        Some(Some("gelu")) => Ok(Activation::Gelu),
-        other => Err(format!(
-            "unsupported hidden_act {other:?} (quick_gelu or gelu)"
-        )),
+    let activation = |cfg: &Map<String, Value>| match cfg.get("hidden_act") {
+        None => Ok(Activation::QuickGelu),
+        Some(v) => v
+            .as_str()
+            .and_then(Activation::from_hf)
+            .ok_or(format!("unsupported hidden_act {v}")),
     };
     let (text_act, vision_act) = (activation(&text)?, activation(&vision)?);
     if text_act != vision_act {
@@ -108,18 +104,29 @@ fn hints(config: &Value) -> Result<ArchHints, String> {
             .map(|h| h as usize)
             .ok_or(format!("bad num_attention_heads {v}")),
     };
+    let eps = |cfg: &Map<String, Value>| match cfg.get("layer_norm_eps") {
+        None => Ok(1e-5),
+        Some(v) => v
+            .as_f64()
+            .filter(|e| e.is_finite() && *e > 0.0)
+            .ok_or(format!("bad layer_norm_eps {v}")),
+    };
+    let layer_norm_eps = eps(&text)?;
+    if eps(&vision)? != layer_norm_eps {
+        return Err("text and vision towers use different layer_norm_eps".into());
+    }
     Ok(ArchHints {
         activation: text_act,
         vision_heads: Some(heads(&vision, 12)?),
         text_heads: Some(heads(&text, 8)?),
+        layer_norm_eps,
+        ..ArchHints::default()
     })
 }
 
 /// Whether a name is in Hugging Face's layout (then the whole state dict is mapped).
 pub(crate) fn is_hf_name(name: &str) -> bool {
-    name.starts_with("text_model.")
-        || name.starts_with("vision_model.")
-        || matches!(name, "text_projection.weight" | "visual_projection.weight")
+    name.starts_with("text_model.") || name.starts_with("vision_model.")
 }
 
 /// What becomes of one Hugging Face tensor.
@@ -354,7 +361,8 @@ mod tests {
             ArchHints {
                 activation: Activation::QuickGelu,
                 vision_heads: Some(12),
-                text_heads: Some(1)
+                text_heads: Some(1),
+                ..ArchHints::default()
             }
         );
         let cfg = serde_json::json!({"text_config": {"hidden_act": "gelu"}, "vision_config": {"hidden_act": "gelu"},
@@ -364,7 +372,8 @@ mod tests {
             ArchHints {
                 activation: Activation::Gelu,
                 vision_heads: Some(16),
-                text_heads: Some(8)
+                text_heads: Some(8),
+                ..ArchHints::default()
             }
         );
         assert!(

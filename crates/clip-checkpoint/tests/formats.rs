@@ -42,7 +42,8 @@ fn committed_tiny_vit_loads_with_openai_defaults() {
         ArchHints {
             activation: Activation::QuickGelu,
             vision_heads: None,
-            text_heads: None
+            text_heads: None,
+            ..ArchHints::default()
         }
     );
     assert_eq!(ckpt.state.len(), 62);
@@ -99,7 +100,8 @@ fn hugging_face_folder_falls_back_to_pytorch_model_bin() {
         ArchHints {
             activation: Activation::QuickGelu,
             vision_heads: Some(2),
-            text_heads: Some(1)
+            text_heads: Some(1),
+            ..ArchHints::default()
         }
     );
     assert_same(
@@ -118,7 +120,8 @@ fn hugging_face_hints_come_from_config() {
         ArchHints {
             activation: Activation::QuickGelu,
             vision_heads: Some(2),
-            text_heads: Some(1)
+            text_heads: Some(1),
+            ..ArchHints::default()
         }
     );
 }
@@ -177,7 +180,8 @@ fn openclip_folder_gives_gelu_and_config_heads() {
         ArchHints {
             activation: Activation::Gelu,
             vision_heads: Some(2),
-            text_heads: Some(1)
+            text_heads: Some(1),
+            ..ArchHints::default()
         }
     );
     let vit = load(&models.join("tiny-vit/tiny-vit.safetensors"));

@@ -61,7 +61,7 @@ const CAPTIONS: [&str; 32] = [
 #[derive(Debug, Clone)]
 pub struct BenchConfig {
     /// Architecture: RN50, RN101, RN50x4, RN50x16, RN50x64, ViT-B/32, ViT-B/16, ViT-L/14,
-    /// ViT-L/14@336px.
+    /// ViT-L/14@336px, siglip2-base-patch16-224.
     pub arch: String,
     /// The text tower instead of the image tower.
     pub text: bool,

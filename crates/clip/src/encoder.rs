@@ -5,10 +5,10 @@
 use std::path::{Path, PathBuf};
 
 use candle_core::{Device, Tensor};
-use clip_checkpoint::load_checkpoint;
+use clip_checkpoint::{load_checkpoint, Family, TokenizerSource};
 use clip_image::{DecodedImage, Preprocess};
 use clip_kernels::{runs_packed, Isa, Precision};
-use clip_tokenizer::{Overflow, Tokenizer};
+use clip_tokenizer::{Overflow, TextTokenizer, Tokenizer};
 
 use crate::embeddings::Embeddings;
 use crate::model::{ClipModel, LoadOptions, Towers};
@@ -19,31 +19,16 @@ use crate::ClipError;
 /// enough that a ViT-L/14 batch fits comfortably in memory.
 pub const DEFAULT_BATCH_SIZE: usize = 32;
 
-/// The model family a checkpoint belongs to: which reference package defines its numbers.
-/// Every family-specific choice (tokenizer, preprocessing, logit function) is read from the
-/// loaded model ([`Clip::preprocessing`], [`Clip::scoring`], [`Clip::tokenize`]), never decided
-/// downstream by matching on this value; it is here to be shown and to key embedding spaces.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Family {
-    /// CLIP's architecture (`clip/model.py`): OpenAI's releases and the Hugging Face and OpenCLIP
-    /// folders of the same towers.
-    Clip,
-}
-
-impl Family {
-    /// A short stable name (`clip`), as printed and hashed into fingerprints.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Family::Clip => "clip",
-        }
-    }
-}
-
-/// A loaded CLIP model ready to embed images and texts.
+/// A loaded model (CLIP, OpenCLIP or SigLIP) ready to embed images and texts. Every
+/// family-specific choice lives here, read from the checkpoint: the tokenizer
+/// ([`Clip::tokenize`]), the preprocessing ([`Clip::preprocessing`]) and the logit function
+/// ([`Clip::scoring`]); callers never match on the [`Family`].
 pub struct Clip {
     model: ClipModel,
     source: PathBuf,
     family: Family,
+    /// `None` when the text tower was not built (an image-only load never tokenises).
+    tokenizer: Option<TextTokenizer>,
     preprocessing: Preprocess,
     scoring: Scoring,
     batch_size: usize,
@@ -60,20 +45,44 @@ impl Clip {
     /// As [`Clip::load`], with a precision and a choice of towers ([`LoadOptions`]).
     pub fn load_with(path: impl AsRef<Path>, options: LoadOptions) -> Result<Self, ClipError> {
         let path = path.as_ref();
-        // The tokenizer's tables take a while to build: build them while the weights convert
-        // (an image-only model never tokenises).
-        if options.towers != Towers::Image {
-            std::thread::spawn(Tokenizer::global);
-        }
         let device = Device::Cpu;
         let checkpoint = load_checkpoint(path)?;
+        let text = options.towers != Towers::Image;
+        // CLIP's BPE tables take a while to build: build them while the weights convert.
+        if text && checkpoint.tokenizer == TokenizerSource::Clip {
+            std::thread::spawn(Tokenizer::global);
+        }
         let model = ClipModel::with_options(&checkpoint, &device, options)?;
-        let preprocessing = Preprocess::clip(model.config().image_resolution() as u32);
-        let scoring = Scoring::softmax(model.logit_scale());
+        let resolution = model.config().image_resolution() as u32;
+        let preprocessing = checkpoint
+            .preprocess
+            .unwrap_or_else(|| Preprocess::clip(resolution));
+        if preprocessing.resolution != resolution {
+            return Err(ClipError::Config {
+                path: path.to_path_buf(),
+                reason: format!(
+                    "the preprocessing makes {0}x{0} images but the image tower takes {1}x{1}",
+                    preprocessing.resolution, resolution
+                ),
+            });
+        }
+        let context_length = model.config().text.context_length;
+        let tokenizer = match (&checkpoint.tokenizer, text) {
+            (_, false) => None,
+            (TokenizerSource::Clip, true) => Some(TextTokenizer::clip(context_length)),
+            (TokenizerSource::Folder(dir), true) => {
+                Some(TextTokenizer::from_folder(dir, context_length)?)
+            }
+        };
+        let scoring = match model.logit_bias() {
+            Some(bias) => Scoring::sigmoid(model.logit_scale(), bias),
+            None => Scoring::softmax(model.logit_scale()),
+        };
         Ok(Self {
             model,
             source: path.to_path_buf(),
-            family: Family::Clip,
+            family: checkpoint.family,
+            tokenizer,
             preprocessing,
             scoring,
             batch_size: DEFAULT_BATCH_SIZE,
@@ -152,7 +161,7 @@ impl Clip {
     pub fn embed_dim(&self) -> usize {
         self.model.config().embed_dim
     }
-    /// Tokens per text (77 for every released model).
+    /// Tokens per text (77 for OpenAI's models, 64 for SigLIP's; from the checkpoint).
     pub fn context_length(&self) -> usize {
         self.model.config().text.context_length
     }
@@ -194,9 +203,18 @@ impl Clip {
         Ok(out)
     }
 
-    /// Token ids for one text, padded to the model's context length.
+    /// The model's tokenizer (`None` when loaded without the text tower).
+    pub fn tokenizer(&self) -> Option<&TextTokenizer> {
+        self.tokenizer.as_ref()
+    }
+
+    /// Token ids for one text as the model sees them: the model's tokenizer, padded with its pad
+    /// id to its context length.
     pub fn tokenize(&self, text: &str, overflow: Overflow) -> Result<Vec<u32>, ClipError> {
-        Ok(Tokenizer::global().tokenize(text, self.context_length(), overflow)?)
+        let tokenizer = self.tokenizer.as_ref().ok_or_else(|| {
+            crate::model::ModelError::Input("the model was loaded without its text tower".into())
+        })?;
+        Ok(tokenizer.tokenize(text, overflow)?)
     }
 
     /// Raw `encode_text` outputs (not normalised), in batches. With [`Overflow::Error`] a text longer

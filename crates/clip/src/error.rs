@@ -11,6 +11,17 @@ pub enum ClipError {
     /// An image could not be decoded.
     #[error(transparent)]
     Image(#[from] clip_image::ImageError),
+    /// The checkpoint's tokenizer files could not be read.
+    #[error(transparent)]
+    TokenizerLoad(#[from] clip_tokenizer::LoadError),
+    /// The checkpoint's parts disagree (its preprocessing and its image tower, ...).
+    #[error("{path}: {reason}")]
+    Config {
+        /// The checkpoint.
+        path: std::path::PathBuf,
+        /// What disagrees.
+        reason: String,
+    },
     /// A text could not be tokenised (too long with `Overflow::Error`).
     #[error(transparent)]
     Tokenize(#[from] clip_tokenizer::TokenizeError),

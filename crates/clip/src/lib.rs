@@ -39,9 +39,10 @@ mod error;
 pub mod model;
 mod scoring;
 
+pub use clip_checkpoint::Family;
 pub use clip_kernels::{Isa, Precision};
 pub use embeddings::{dot, normalize, Embeddings};
-pub use encoder::{Clip, Family, DEFAULT_BATCH_SIZE};
+pub use encoder::{Clip, DEFAULT_BATCH_SIZE};
 pub use error::ClipError;
 pub use model::{
     ClipModel, LoadOptions, ModelConfig, ModelError, TextConfig, Towers, VisionConfig,

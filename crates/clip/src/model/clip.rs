@@ -17,7 +17,7 @@ use crate::kernels::{Isa, Precision};
 // One per model: the variants' inline sizes (a few hundred bytes) do not matter.
 #[allow(clippy::large_enum_variant)]
 enum Visual {
-    /// `VisionTransformer` (checkpoints with `visual.proj`).
+    /// `VisionTransformer` (CLIP's, open_clip's and SigLIP's).
     Vit(VisionTransformer),
     /// `ModifiedResNet`.
     ResNet(ModifiedResNet),
@@ -75,6 +75,8 @@ pub struct ClipModel {
     logit_scale: f32,
     /// The checkpoint's `logit_scale` parameter as stored (its `exp()` is `logit_scale`).
     stored_logit_scale: f32,
+    /// SigLIP's `logit_bias` (`None` for softmax-trained models).
+    logit_bias: Option<f32>,
     device: Device,
     options: LoadOptions,
     isa: Isa,
@@ -133,7 +135,12 @@ impl ClipModel {
         };
         let text = match options.towers {
             Towers::Image => None,
-            _ => Some(TextTransformer::load(&w, &config.text, config.activation)?),
+            _ => Some(TextTransformer::load(
+                &w,
+                &config.text,
+                config.activation,
+                config.layer_norm_eps,
+            )?),
         };
         let stored = w.values("logit_scale")?[0];
         let logit_scale = stored.exp(); // torch: logit_scale.exp() in float32
@@ -144,12 +151,18 @@ impl ClipModel {
                 what: "a value whose exponential overflows",
             });
         }
+        let logit_bias = if config.logit_bias {
+            Some(w.values("logit_bias")?[0])
+        } else {
+            None
+        };
         Ok(ClipModel {
             config,
             visual,
             text,
             logit_scale,
             stored_logit_scale: stored,
+            logit_bias,
             device: device.clone(),
             options,
             isa,
@@ -159,14 +172,11 @@ impl ClipModel {
     fn build_visual(w: &Weights, config: &ModelConfig) -> Result<Visual, ModelError> {
         let act = config.activation;
         Ok(match config.vision {
-            VisionConfig::Vit {
-                width,
-                layers,
-                heads,
-                patch,
-                resolution,
-            } => Visual::Vit(VisionTransformer::load(
-                w, width, layers, heads, patch, resolution, act,
+            VisionConfig::Vit { .. } => Visual::Vit(VisionTransformer::load(
+                w,
+                &config.vision,
+                act,
+                config.layer_norm_eps,
             )?),
             VisionConfig::ResNet {
                 layers,
@@ -248,8 +258,8 @@ impl ClipModel {
 
     /// Raw (not normalised) text embeddings `[B, E]` of token ids `[B, L]` (u32 or i64; u8, i16
     /// and i32 are accepted too), `1 <= L <= context_length`, every id `< vocab_size`.
-    /// The features are taken at the position of each row's largest id (the end-of-text token),
-    /// as the reference does.
+    /// The features are taken at the pooled position of each row: CLIP's largest id (the
+    /// end-of-text token), SigLIP's last position, as the family's reference does.
     pub fn encode_text(&self, tokens: &Tensor) -> Result<Tensor, ModelError> {
         let (ctx_len, vocab) = (self.config.text.context_length, self.config.text.vocab_size);
         let dims = tokens.dims();
@@ -318,6 +328,11 @@ impl ClipModel {
     /// The stored `logit_scale` parameter itself (the reference's `model.logit_scale`).
     pub fn stored_logit_scale(&self) -> f32 {
         self.stored_logit_scale
+    }
+
+    /// SigLIP's `logit_bias`, added to every logit (`None` for CLIP's softmax models).
+    pub fn logit_bias(&self) -> Option<f32> {
+        self.logit_bias
     }
 }
 

@@ -3,7 +3,7 @@
 
 use std::collections::BTreeSet;
 
-use clip_checkpoint::{Activation, ArchHints, StateDict};
+use clip_checkpoint::{Activation, ArchHints, StateDict, TextPool, VisionPool};
 
 use super::error::ModelError;
 
@@ -22,6 +22,21 @@ pub enum VisionConfig {
         patch: usize,
         /// Side of the square input image in pixels.
         resolution: usize,
+        /// Hidden width of the blocks' MLP (`4 * width` in CLIP; SigLIP's configs choose).
+        mlp_width: usize,
+        /// Whether a class token leads the patch tokens (CLIP; SigLIP has none).
+        class_token: bool,
+        /// Whether the patch embedding has a bias (SigLIP's `Conv2d` does, CLIP's does not).
+        patch_bias: bool,
+        /// Whether `ln_pre` normalises the tokens before the blocks (open_clip `no_ln_pre`).
+        ln_pre: bool,
+        /// How the tokens become one feature.
+        pool: VitPool,
+        /// Whether `ln_post` comes after pooling (open_clip `final_ln_after_pool`).
+        ln_after_pool: bool,
+        /// Whether the pooled feature is projected by `visual.proj` (CLIP) or is the embedding
+        /// itself (SigLIP's head output).
+        proj: bool,
     },
     /// `ModifiedResNet`: `layers` blocks per stage, stem `width`, attention-pool `heads`.
     ResNet {
@@ -34,6 +49,29 @@ pub enum VisionConfig {
         /// Side of the square input image in pixels.
         resolution: usize,
     },
+}
+
+/// How a ViT's tokens become one feature.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VitPool {
+    /// The class token, or the mean of the patch tokens (open_clip `pool_type`).
+    Token(VisionPool),
+    /// SigLIP's `MultiheadAttentionPoolingHead` (`visual.attn_pool.*`): a learned probe attends
+    /// over the tokens, then a residual MLP; its MLP hidden width.
+    AttentionProbe {
+        /// Hidden width of the head's MLP.
+        mlp_width: usize,
+    },
+}
+
+/// How the pooled text feature becomes the embedding.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TextProjection {
+    /// `x @ text_projection` (`[width, embed]`, no bias): CLIP.
+    Matrix,
+    /// `nn.Linear` `text_projection.weight` `[embed, width]` with a bias: SigLIP's text head,
+    /// open_clip `proj_bias`.
+    Linear,
 }
 
 /// The text tower.
@@ -49,10 +87,18 @@ pub struct TextConfig {
     pub context_length: usize,
     /// Rows of the token embedding; every id must be below it.
     pub vocab_size: usize,
+    /// Hidden width of the blocks' MLP.
+    pub mlp_width: usize,
+    /// Whether position `p` attends to `0..=p` only (CLIP) or to every position (SigLIP).
+    pub causal: bool,
+    /// Which position is pooled.
+    pub pool: TextPool,
+    /// How the pooled feature is projected.
+    pub projection: TextProjection,
 }
 
-/// Everything needed to build a CLIP model.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Everything needed to build a model.
+#[derive(Debug, Clone, PartialEq)]
 pub struct ModelConfig {
     /// The image tower.
     pub vision: VisionConfig,
@@ -62,6 +108,11 @@ pub struct ModelConfig {
     pub embed_dim: usize,
     /// MLP activation of every transformer block (both towers).
     pub activation: Activation,
+    /// Epsilon of every LayerNorm.
+    pub layer_norm_eps: f64,
+    /// Whether the checkpoint has a `logit_bias` (SigLIP's sigmoid loss): logits are
+    /// `scale * cos + bias`, probabilities sigmoids.
+    pub logit_bias: bool,
 }
 
 /// The shape of a tensor, or `NotFound` / wrong rank as errors.
@@ -130,41 +181,69 @@ impl ModelConfig {
     /// The embedding width is read from the image tower's projection (so a wrong
     /// `text_projection` is reported as that tensor's shape error).
     pub fn infer(state: &StateDict, hints: &ArchHints) -> Result<ModelConfig, ModelError> {
-        let (vision, embed_dim) = if state.contains("visual.proj") {
+        let probe = state.contains("visual.attn_pool.probe");
+        let (vision, embed_dim) = if state.contains("visual.proj") || probe {
             const CONV: &str = "[width, 3, patch, patch]";
             let width = dim(state, "visual.conv1.weight", 4, 0, CONV)?;
             let patch = dim(state, "visual.conv1.weight", 4, 3, CONV)?;
             let layers = state
                 .names()
                 .filter(|k| k.starts_with("visual.") && k.ends_with(".attn.in_proj_weight"))
+                .filter(|k| k.starts_with("visual.transformer."))
                 .count();
-            let positions = dim(
-                state,
-                "visual.positional_embedding",
-                2,
-                0,
-                "[grid * grid + 1, width]",
-            )?;
+            let class_token = state.contains("visual.class_embedding");
+            let cls = usize::from(class_token);
+            let pos_shape = if class_token {
+                "[grid * grid + 1, width]"
+            } else {
+                "[grid * grid, width]"
+            };
+            let positions = dim(state, "visual.positional_embedding", 2, 0, pos_shape)?;
             if patch == 0 {
                 let s = shape_of(state, "visual.conv1.weight")?;
                 return Err(ModelError::shape("visual.conv1.weight", s, CONV));
             }
-            if positions < 2 {
+            if positions < cls + 1 {
                 let s = shape_of(state, "visual.positional_embedding")?;
                 return Err(ModelError::shape(
                     "visual.positional_embedding",
                     s,
-                    "[grid * grid + 1, width]",
+                    pos_shape,
                 ));
             }
-            let resolution = patch * round_sqrt(positions - 1);
-            let embed = dim(state, "visual.proj", 2, 1, "[width, embed_dim]")?;
+            let resolution = patch * round_sqrt(positions - cls);
             if layers == 0 {
                 return Err(ModelError::missing(
                     "visual.transformer.resblocks.0.attn.in_proj_weight",
                 ));
             }
+            let mlp_width = dim(
+                state,
+                "visual.transformer.resblocks.0.mlp.c_fc.weight",
+                2,
+                0,
+                "[mlp_width, width]",
+            )?;
             let heads = heads_for("vision transformer", width, hints.vision_heads, width / 64)?;
+            let pool = if probe {
+                VitPool::AttentionProbe {
+                    mlp_width: dim(
+                        state,
+                        "visual.attn_pool.mlp.c_fc.weight",
+                        2,
+                        0,
+                        "[mlp_width, width]",
+                    )?,
+                }
+            } else {
+                VitPool::Token(hints.vision_pool)
+            };
+            let proj = state.contains("visual.proj");
+            let embed = if proj {
+                dim(state, "visual.proj", 2, 1, "[width, embed_dim]")?
+            } else {
+                width
+            };
             (
                 VisionConfig::Vit {
                     width,
@@ -172,6 +251,13 @@ impl ModelConfig {
                     heads,
                     patch,
                     resolution,
+                    mlp_width,
+                    class_token,
+                    patch_bias: state.contains("visual.conv1.bias"),
+                    ln_pre: state.contains("visual.ln_pre.weight"),
+                    pool,
+                    ln_after_pool: hints.vision_ln_after_pool,
+                    proj,
                 },
                 embed,
             )
@@ -250,6 +336,18 @@ impl ModelConfig {
             ));
         }
         let heads = heads_for("text transformer", width, hints.text_heads, width / 64)?;
+        let mlp_width = dim(
+            state,
+            "transformer.resblocks.0.mlp.c_fc.weight",
+            2,
+            0,
+            "[mlp_width, width]",
+        )?;
+        let projection = if state.contains("text_projection.weight") {
+            TextProjection::Linear
+        } else {
+            TextProjection::Matrix
+        };
         if context_length == 0 || vocab_size == 0 || embed_dim == 0 {
             return Err(ModelError::config(format!(
                 "degenerate sizes: context length {context_length}, vocabulary {vocab_size}, embedding {embed_dim}"
@@ -261,12 +359,18 @@ impl ModelConfig {
             heads,
             context_length,
             vocab_size,
+            mlp_width,
+            causal: hints.causal_text,
+            pool: hints.text_pool,
+            projection,
         };
         Ok(ModelConfig {
             vision,
             text,
             embed_dim,
             activation: hints.activation,
+            layer_norm_eps: hints.layer_norm_eps,
+            logit_bias: state.contains("logit_bias"),
         })
     }
 
@@ -290,21 +394,44 @@ impl ModelConfig {
                 layers,
                 patch,
                 resolution,
+                mlp_width,
+                class_token,
+                patch_bias,
+                ln_pre,
+                pool,
+                proj,
                 ..
             } => {
                 let grid = resolution / patch;
                 t.push(("visual.conv1.weight".into(), vec![w, 3, patch, patch]));
-                t.push(("visual.class_embedding".into(), vec![w]));
+                if patch_bias {
+                    t.push(("visual.conv1.bias".into(), vec![w]));
+                }
+                if class_token {
+                    t.push(("visual.class_embedding".into(), vec![w]));
+                }
                 t.push((
                     "visual.positional_embedding".into(),
-                    vec![grid * grid + 1, w],
+                    vec![grid * grid + usize::from(class_token), w],
                 ));
-                push_norm(&mut t, "visual.ln_pre", w);
+                if ln_pre {
+                    push_norm(&mut t, "visual.ln_pre", w);
+                }
                 for i in 0..layers {
-                    push_block(&mut t, &format!("visual.transformer.resblocks.{i}"), w);
+                    let p = format!("visual.transformer.resblocks.{i}");
+                    push_block(&mut t, &p, w, mlp_width);
                 }
                 push_norm(&mut t, "visual.ln_post", w);
-                t.push(("visual.proj".into(), vec![w, e]));
+                if let VitPool::AttentionProbe { mlp_width } = pool {
+                    let p = "visual.attn_pool";
+                    t.push((format!("{p}.probe"), vec![1, 1, w]));
+                    push_attention(&mut t, &format!("{p}.attn"), w);
+                    push_norm(&mut t, &format!("{p}.ln"), w);
+                    push_mlp(&mut t, &format!("{p}.mlp"), w, mlp_width);
+                }
+                if proj {
+                    t.push(("visual.proj".into(), vec![w, e]));
+                }
             }
             VisionConfig::ResNet {
                 layers,
@@ -362,11 +489,21 @@ impl ModelConfig {
             vec![tc.context_length, tc.width],
         ));
         for i in 0..tc.layers {
-            push_block(&mut t, &format!("transformer.resblocks.{i}"), tc.width);
+            let p = format!("transformer.resblocks.{i}");
+            push_block(&mut t, &p, tc.width, tc.mlp_width);
         }
         push_norm(&mut t, "ln_final", tc.width);
-        t.push(("text_projection".into(), vec![tc.width, e]));
+        match tc.projection {
+            TextProjection::Matrix => t.push(("text_projection".into(), vec![tc.width, e])),
+            TextProjection::Linear => {
+                t.push(("text_projection.weight".into(), vec![e, tc.width]));
+                t.push(("text_projection.bias".into(), vec![e]));
+            }
+        }
         t.push(("logit_scale".into(), vec![]));
+        if self.logit_bias {
+            t.push(("logit_bias".into(), vec![]));
+        }
         t
     }
 }
@@ -382,17 +519,26 @@ fn push_bn(t: &mut Vec<(String, Vec<usize>)>, p: &str, c: usize) {
     }
 }
 
-fn push_block(t: &mut Vec<(String, Vec<usize>)>, p: &str, w: usize) {
+/// `nn.MultiheadAttention`'s packed input projection and output projection.
+fn push_attention(t: &mut Vec<(String, Vec<usize>)>, p: &str, w: usize) {
+    t.push((format!("{p}.in_proj_weight"), vec![3 * w, w]));
+    t.push((format!("{p}.in_proj_bias"), vec![3 * w]));
+    t.push((format!("{p}.out_proj.weight"), vec![w, w]));
+    t.push((format!("{p}.out_proj.bias"), vec![w]));
+}
+
+fn push_mlp(t: &mut Vec<(String, Vec<usize>)>, p: &str, w: usize, hidden: usize) {
+    t.push((format!("{p}.c_fc.weight"), vec![hidden, w]));
+    t.push((format!("{p}.c_fc.bias"), vec![hidden]));
+    t.push((format!("{p}.c_proj.weight"), vec![w, hidden]));
+    t.push((format!("{p}.c_proj.bias"), vec![w]));
+}
+
+fn push_block(t: &mut Vec<(String, Vec<usize>)>, p: &str, w: usize, hidden: usize) {
     push_norm(t, &format!("{p}.ln_1"), w);
-    t.push((format!("{p}.attn.in_proj_weight"), vec![3 * w, w]));
-    t.push((format!("{p}.attn.in_proj_bias"), vec![3 * w]));
-    t.push((format!("{p}.attn.out_proj.weight"), vec![w, w]));
-    t.push((format!("{p}.attn.out_proj.bias"), vec![w]));
+    push_attention(t, &format!("{p}.attn"), w);
     push_norm(t, &format!("{p}.ln_2"), w);
-    t.push((format!("{p}.mlp.c_fc.weight"), vec![4 * w, w]));
-    t.push((format!("{p}.mlp.c_fc.bias"), vec![4 * w]));
-    t.push((format!("{p}.mlp.c_proj.weight"), vec![w, 4 * w]));
-    t.push((format!("{p}.mlp.c_proj.bias"), vec![w]));
+    push_mlp(t, &format!("{p}.mlp"), w, hidden);
 }
 
 /// One Bottleneck of `ModifiedResNet._make_layer`.
@@ -458,7 +604,14 @@ mod tests {
                 layers: 2,
                 heads: 2,
                 patch: 32,
-                resolution: 224
+                resolution: 224,
+                mlp_width: 512,
+                class_token: true,
+                patch_bias: false,
+                ln_pre: true,
+                pool: VitPool::Token(VisionPool::ClassToken),
+                ln_after_pool: false,
+                proj: true,
             }
         );
         // Text heads = 64 / 64 = 1 (the model was trained with 2; the reference rebuilds it with 1).
@@ -469,7 +622,11 @@ mod tests {
                 layers: 2,
                 heads: 1,
                 context_length: 77,
-                vocab_size: 49408
+                vocab_size: 49408,
+                mlp_width: 256,
+                causal: true,
+                pool: TextPool::Argmax,
+                projection: TextProjection::Matrix,
             }
         );
         assert_eq!(
@@ -495,6 +652,7 @@ mod tests {
             activation: Activation::Gelu,
             vision_heads: Some(4),
             text_heads: Some(2),
+            ..ArchHints::default()
         };
         let c = ModelConfig::infer(&tiny_vit(), &hints).unwrap();
         assert!(matches!(c.vision, VisionConfig::Vit { heads: 4, .. }));

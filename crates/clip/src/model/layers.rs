@@ -14,36 +14,36 @@ pub(crate) use fused::with_f32;
 
 type Result<T> = std::result::Result<T, ModelError>;
 
-/// `nn.LayerNorm` over the last dimension, eps 1e-5, computed in two passes (mean, then the
-/// variance of the centred values) like torch, not as `E[x^2] - E[x]^2`.
+/// `nn.LayerNorm` over the last dimension, computed in two passes (mean, then the variance of
+/// the centred values) like torch, not as `E[x^2] - E[x]^2`.
 pub(crate) struct LayerNorm {
     weight: Tensor,
     bias: Tensor,
+    /// Epsilon: `nn.LayerNorm`'s 1e-5 in CLIP, the config's (1e-6) in SigLIP.
+    eps: f64,
 }
 
 footprint!(LayerNorm: weight, bias);
 
 impl LayerNorm {
-    /// `nn.LayerNorm`'s default epsilon, which CLIP keeps.
-    pub const EPS: f64 = 1e-5;
-
     /// `{prefix}.weight` and `{prefix}.bias`, in f32.
-    pub fn load(w: &Weights, prefix: &str) -> Result<Self> {
+    pub fn load(w: &Weights, prefix: &str, eps: f64) -> Result<Self> {
         Ok(Self {
             weight: w.tensor(&format!("{prefix}.weight"))?,
             bias: w.tensor(&format!("{prefix}.bias"))?,
+            eps,
         })
     }
 
     /// The normalised `x` (the fused pass on f32 CPU tensors, candle ops elsewhere).
     pub fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
-        if let Some(y) = fused::layer_norm(x, &self.weight, &self.bias, Self::EPS as f32)? {
+        if let Some(y) = fused::layer_norm(x, &self.weight, &self.bias, self.eps as f32)? {
             return Ok(y);
         }
         let mean = x.mean_keepdim(D::Minus1)?;
         let xc = x.broadcast_sub(&mean)?;
         let var = xc.sqr()?.mean_keepdim(D::Minus1)?;
-        let inv = (var + Self::EPS)?.sqrt()?.recip()?;
+        let inv = (var + self.eps)?.sqrt()?.recip()?;
         xc.broadcast_mul(&inv)?
             .broadcast_mul(&self.weight)?
             .broadcast_add(&self.bias)
@@ -99,13 +99,9 @@ impl Linear {
         (k, n): (usize, usize),
         bias: Option<&str>,
     ) -> Result<Self> {
-        let (p, isa) = (w.precision(), w.isa());
-        if !kernels::runs_packed(p, isa) {
-            // candle's GEMM wants a contiguous `[in, out]`; a transposed view runs slower.
-            let v = match layout {
-                Layout::OutIn => w.values_transposed_as(name, (n, k))?,
-                Layout::InOut => w.values(name)?,
-            };
+        if !kernels::runs_packed(w.precision(), w.isa()) && matches!(layout, Layout::OutIn) {
+            // Read straight into candle's `[in, out]` (the checkpoint's transposed reader).
+            let v = w.values_transposed_as(name, (n, k))?;
             let b = bias.map(|b| w.tensor(b)).transpose()?;
             return Ok(Linear::F32 {
                 w: Tensor::from_vec(v, (k, n), w.device()).ctx(name)?,
@@ -113,12 +109,51 @@ impl Linear {
             });
         }
         let values = w.values(name)?;
+        let bias = bias.map(|b| w.values(b)).transpose()?;
+        Self::from_values(w, name, values, layout, (k, n), bias)
+    }
+
+    /// As [`Linear::from_tensor`], from values already read (`name` only labels errors): for a
+    /// matrix that is part of a checkpoint tensor, such as the key/value rows of a packed
+    /// attention projection.
+    pub fn from_values(
+        w: &Weights,
+        name: &str,
+        values: Vec<f32>,
+        layout: Layout,
+        (k, n): (usize, usize),
+        bias: Option<Vec<f32>>,
+    ) -> Result<Self> {
+        let (p, isa) = (w.precision(), w.isa());
+        if values.len() != k * n || bias.as_ref().is_some_and(|b| b.len() != n) {
+            return Err(ModelError::config(format!(
+                "{name}: {} values (bias {:?}) do not form a {k} x {n} matrix",
+                values.len(),
+                bias.as_ref().map(Vec::len)
+            )));
+        }
+        if !kernels::runs_packed(p, isa) {
+            // candle's GEMM wants a contiguous `[in, out]`; a transposed view runs slower.
+            let v = match layout {
+                Layout::OutIn => (0..k * n)
+                    .map(|idx| values[(idx % n) * k + idx / n])
+                    .collect(),
+                Layout::InOut => values,
+            };
+            let b = bias
+                .map(|b| Tensor::from_vec(b, n, w.device()))
+                .transpose()
+                .ctx(name)?;
+            return Ok(Linear::F32 {
+                w: Tensor::from_vec(v, (k, n), w.device()).ctx(name)?,
+                b,
+            });
+        }
         let packed = match layout {
             Layout::OutIn => PackedMatrix::pack(k, n, p, isa, |i, j| values[j * k + i]),
             Layout::InOut => PackedMatrix::pack(k, n, p, isa, |i, j| values[i * n + j]),
         };
-        let b = bias.map(|b| w.values(b)).transpose()?;
-        Ok(Linear::Packed { w: packed, b })
+        Ok(Linear::Packed { w: packed, b: bias })
     }
 
     /// A checkpoint matrix `name` (`[out, in]` or `[in, out]` per `layout`) and optional bias.
@@ -223,7 +258,7 @@ impl Linear {
                 })?;
                 let y = Tensor::from_vec(y, out, x.device())?;
                 match epi {
-                    Epilogue::Act(Activation::Gelu) => activate(&y, Activation::Gelu),
+                    Epilogue::Act(a) if a != Activation::QuickGelu => activate(&y, a),
                     _ => Ok(y),
                 }
             }
@@ -293,8 +328,8 @@ mod fused {
         b: Option<&Tensor>,
         epi: &Epilogue,
     ) -> candle_core::Result<Option<Tensor>> {
-        if matches!(epi, Epilogue::Act(Activation::Gelu)) {
-            // Exact GELU keeps candle's op (its erf), so its numbers do not move.
+        if matches!(epi, Epilogue::Act(a) if *a != Activation::QuickGelu) {
+            // The GELUs keep candle's ops (its erf and tanh), so their numbers do not move.
             return Ok(None);
         }
         if matches!(epi, Epilogue::None) && b.is_none() {
@@ -441,6 +476,8 @@ pub(crate) fn activate(x: &Tensor, act: Activation) -> candle_core::Result<Tenso
         // x * sigmoid(1.702 x), sigmoid = 1 / (1 + exp(-x)) as torch.
         Activation::QuickGelu => x.mul(&candle_nn::ops::sigmoid(&x.affine(1.702, 0.0)?)?),
         Activation::Gelu => x.gelu_erf(),
+        // candle's `gelu` is the tanh approximation, torch's `gelu(approximate="tanh")`.
+        Activation::GeluTanh => x.gelu(),
     }
 }
 
@@ -478,6 +515,19 @@ pub(crate) fn attention(
         .reshape((b, tq, d))
 }
 
+/// What every block of one tower shares.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct BlockShape {
+    /// Residual stream width.
+    pub width: usize,
+    /// Attention heads.
+    pub heads: usize,
+    /// MLP activation.
+    pub act: Activation,
+    /// LayerNorm epsilon.
+    pub eps: f64,
+}
+
 /// `ResidualAttentionBlock`: `x + attn(ln_1(x))`, then `x + mlp(ln_2(x))`, with
 /// `nn.MultiheadAttention`'s packed `in_proj_weight` `[3D, D]` (q, k, v) and `out_proj`.
 pub(crate) struct ResidualAttentionBlock {
@@ -499,13 +549,7 @@ footprint!(ResidualAttentionBlock: ln_1, in_proj, out_proj, ln_2, c_fc, c_proj);
 impl ResidualAttentionBlock {
     /// The block `{prefix}` (`ln_1`, `attn`, `ln_2`, `mlp`), its linear layers in `w`'s
     /// precision and its attention on the matching [`AttentionKernels`].
-    pub fn load(
-        w: &Weights,
-        prefix: &str,
-        width: usize,
-        heads: usize,
-        act: Activation,
-    ) -> Result<Self> {
+    pub fn load(w: &Weights, prefix: &str, shape: BlockShape) -> Result<Self> {
         let in_proj = Linear::load_matrix(
             w,
             &format!("{prefix}.attn.in_proj_weight"),
@@ -513,15 +557,15 @@ impl ResidualAttentionBlock {
             Some(&format!("{prefix}.attn.in_proj_bias")),
         )?;
         Ok(Self {
-            ln_1: LayerNorm::load(w, &format!("{prefix}.ln_1"))?,
+            ln_1: LayerNorm::load(w, &format!("{prefix}.ln_1"), shape.eps)?,
             in_proj,
             out_proj: Linear::load(w, &format!("{prefix}.attn.out_proj"))?,
-            ln_2: LayerNorm::load(w, &format!("{prefix}.ln_2"))?,
+            ln_2: LayerNorm::load(w, &format!("{prefix}.ln_2"), shape.eps)?,
             c_fc: Linear::load(w, &format!("{prefix}.mlp.c_fc"))?,
             c_proj: Linear::load(w, &format!("{prefix}.mlp.c_proj"))?,
-            heads,
-            width,
-            act,
+            heads: shape.heads,
+            width: shape.width,
+            act: shape.act,
             attention: AttentionKernels::for_model(w.precision(), w.isa()),
         })
     }
@@ -590,19 +634,12 @@ footprint!(Transformer: blocks);
 
 impl Transformer {
     /// Blocks `{prefix}.0..{prefix}.{layers}`.
-    pub fn load(
-        w: &Weights,
-        prefix: &str,
-        width: usize,
-        layers: usize,
-        heads: usize,
-        act: Activation,
-    ) -> Result<Self> {
+    pub fn load(w: &Weights, prefix: &str, layers: usize, shape: BlockShape) -> Result<Self> {
         // Blocks are independent: converting (and packing) their weights in parallel spreads
         // the start-up over the cores.
         let blocks = (0..layers)
             .into_par_iter()
-            .map(|i| ResidualAttentionBlock::load(w, &format!("{prefix}.{i}"), width, heads, act))
+            .map(|i| ResidualAttentionBlock::load(w, &format!("{prefix}.{i}"), shape))
             .collect::<Result<Vec<_>>>()?;
         Ok(Self { blocks })
     }

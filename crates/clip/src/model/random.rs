@@ -1,16 +1,18 @@
 //! Random-weight models of the released architectures, built in memory (no download): for
 //! benchmarks, where speed and memory do not depend on the values. The hyper-parameters are those
-//! of `clip.available_models()`; the tensors are exactly the ones an OpenAI checkpoint of that
+//! of `clip.available_models()`, plus SigLIP 2 base (`google/siglip2-base-patch16-224`'s config);
+//! the tensors are exactly the ones an OpenAI checkpoint of that
 //! architecture holds (names and shapes from [`ModelConfig::expected_tensors`]), filled from a
 //! deterministic seed, so [`ModelConfig::infer`] gives the requested configuration back.
 
 use std::path::PathBuf;
 
 use clip_checkpoint::{
-    Activation, ArchHints, Checkpoint, CheckpointFormat, DType, StateDict, TensorData,
+    Activation, ArchHints, Checkpoint, CheckpointFormat, DType, Family, StateDict, TensorData,
+    TextPool, TokenizerSource, VisionPool,
 };
 
-use super::config::{ModelConfig, TextConfig, VisionConfig};
+use super::config::{ModelConfig, TextConfig, TextProjection, VisionConfig, VitPool};
 
 /// Names accepted by [`arch_config`], as `clip.available_models()` spells them.
 pub const ARCHITECTURES: &[&str] = &[
@@ -23,6 +25,7 @@ pub const ARCHITECTURES: &[&str] = &[
     "ViT-B/16",
     "ViT-L/14",
     "ViT-L/14@336px",
+    "siglip2-base-patch16-224",
 ];
 
 fn text(width: usize) -> TextConfig {
@@ -32,6 +35,45 @@ fn text(width: usize) -> TextConfig {
         heads: width / 64,
         context_length: 77,
         vocab_size: 49408,
+        mlp_width: 4 * width,
+        causal: true,
+        pool: TextPool::Argmax,
+        projection: TextProjection::Matrix,
+    }
+}
+
+/// SigLIP 2 base patch16-224 (`google/siglip2-base-patch16-224`'s `config.json`).
+fn siglip2_base() -> ModelConfig {
+    ModelConfig {
+        vision: VisionConfig::Vit {
+            width: 768,
+            layers: 12,
+            heads: 12,
+            patch: 16,
+            resolution: 224,
+            mlp_width: 3072,
+            class_token: false,
+            patch_bias: true,
+            ln_pre: false,
+            pool: VitPool::AttentionProbe { mlp_width: 3072 },
+            ln_after_pool: false,
+            proj: false,
+        },
+        text: TextConfig {
+            width: 768,
+            layers: 12,
+            heads: 12,
+            context_length: 64,
+            vocab_size: 256_000,
+            mlp_width: 3072,
+            causal: false,
+            pool: TextPool::Last,
+            projection: TextProjection::Linear,
+        },
+        embed_dim: 768,
+        activation: Activation::GeluTanh,
+        layer_norm_eps: 1e-6,
+        logit_bias: true,
     }
 }
 
@@ -43,6 +85,13 @@ pub fn arch_config(name: &str) -> Option<ModelConfig> {
         heads: width / 64,
         patch,
         resolution,
+        mlp_width: 4 * width,
+        class_token: true,
+        patch_bias: false,
+        ln_pre: true,
+        pool: VitPool::Token(VisionPool::ClassToken),
+        ln_after_pool: false,
+        proj: true,
     };
     let rn = |layers: [usize; 4], width: usize, resolution: usize| VisionConfig::ResNet {
         layers,
@@ -60,6 +109,7 @@ pub fn arch_config(name: &str) -> Option<ModelConfig> {
         "ViT-B/16" => (vit(768, 12, 16, 224), 512, 512),
         "ViT-L/14" => (vit(1024, 24, 14, 224), 768, 768),
         "ViT-L/14@336px" => (vit(1024, 24, 14, 336), 768, 768),
+        "siglip2-base-patch16-224" => return Some(siglip2_base()),
         _ => return None,
     };
     Some(ModelConfig {
@@ -67,6 +117,8 @@ pub fn arch_config(name: &str) -> Option<ModelConfig> {
         text: text(text_width),
         embed_dim,
         activation: Activation::QuickGelu,
+        layer_norm_eps: 1e-5,
+        logit_bias: false,
     })
 }
 
@@ -112,6 +164,8 @@ pub fn random_state_dict(config: &ModelConfig, seed: u64) -> StateDict {
         let is_norm = name.contains("ln_") || name.contains(".bn") || name.contains("downsample.1");
         let bytes = if name == "logit_scale" {
             fill(n, &mut rng, |_| 100f32.ln())
+        } else if name == "logit_bias" {
+            fill(n, &mut rng, |_| -10.0)
         } else if leaf == "running_var" {
             fill(n, &mut rng, |_| 1.0)
         } else if leaf == "running_mean" {
@@ -139,8 +193,31 @@ pub fn random_checkpoint(name: &str, seed: u64) -> Option<Checkpoint> {
         path: PathBuf::from(format!("random:{name}")),
         format: CheckpointFormat::Safetensors,
         state: random_state_dict(&config, seed),
-        hints: ArchHints::default(),
+        hints: hints_for(&config),
+        family: if config.logit_bias {
+            Family::Siglip
+        } else {
+            Family::Clip
+        },
+        preprocess: None,
+        tokenizer: TokenizerSource::Clip,
     })
+}
+
+/// The config-file facts that give `config` back from its tensors.
+fn hints_for(config: &ModelConfig) -> ArchHints {
+    ArchHints {
+        activation: config.activation,
+        vision_heads: match config.vision {
+            VisionConfig::Vit { heads, .. } | VisionConfig::ResNet { heads, .. } => Some(heads),
+        },
+        text_heads: Some(config.text.heads),
+        layer_norm_eps: config.layer_norm_eps,
+        causal_text: config.text.causal,
+        text_pool: config.text.pool,
+        vision_pool: VisionPool::ClassToken,
+        vision_ln_after_pool: false,
+    }
 }
 
 #[cfg(test)]
@@ -153,9 +230,17 @@ mod tests {
             let want = arch_config(name).unwrap();
             // Shapes only: a tiny seed-independent check of every architecture's table would
             // need the full tensors; build the full dict for the two small families' smallest.
-            if matches!(*name, "ViT-B/32" | "RN50") {
+            if matches!(*name, "ViT-B/32" | "RN50" | "siglip2-base-patch16-224") {
+                // One block per tower and a small vocabulary: the same layout, a fraction of
+                // the memory.
+                let mut want = want;
+                want.text.layers = 1;
+                want.text.vocab_size = 1000;
+                if let VisionConfig::Vit { layers, .. } = &mut want.vision {
+                    *layers = 1;
+                }
                 let state = random_state_dict(&want, 7);
-                let got = ModelConfig::infer(&state, &ArchHints::default()).unwrap();
+                let got = ModelConfig::infer(&state, &hints_for(&want)).unwrap();
                 assert_eq!(got, want, "{name}");
                 assert_eq!(state.len(), want.expected_tensors().len());
             }
