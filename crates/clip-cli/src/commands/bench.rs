@@ -9,7 +9,8 @@ use crate::output::print_json;
 /// `clip bench` arguments.
 #[derive(Args)]
 pub struct BenchArgs {
-    /// Architecture: RN50, RN101, RN50x4, RN50x16, RN50x64, ViT-B/32, ViT-B/16, ViT-L/14, ViT-L/14@336px.
+    /// Architecture: RN50, RN101, RN50x4, RN50x16, RN50x64, ViT-B/32, ViT-B/16, ViT-L/14,
+    /// ViT-L/14@336px, siglip2-base-patch16-224.
     #[arg(long)]
     arch: String,
     /// Benchmark the text tower instead of the image tower.

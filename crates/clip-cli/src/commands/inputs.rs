@@ -6,7 +6,7 @@ use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 
 use clip::image::ImageError;
-use clip::tokenizer::{Overflow, Tokenizer};
+use clip::tokenizer::Overflow;
 use clip::{Clip, Embeddings};
 use clip_tasks::cache::EmbeddingCache;
 use clip_tasks::fingerprint::ModelFingerprint;
@@ -140,10 +140,7 @@ pub fn read_lines(path: &Path, what: &str) -> anyhow::Result<Vec<String>> {
 /// Warns on stderr about each text that will be cut to the context length.
 pub fn warn_truncated(clip: &Clip, texts: &[String]) {
     for text in texts {
-        if Tokenizer::global()
-            .tokenize(text, clip.context_length(), Overflow::Error)
-            .is_err()
-        {
+        if clip.tokenize(text, Overflow::Error).is_err() {
             eprintln!(
                 "clip: warning: text truncated to {} tokens: {text:?}",
                 clip.context_length()

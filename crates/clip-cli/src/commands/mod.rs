@@ -35,9 +35,9 @@ pub enum Command {
     Search(search::SearchArgs),
     /// The models known by name (built-in and --registry), their sizes and whether cached.
     Models(models::ModelsArgs),
-    /// Token ids of texts, as the reference clip.tokenize gives them.
+    /// Token ids of texts, as the reference clip.tokenize (or --model's tokenizer) gives them.
     Tokenize(tokenize::TokenizeArgs),
-    /// Write the reference-preprocessed tensor of an image as .npy.
+    /// Write the reference-preprocessed tensor of an image (for --model: its own) as .npy.
     Preprocess(preprocess::PreprocessArgs),
     /// Throughput, batch-1 latency and peak RSS on random weights of a released architecture.
     Bench(bench::BenchArgs),
@@ -122,6 +122,33 @@ impl ModelArgs {
             eprintln!("clip: warning: {notice}");
         }
         Ok(clip)
+    }
+}
+
+/// An optional `--model` for commands that work without one (`tokenize`, `preprocess`): no
+/// default and no `CLIP_MODEL`, so they keep CLIP's behaviour unless a model is named.
+#[derive(Args)]
+pub struct OptionalModel {
+    /// Use this model's tokenizer / preprocessing (a checkpoint path or a name from `clip models`).
+    #[arg(long, short = 'm')]
+    pub model: Option<PathBuf>,
+    /// Extra model names: a TOML or JSON file of entries {name, url, sha256, format}.
+    #[arg(long, env = "CLIP_REGISTRY")]
+    pub registry: Option<PathBuf>,
+}
+
+impl OptionalModel {
+    /// The named model with only `towers` built, or `None` without `--model`.
+    pub fn load(&self, towers: clip::Towers) -> anyhow::Result<Option<clip::Clip>> {
+        let Some(model) = &self.model else {
+            return Ok(None);
+        };
+        let args = ModelArgs {
+            model: Some(model.clone()),
+            registry: self.registry.clone(),
+            precision: clip::Precision::F32,
+        };
+        Ok(Some(args.load_towers(towers)?))
     }
 }
 

@@ -7,6 +7,7 @@ mod chroma_store;
 mod discovery;
 mod embed;
 mod export;
+mod families;
 mod fast_modes;
 mod hostile;
 mod index_search;
