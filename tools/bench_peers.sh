@@ -5,6 +5,16 @@
 #
 #   tools/bench_peers.sh                      # ViT-B/32 image b32 (+b1), ViT-B/32 text b32 (+b1)
 #   CONFIGS="vitb32-image vitb32-text rn50-image" tools/bench_peers.sh
+#   CONFIGS="siglip2-image siglip2-text" tools/bench_peers.sh   # SigLIP 2 base vs transformers
+#
+# Configurations: vitb32-image, vitb32-text, vitb16-image, vitl14-image (batch LARGE_BATCH),
+# rn50-image: `clip bench --arch <ViT-B/32|ViT-B/16|ViT-L/14|RN50>` beside shared/perf's peers;
+# siglip2-image, siglip2-text: `clip bench --arch siglip2-base-patch16-224 [--text]` beside
+# tools/siglip/bench_transformers.py (transformers SiglipModel with google/siglip2-base-patch16-224's
+# config, random weights, both towers resident; impl transformers = f32, transformers-bf16 =
+# bfloat16 weights as shared/perf's transformers-bf16). Text: 64 positions always (SigLIP pads to
+# max_length), the 32 captions as random ids, their tokenisation not timed there (clip-rs times its
+# own). The OpenAI peers, ONNX Runtime and candle have no SigLIP and are not run for these two.
 #
 # Environment knobs:
 #   PY        python with torch, clip, transformers (default: $CLIP_REF_VENV/bin/python when that
@@ -16,7 +26,10 @@
 #   LARGE_B1 (1)  0 skips ViT-L/14's batch-1 latency (minutes for the bf16 peers on CPUs without
 #             native bf16)
 #   PRECISIONS ("f32 bf16 f16 int8")  clip-rs precisions measured per configuration
-#   PEERS     torch peers to run (default "openai openai-bf16 transformers transformers-bf16")
+#   PEERS     torch peers to run (default "openai openai-bf16 transformers transformers-bf16");
+#             the siglip2 configurations run its transformers* ones (openai* have no SigLIP)
+#   SIGLIP_TOWERS (both)  towers the SigLIP 2 peer holds: both (SiglipModel, as the CLIP peers) or
+#             one (only the measured tower, as `clip bench`: compare peak RSS with this)
 #   BF16_RN50=1  also run RN50 under bf16 autocast (minutes per call without native bf16)
 #   CANDLE_BIN  a prebuilt shared/perf/candle_baseline binary to include (optional)
 #   OUT       where the JSON lines go (default a temp file; its path is printed)
@@ -64,6 +77,11 @@ rec() {
 tb() { local cfg="$1" impl="$2"; shift 2
   local r=(--rounds "$ROUNDS"); case "$impl" in *bf16) r=(--rounds "$SLOW_ROUNDS" --warmup-batch 2);; esac
   rec "$cfg" "$PY" "$PERF_DIR/torch_baseline.py" --impl "$impl" --threads "$THREADS" --json "${r[@]}" "$@"; }
+SIGLIP_TOWERS="${SIGLIP_TOWERS:-both}"
+# The SigLIP 2 peer (transformers SiglipModel), rounds and warm-up as tb's.
+sb() { local cfg="$1" impl="$2"; shift 2
+  local r=(--rounds "$ROUNDS"); case "$impl" in *bf16) r=(--rounds "$SLOW_ROUNDS" --warmup-batch 2);; esac
+  rec "$cfg" "$PY" "$ROOT/tools/siglip/bench_transformers.py" --perf-dir "$PERF_DIR" --towers "$SIGLIP_TOWERS" --impl "$impl" --threads "$THREADS" --json "${r[@]}" "$@"; }
 
 has_ort=0; "$PY" -c "import onnxruntime" 2>/dev/null && has_ort=1
 log "start: $(nproc) cpus, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), threads $THREADS, batch $BATCH, $REPEAT run(s) -> $OUT"
@@ -76,6 +94,8 @@ for cfg in $CONFIGS; do
     vitb16-image) arch=ViT-B/16; text=(); b1=();;
     vitl14-image) arch=ViT-L/14; text=(); b1=(); [ "$LARGE_B1" = 1 ] || b1=(--no-b1); batch="$LARGE_BATCH";;
     rn50-image)   arch=RN50; text=(); b1=();;
+    siglip2-image) arch=siglip2-base-patch16-224; text=(); b1=();;
+    siglip2-text)  arch=siglip2-base-patch16-224; text=(--text); b1=();;
     *) log "unknown config $cfg"; continue;;
   esac
   for p in $PRECISIONS; do
@@ -83,6 +103,8 @@ for cfg in $CONFIGS; do
   done
   for impl in $PEERS; do
     case "$arch:$impl" in
+      siglip2-*:transformers*) sb "$cfg" "$impl" --batch "$batch" "${text[@]}" "${b1[@]}"; continue;;
+      siglip2-*:*) continue;;          # the OpenAI clip package has no SigLIP
       RN50:transformers*) continue;;   # no ResNet CLIP in transformers
       RN50:openai-bf16) [ "${BF16_RN50:-0}" = 1 ] || { log "RN50 openai-bf16 skipped (minutes per call on CPUs without native bf16; BF16_RN50=1 runs it)"; continue; };;
     esac
@@ -130,8 +152,10 @@ for cfg, impls in by.items():
         first = next(iter(reps.values()))
         ours_row = first.get("impl") == "clip-rs"
         name = f"clip-rs {first['precision']} ({first.get('kernels', '')})" if ours_row else k
+        if not ours_row and first.get("towers") == "one":
+            name += " [one tower]"
         if "seq_len" in first:
-            name += f" (pad {first['seq_len']})"
+            name += f" (pad {first['seq_len']}" + (", ids: tokenisation not timed" if "tokenization" in first else "") + ")"
         cells = []
         for p in precs:
             ours = impls.get(f"clip-rs {p}", {})

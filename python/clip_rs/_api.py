@@ -132,7 +132,7 @@ def _pil_item(image, name):
     re-encoding: the reference's resize depends on the mode)."""
     mode = image.mode
     width, height = image.size
-    palette = None
+    palette = alpha = None
     if mode == "1":
         data = (np.asarray(image, dtype=np.uint8) * 255).tobytes()
     elif mode == "I;16":
@@ -140,9 +140,23 @@ def _pil_item(image, name):
     elif mode == "P":
         data = image.tobytes()
         palette = bytes(image.getpalette("RGB") or [])
+        alpha = _palette_alpha(image)
     else:
         data = image.tobytes()
-    return ("pil", name, mode, width, height, data, palette)
+    return ("pil", name, mode, width, height, data, palette, alpha)
+
+
+def _palette_alpha(image):
+    """A P image's transparency as one alpha per palette entry (``None`` when it has none): what
+    transforms that composite onto white before resizing (SigLIP's) need."""
+    t = image.info.get("transparency")
+    if isinstance(t, (bytes, bytearray)):
+        return bytes(t)
+    if isinstance(t, int) and 0 <= t < 256:
+        return bytes(0 if i == t else 255 for i in range(t + 1))
+    if image.palette is not None and image.palette.mode == "RGBA":
+        return bytes(image.getpalette("RGBA")[3::4])
+    return None
 
 
 def _is_pil(x):
@@ -167,12 +181,12 @@ def _item(x, index):
     if array.ndim == 3 and array.shape[2] in (3, 4) and array.dtype == np.uint8:
         mode = "RGB" if array.shape[2] == 3 else "RGBA"
         height, width = array.shape[:2]
-        return ("pil", name, mode, width, height, np.ascontiguousarray(array).tobytes(), None)
+        return ("pil", name, mode, width, height, np.ascontiguousarray(array).tobytes(), None, None)
     if array.ndim == 3 and array.shape[2] == 1:
         array = array[:, :, 0]
     if array.ndim == 2 and array.dtype == np.uint8:
         height, width = array.shape
-        return ("pil", name, "L", width, height, np.ascontiguousarray(array).tobytes(), None)
+        return ("pil", name, "L", width, height, np.ascontiguousarray(array).tobytes(), None, None)
     if array.ndim in (2, 3) and array.dtype != object:
         # Other layouts (LA, 1-bit, 16-bit) take the mode Pillow gives them, as the image file
         # they were read from had.
@@ -287,8 +301,22 @@ class Model:
         data = self._native.encode_pixels(pixels.tobytes(), n)
         return _out(_floats(data, n, self._native.embed_dim))
 
+    def tokenize(self, texts, truncate=False):
+        """Token ids ``[n, context_length]`` (int32) exactly as this model is fed them: its own
+        tokenizer (CLIP's BPE; a SigLIP folder's ``tokenizer.json`` or ``spiece.model``), padded
+        with its pad id to its context length (64 for SigLIP, as the model cards prescribe). A
+        text over the context raises ``TokenizeError`` unless ``truncate``. For OpenAI models
+        this equals the module-level ``tokenize``."""
+        if isinstance(texts, str):
+            texts = [texts]
+        texts = list(texts)
+        data = self._native.tokenize(texts, bool(truncate))
+        ids = np.frombuffer(data, dtype=np.int32).reshape(len(texts), self.context_length).copy()
+        return _out(ids)
+
     def encode_text(self, text):
-        """Raw text embeddings ``[n, dim]`` of token ids ``[n, L]`` (from ``tokenize``)."""
+        """Raw text embeddings ``[n, dim]`` of token ids ``[n, L]`` (from ``tokenize``, or for
+        another family from ``model.tokenize``)."""
         tokens = _numpy(text, np.int64)
         if tokens.ndim == 1:
             tokens = tokens[None]

@@ -190,7 +190,17 @@ pub(crate) fn read_folder(
     let config_path = dir.join(config);
     let hints =
         hints(&read_json(&config_path)?).map_err(|e| CheckpointError::invalid(&config_path, e))?;
-    let weights = weights
+    Ok((hints, find_weights(dir, weights, kind)?))
+}
+
+/// The first of `weights` (in the writer's order of preference) that is a file in `dir`; `kind`
+/// names the folder in the error.
+pub(crate) fn find_weights(
+    dir: &Path,
+    weights: &[&str],
+    kind: &str,
+) -> Result<PathBuf, CheckpointError> {
+    weights
         .iter()
         .map(|w| dir.join(w))
         .find(|p| p.is_file())
@@ -202,6 +212,5 @@ pub(crate) fn read_folder(
                     weights.join(", ")
                 ),
             )
-        })?;
-    Ok((hints, weights))
+        })
 }

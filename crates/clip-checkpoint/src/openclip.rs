@@ -11,7 +11,7 @@ use std::path::Path;
 
 use serde_json::{Map, Value};
 
-use crate::format::{read_file, read_json, Loaded};
+use crate::format::{find_weights, read_file, read_json, Loaded};
 use crate::{preprocessing, Activation, ArchHints, CheckpointError, CheckpointFormat, Family};
 use crate::{StateDict, TensorData, TextPool, TokenizerSource, VisionPool};
 
@@ -39,19 +39,7 @@ pub(crate) fn load(dir: &Path) -> Result<Loaded, CheckpointError> {
         Some(other) => return Err(invalid(format!("preprocess_cfg {other} is not an object"))),
     };
     let preprocess = preprocessing::open_clip(preprocess_cfg, image_size).map_err(invalid)?;
-    let weights = WEIGHTS
-        .iter()
-        .map(|w| dir.join(w))
-        .find(|p| p.is_file())
-        .ok_or_else(|| {
-            CheckpointError::invalid(
-                dir,
-                format!(
-                    "OpenCLIP folder without weights (looked for {})",
-                    WEIGHTS.join(", ")
-                ),
-            )
-        })?;
+    let weights = find_weights(dir, &WEIGHTS, "OpenCLIP")?;
     let state = fold_layer_scale(&weights, read_file(&weights)?.1)?;
     Ok(Loaded {
         format: CheckpointFormat::OpenClip,

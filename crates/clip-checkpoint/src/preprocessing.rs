@@ -97,19 +97,25 @@ pub(crate) fn open_clip(
                 p.interpolation = match v.as_str() {
                     Some("bicubic") => Interpolation::Bicubic,
                     Some("bilinear") => Interpolation::Bilinear,
-                    _ => return Err(format!(
+                    _ => {
+                        return Err(format!(
                         "preprocess_cfg.interpolation {v} is not supported (bicubic or bilinear)"
-                    )),
+                    ))
+                    }
                 }
             }
-            "resize_mode" => p.resize = match v.as_str() {
-                Some("shortest") => ResizeMode::Shortest,
-                Some("squash") => ResizeMode::Squash,
-                Some("longest") => ResizeMode::Longest { fill: [0; 3] },
-                _ => return Err(format!(
+            "resize_mode" => {
+                p.resize = match v.as_str() {
+                    Some("shortest") => ResizeMode::Shortest,
+                    Some("squash") => ResizeMode::Squash,
+                    Some("longest") => ResizeMode::Longest { fill: [0; 3] },
+                    _ => {
+                        return Err(format!(
                     "preprocess_cfg.resize_mode {v} is not supported (shortest, squash or longest)"
-                )),
-            },
+                ))
+                    }
+                }
+            }
             "fill_color" => {}
             other => return Err(format!("preprocess_cfg option {other:?} is not supported")),
         }

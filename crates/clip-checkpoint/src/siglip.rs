@@ -13,7 +13,7 @@ use std::path::Path;
 
 use serde_json::{Map, Value};
 
-use crate::format::{read_file, read_json, Loaded};
+use crate::format::{find_weights, read_file, read_json, Loaded};
 use crate::huggingface::{self, WEIGHTS};
 use crate::{preprocessing, Activation, ArchHints, CheckpointError, CheckpointFormat, Family};
 use crate::{StateDict, TensorData, TextPool, TokenizerSource, VisionPool};
@@ -28,16 +28,12 @@ pub(crate) fn is_siglip(config: &Value) -> bool {
 pub(crate) fn load(dir: &Path, config: &Value) -> Result<Loaded, CheckpointError> {
     let config_path = dir.join("config.json");
     let hints = hints(config).map_err(|e| CheckpointError::invalid(&config_path, e))?;
-    let weights = WEIGHTS
-        .iter()
-        .map(|w| dir.join(w))
-        .find(|p| p.is_file() && p.extension().is_some_and(|e| e != "json"))
-        .ok_or_else(|| {
-            CheckpointError::invalid(
-                dir,
-                "SigLIP folder without weights (looked for model.safetensors, pytorch_model.bin)",
-            )
-        })?;
+    // Sharded indexes (`*.index.json`) are for models far larger than any SigLIP release.
+    let files: Vec<&str> = WEIGHTS
+        .into_iter()
+        .filter(|w| !w.ends_with(".json"))
+        .collect();
+    let weights = find_weights(dir, &files, "SigLIP")?;
     let state = to_openai(&weights, read_file(&weights)?.1)?;
     let processor = dir.join("preprocessor_config.json");
     let preprocess = if processor.is_file() {

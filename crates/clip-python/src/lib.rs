@@ -101,7 +101,7 @@ enum Item {
 }
 
 /// `("path", str)`, `("bytes", name, bytes)` or `("pil", name, mode, width, height, data,
-/// palette)`.
+/// palette, palette_alpha)`.
 fn item(obj: &Bound<'_, PyAny>) -> PyResult<Item> {
     let kind: String = obj.get_item(0)?.extract()?;
     match kind.as_str() {
@@ -116,9 +116,13 @@ fn item(obj: &Bound<'_, PyAny>) -> PyResult<Item> {
             let (w, h): (u32, u32) = (obj.get_item(3)?.extract()?, obj.get_item(4)?.extract()?);
             let data: Vec<u8> = obj.get_item(5)?.extract()?;
             let palette: Option<Vec<u8>> = obj.get_item(6)?.extract()?;
+            let alpha: Option<Vec<u8>> = obj.get_item(7)?.extract()?;
             let image = pil_image(&mode, w, h, data, palette)
                 .map_err(|m| raise(obj.py(), "ImageError", format!("{name}: {m}")))?;
-            Ok(Item::Pil(image))
+            Ok(Item::Pil(match alpha {
+                Some(alpha) => image.with_palette_alpha(alpha),
+                None => image,
+            }))
         }
         other => Err(PyTypeError::new_err(format!(
             "unknown image item kind {other:?}"
@@ -367,6 +371,28 @@ impl Model {
         Ok(f32_bytes(py, &out))
     }
 
+    /// `[n, context_length]` int32 bytes: the model's own tokenizer (CLIP's BPE, or the
+    /// folder's `tokenizer.json` / `spiece.model`), padded with its pad id; an over-long text
+    /// raises `TokenizeError` naming it unless `truncate`.
+    fn tokenize<'py>(
+        &self,
+        py: Python<'py>,
+        texts: Vec<String>,
+        truncate: bool,
+    ) -> PyResult<Bound<'py, PyByteArray>> {
+        let overflow = overflow(truncate);
+        let mut out = Vec::with_capacity(texts.len() * self.clip.context_length() * 4);
+        for text in &texts {
+            let ids = self
+                .clip
+                .tokenize(text, overflow)
+                .map_err(|e| raise(py, "TokenizeError", e.to_string()))?;
+            ids.iter()
+                .for_each(|&id| out.extend_from_slice(&(id as i32).to_le_bytes()));
+        }
+        Ok(PyByteArray::new(py, &out))
+    }
+
     /// Text embeddings of `texts` (raw, or L2-normalised), tokenized by the model's tokenizer
     /// (over-long texts cut when `truncate`, else an error naming them).
     fn encode_texts<'py>(
@@ -376,11 +402,7 @@ impl Model {
         truncate: bool,
         normalize: bool,
     ) -> PyResult<Bound<'py, PyByteArray>> {
-        let overflow = if truncate {
-            Overflow::Truncate
-        } else {
-            Overflow::Error
-        };
+        let overflow = overflow(truncate);
         let out = detached(py, || {
             let e = self
                 .clip
@@ -602,6 +624,15 @@ impl Model {
     }
 }
 
+/// Python's `truncate` flag as the tokenizer's choice.
+fn overflow(truncate: bool) -> Overflow {
+    if truncate {
+        Overflow::Truncate
+    } else {
+        Overflow::Error
+    }
+}
+
 /// CLIP's tokenizer: `[n, context_length]` int32 bytes, zero-padded; an over-long text raises
 /// the reference's `RuntimeError` message unless `truncate`.
 #[pyfunction]
@@ -611,11 +642,7 @@ fn tokenize<'py>(
     context_length: usize,
     truncate: bool,
 ) -> PyResult<Bound<'py, PyByteArray>> {
-    let overflow = if truncate {
-        Overflow::Truncate
-    } else {
-        Overflow::Error
-    };
+    let overflow = overflow(truncate);
     let mut out = Vec::with_capacity(texts.len() * context_length * 4);
     for text in &texts {
         let ids = Tokenizer::global()
