@@ -174,7 +174,11 @@ impl Hub {
                 Err(e) => return Err(e),
             }
         }
-        unreachable!("a model has at least one source")
+        // Only an entry built by hand can have no source.
+        Err(HubError::NoSource {
+            model: entry.name.clone(),
+            failures,
+        })
     }
 
     fn mirrored(&self, url: &str) -> String {

@@ -177,7 +177,8 @@ pub struct ModelEntry {
 }
 
 impl ModelEntry {
-    /// The first (preferred) source.
+    /// The first (preferred) source. Panics for an entry without sources, which neither the
+    /// built-in table nor a registry file can produce.
     pub fn primary(&self) -> &Source {
         &self.sources[0]
     }
