@@ -6,7 +6,10 @@
 use std::path::PathBuf;
 
 /// The model family a checkpoint belongs to: which reference package defines its numbers.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+/// Deserialises from (and [`Family::as_str`] gives) `clip` / `siglip`, as the model registry
+/// files of `clip-hub` spell them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Family {
     /// CLIP's architecture (`clip/model.py`, open_clip's `CLIP`): OpenAI's releases and the
     /// Hugging Face and OpenCLIP folders of the same towers. Probabilities by softmax.

@@ -39,6 +39,8 @@ pub struct FetchOptions {
     pub speed_window: Duration,
     /// Redirects followed per request (http and https URLs with a host only).
     pub max_redirects: u32,
+    /// Pause before retrying a server error (HTTP 5xx), times the attempt number.
+    pub retry_pause: Duration,
     /// Status lines and a progress bar on stderr (the bar only when stderr is a terminal).
     pub progress: bool,
 }
@@ -55,6 +57,7 @@ impl Default for FetchOptions {
             min_speed: 16 * 1024,
             speed_window: Duration::from_secs(30),
             max_redirects: 5,
+            retry_pause: Duration::from_secs(1),
             progress: true,
         }
     }
@@ -80,27 +83,57 @@ pub(crate) struct Job<'a> {
     pub dest: &'a Path,
     /// The most bytes the file may have (from the registry's model size), if known.
     pub max_bytes: Option<u64>,
+    /// How messages name the source (`the OpenAI URL`, `the Hugging Face copy org/name`).
+    pub source_label: &'a str,
+    /// Check a SHA-256 the server declares (`X-Linked-Etag`, else `ETag`) when the registry
+    /// pins none.
+    pub honour_declared: bool,
+}
+
+/// How a fetched file was checked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Checked {
+    /// Already in the cache (checked when it was fetched).
+    Cached,
+    /// Against the registry's SHA-256.
+    Pinned,
+    /// Against the SHA-256 the server declared (and for structure).
+    Declared(String),
+    /// For structure only: no hash known.
+    Structure,
+    /// Neither a hash nor a structure to check.
+    Unchecked,
+}
+
+/// Whether an error means "this source does not have the file" (the next source may): the server
+/// says it is gone or failing (404, 410, 5xx), or cannot be reached at all.
+pub(crate) fn source_unavailable(err: &HubError) -> bool {
+    match err {
+        HubError::Http { status, .. } => matches!(status, 404 | 410 | 500..=599),
+        HubError::Unreachable { .. } => true,
+        _ => false,
+    }
 }
 
 pub(crate) fn fetch_file(
     agent: &ureq::Agent,
     opts: &FetchOptions,
     job: &Job,
-) -> Result<(), HubError> {
+) -> Result<Checked, HubError> {
     if job.dest.is_file() {
-        return Ok(());
+        return Ok(Checked::Cached);
     }
     let dir = job.dest.parent().unwrap_or(Path::new("."));
     fs::create_dir_all(dir).map_err(|e| HubError::io(dir, e))?;
     let _lock = lock(job.dest, opts.progress)?;
     if job.dest.is_file() {
         // Another process fetched it while this one waited for the lock.
-        return Ok(());
+        return Ok(Checked::Cached);
     }
     let part = sibling(job.dest, "part");
     let mut attempt = 1;
     let started = Instant::now();
-    loop {
+    let declared = loop {
         if started.elapsed() > opts.deadline {
             return Err(HubError::Deadline {
                 url: job.url.to_string(),
@@ -110,18 +143,38 @@ pub(crate) fn fetch_file(
         }
         let remaining = opts.deadline.saturating_sub(started.elapsed());
         match download(agent, opts, job, &part, remaining) {
-            Ok(()) => break,
+            Ok(declared) => break declared,
             Err(e @ HubError::Interrupted { .. }) if attempt < opts.attempts => {
                 if opts.progress {
                     eprintln!("clip: {e}; retrying");
                 }
                 attempt += 1;
             }
+            Err(e @ HubError::Http { status: 500.., .. }) if attempt < opts.attempts => {
+                if opts.progress {
+                    eprintln!("clip: {e}; retrying");
+                }
+                std::thread::sleep(opts.retry_pause * attempt);
+                attempt += 1;
+            }
             Err(e) => return Err(e),
         }
-    }
-    verify(job, &part)?;
-    fs::rename(&part, job.dest).map_err(|e| HubError::io(job.dest, e))
+    };
+    let checked = verify(job, &part, declared)?;
+    fs::rename(&part, job.dest).map_err(|e| HubError::io(job.dest, e))?;
+    Ok(checked)
+}
+
+/// A SHA-256 a Hugging Face-style server declares for the body: `X-Linked-Etag` (the LFS object
+/// id, sent on the `resolve` redirect), else `ETag`, when it is 64 hex digits (quotes and a weak
+/// `W/` prefix stripped). Git blob ids (40 digits) and opaque CDN tags are not hashes of the
+/// content and are ignored.
+fn declared_sha256(response: &ureq::Response) -> Option<String> {
+    ["X-Linked-Etag", "ETag"].iter().find_map(|h| {
+        let v = response.header(h)?.trim();
+        let v = v.strip_prefix("W/").unwrap_or(v).trim_matches('"');
+        (v.len() == 64 && v.bytes().all(|b| b.is_ascii_hexdigit())).then(|| v.to_ascii_lowercase())
+    })
 }
 
 /// `<dest>.<ext>`, beside the destination so the final rename stays on one file system.
@@ -175,14 +228,17 @@ fn redirect_target(from: &str, location: Option<&str>) -> Result<String, String>
 
 /// One GET of `url` (with `range_from` as a Range request when it is not 0), following
 /// redirects ourselves so that each target is checked; any panic inside the HTTP client becomes
-/// an error of this download.
+/// an error of this download. Also returns the first SHA-256 declared along the way (see
+/// [`declared_sha256`]): Hugging Face sends it on the redirect to its CDN.
+#[allow(clippy::type_complexity)]
 fn get(
     agent: &ureq::Agent,
     opts: &FetchOptions,
     job: &Job,
     range_from: u64,
-) -> Result<Result<ureq::Response, Box<ureq::Error>>, HubError> {
+) -> Result<(Result<ureq::Response, Box<ureq::Error>>, Option<String>), HubError> {
     let mut url = job.url.to_string();
+    let mut declared = None;
     for _ in 0..=opts.max_redirects {
         let mut request = agent.get(&url);
         if range_from > 0 {
@@ -196,6 +252,9 @@ fn get(
                     path: job.dest.to_path_buf(),
                 }
             })?;
+        if let Ok(r) = &answer {
+            declared = declared.or_else(|| declared_sha256(r));
+        }
         match answer {
             Ok(r) if (300..400).contains(&r.status()) => {
                 url = redirect_target(&url, r.header("Location")).map_err(|reason| {
@@ -205,7 +264,7 @@ fn get(
                     }
                 })?;
             }
-            other => return Ok(other),
+            other => return Ok((other, declared)),
         }
     }
     Err(HubError::Redirect {
@@ -215,21 +274,22 @@ fn get(
 }
 
 /// One HTTP request: resumes `part` when it has bytes and the server honours the range, else
-/// starts it over. Success means the body arrived whole, not that it is correct. Cut when the
-/// transfer is slower than `min_speed`, when `remaining` runs out, or when the file grows past
-/// the job's `max_bytes`.
+/// starts it over. Success means the body arrived whole, not that it is correct; it returns the
+/// SHA-256 the server declared, if any. Cut when the transfer is slower than `min_speed`, when
+/// `remaining` runs out, or when the file grows past the job's `max_bytes`.
 fn download(
     agent: &ureq::Agent,
     opts: &FetchOptions,
     job: &Job,
     part: &Path,
     remaining: Duration,
-) -> Result<(), HubError> {
+) -> Result<Option<String>, HubError> {
     let have = fs::metadata(part).map(|m| m.len()).unwrap_or(0);
-    let response = match get(agent, opts, job, have)?.map_err(|e| *e) {
+    let (answer, declared) = get(agent, opts, job, have)?;
+    let response = match answer.map_err(|e| *e) {
         Ok(r) => r,
         // The part already holds the whole file: verification decides whether it is right.
-        Err(ureq::Error::Status(416, _)) if have > 0 => return Ok(()),
+        Err(ureq::Error::Status(416, _)) if have > 0 => return Ok(declared),
         Err(ureq::Error::Status(status, _)) => {
             return Err(HubError::Http {
                 url: job.url.to_string(),
@@ -352,7 +412,7 @@ fn download(
     out.sync_all().map_err(|e| HubError::io(part, e))?;
     match total {
         Some(t) if t != received => Err(cut(received, "the connection closed early".to_string())),
-        _ => Ok(()),
+        _ => Ok(declared),
     }
 }
 
@@ -386,23 +446,37 @@ fn progress_bar(enabled: bool, total: Option<u64>, start: u64) -> ProgressBar {
     bar
 }
 
-/// Checks the finished `.part`; a bad one is deleted so the next run starts clean.
-fn verify(job: &Job, part: &Path) -> Result<(), HubError> {
+/// Checks the finished `.part` against the registry's SHA-256, else the server's declared one
+/// (when the source's server is trusted to declare one), and for structure where no registry hash
+/// is known; a bad one is deleted so the next run starts clean.
+fn verify(job: &Job, part: &Path, declared: Option<String>) -> Result<Checked, HubError> {
     let reject = |err: HubError| {
         let _ = fs::remove_file(part);
         Err(err)
     };
-    if let Some(expected) = &job.file.sha256 {
+    let declared = declared.filter(|_| job.honour_declared);
+    let expected = match (&job.file.sha256, &declared) {
+        (Some(pinned), _) => Some((pinned, false)),
+        (None, Some(d)) => Some((d, true)),
+        (None, None) => None,
+    };
+    if let Some((expected, declared)) = expected {
         let actual = sha256_file(part).map_err(|e| HubError::io(part, e))?;
         if actual != *expected {
             return reject(HubError::ChecksumMismatch {
                 url: job.url.to_string(),
+                source_label: job.source_label.into(),
+                declared,
                 path: part.to_path_buf(),
                 expected: expected.clone(),
                 actual,
             });
         }
-    } else if let Some(kind) = structural_kind(&job.file.name) {
+        if job.file.sha256.is_some() {
+            return Ok(Checked::Pinned);
+        }
+    }
+    if let Some(kind) = structural_kind(&job.file.name) {
         if let Err(reason) = check_structure(kind, part) {
             return reject(HubError::Malformed {
                 url: job.url.to_string(),
@@ -412,5 +486,9 @@ fn verify(job: &Job, part: &Path) -> Result<(), HubError> {
             });
         }
     }
-    Ok(())
+    Ok(match (declared, structural_kind(&job.file.name)) {
+        (Some(d), _) => Checked::Declared(d),
+        (None, Some(_)) => Checked::Structure,
+        (None, None) => Checked::Unchecked,
+    })
 }

@@ -40,14 +40,22 @@ pub enum HubError {
     },
 
     /// The model is not cached and the network is off limits (`CLIP_OFFLINE`).
-    #[error("model `{model}` is not in the cache and CLIP_OFFLINE is set; to use it offline, download {url} and place it at {}", .path.display())]
+    #[error("model `{model}` is not in the cache and CLIP_OFFLINE is set; to use it offline, {}", placements(.places))]
     Offline {
         /// The model's registry name.
         model: String,
-        /// The first missing file's URL (mirrored when `CLIP_MIRROR` is set).
-        url: String,
-        /// Where that file is expected in the cache.
-        path: PathBuf,
+        /// Every source's missing files: (source label, URL, where the file is expected in the
+        /// cache). URLs are mirrored when `CLIP_MIRROR` is set.
+        places: Vec<(String, String, PathBuf)>,
+    },
+
+    /// Every source of a model was missing or unreachable.
+    #[error("model `{model}`: no source could be downloaded: {}", failures.iter().map(|(label, e)| format!("{label}: {e}")).collect::<Vec<_>>().join("; "))]
+    NoSource {
+        /// The model's registry name.
+        model: String,
+        /// Each source's label and why it failed, in the order tried.
+        failures: Vec<(String, HubError)>,
     },
 
     /// No connection could be made to the server.
@@ -85,11 +93,18 @@ pub enum HubError {
         part: PathBuf,
     },
 
-    /// The file does not have its published SHA-256; it was deleted.
-    #[error("checksum mismatch for {url}: expected sha256 {expected}, got {actual}; the downloaded file {} was deleted", .path.display())]
+    /// The file does not have its published (or server-declared) SHA-256; it was deleted. Never
+    /// passed over for the next source: the file the user asked for is not what its publisher
+    /// says it is, which the user must see.
+    #[error("checksum mismatch for {url} ({source_label}): expected sha256 {expected} ({}), got {actual}; the downloaded file {} was deleted", if *.declared { "declared by the server" } else { "published" }, .path.display())]
     ChecksumMismatch {
         /// The URL fetched.
         url: String,
+        /// The source it came from: `the OpenAI URL`, `the Hugging Face copy org/name`, ...
+        /// (boxed to keep the error small).
+        source_label: Box<str>,
+        /// Whether the expected hash is the one the server declared (else the published one).
+        declared: bool,
         /// The downloaded (and now deleted) file.
         path: PathBuf,
         /// The published hash, lowercase hex.
@@ -152,6 +167,23 @@ pub enum HubError {
         /// What is wrong with it.
         reason: String,
     },
+}
+
+/// "download <url> and place it at <path>", for each missing file, sources joined by "; or ".
+fn placements(places: &[(String, String, PathBuf)]) -> String {
+    let mut by_source: Vec<(&str, Vec<String>)> = Vec::new();
+    for (label, url, path) in places {
+        let line = format!("download {url} and place it at {}", path.display());
+        match by_source.last_mut() {
+            Some((l, lines)) if l == label => lines.push(line),
+            _ => by_source.push((label, vec![line])),
+        }
+    }
+    by_source
+        .into_iter()
+        .map(|(label, lines)| format!("from {label}: {}", lines.join(", ")))
+        .collect::<Vec<_>>()
+        .join("; or ")
 }
 
 fn did_you_mean(suggestions: &[String]) -> String {

@@ -21,12 +21,13 @@ mod verify;
 
 pub use download::FetchOptions;
 pub use error::HubError;
-pub use hub::{default_cache_dir, FileCheck, Hub};
+pub use hub::{default_cache_dir, Fetched, FileCheck, Hub};
 pub use mirror::Mirror;
-// The checkpoint crate's type, so the registry and the loader cannot disagree on what an
-// activation is; the registry files' spellings (`quick_gelu`, `gelu`) are its serde names.
-pub use clip_checkpoint::Activation;
-pub use registry::{ArtifactFormat, ModelEntry, Origin, Registry, RemoteFile};
+// The checkpoint crate's types, so the registry and the loader cannot disagree on what an
+// activation or a family is; the registry files' spellings (`quick_gelu`, `gelu`; `clip`,
+// `siglip`) are their serde names.
+pub use clip_checkpoint::{Activation, Family};
+pub use registry::{ArtifactFormat, ModelEntry, Origin, Registry, RemoteFile, Source, SourceKind};
 
 /// The model used when none is named, as in the reference's examples.
 pub const DEFAULT_MODEL: &str = "ViT-B/32";

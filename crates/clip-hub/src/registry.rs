@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use clip_checkpoint::Activation;
+use clip_checkpoint::{Activation, Family};
 
 use crate::HubError;
 
@@ -54,7 +54,8 @@ pub struct RemoteFile {
     /// An `http://` or `https://` URL (checked for user entries); `CLIP_MIRROR` may rewrite it.
     pub url: String,
     /// Lowercase hex. `None` where the publisher pins no hash (Hugging Face `resolve/main` URLs):
-    /// such files are checked for length and structure instead.
+    /// such files are checked against the hash the server declares, where it declares one (see
+    /// [`Source::honours_declared_hash`]), and for length and structure.
     pub sha256: Option<String>,
 }
 
@@ -67,27 +68,124 @@ pub enum Origin {
     User(PathBuf),
 }
 
-/// What a model name stands for: the files to fetch, how they are laid out, and what is known of
-/// the model before it is loaded.
+/// Who publishes a source, which decides how its files are checked and how it is named in
+/// messages.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ModelEntry {
-    /// The name it is resolved by (also its cache folder, made path-safe).
-    pub name: String,
-    /// How the files are laid out.
+pub enum SourceKind {
+    /// OpenAI's own download server: every URL carries the file's SHA-256.
+    OpenAi,
+    /// A Hugging Face repository (`org/name`). `resolve/main` URLs pin no hash in the URL, but
+    /// the hub declares the SHA-256 of LFS files in its `X-Linked-Etag` / `ETag` header, which
+    /// the download checks when present (besides the structure of every file).
+    HuggingFace(String),
+    /// URLs given in a user registry file.
+    Url,
+}
+
+impl SourceKind {
+    /// `openai`, `huggingface`, `url`: for `--json`.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            SourceKind::OpenAi => "openai",
+            SourceKind::HuggingFace(_) => "huggingface",
+            SourceKind::Url => "url",
+        }
+    }
+}
+
+/// One place a model can be downloaded from: its files, their layout, and the cache folder they
+/// go to. A model may have several (tried in order); each keeps its own cache folder, so a later
+/// offline run finds whichever one was fetched.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Source {
+    /// Who publishes it.
+    pub kind: SourceKind,
+    /// How its files are laid out.
     pub format: ArtifactFormat,
     /// The files to download: one for file formats, several for folder formats.
     pub files: Vec<RemoteFile>,
+    /// The name its cache folder is made of (made path-safe): the model's name for its first
+    /// source, the repository for a Hugging Face copy (shared with the entry of that repository).
+    pub cache_key: String,
+    /// Approximate total download size in bytes: for display, and as a bound on each file.
+    pub size_bytes: Option<u64>,
+}
+
+impl Source {
+    /// How messages name it: `the OpenAI URL`, `the Hugging Face copy org/name`, `the URL`.
+    pub fn label(&self) -> String {
+        match &self.kind {
+            SourceKind::OpenAi => "the OpenAI URL".to_string(),
+            SourceKind::HuggingFace(repo) => format!("the Hugging Face copy {repo}"),
+            SourceKind::Url => "the URL".to_string(),
+        }
+    }
+
+    /// Whether a SHA-256 the server declares in a header is checked (Hugging Face only: other
+    /// servers' ETags are opaque and need not be content hashes).
+    pub fn honours_declared_hash(&self) -> bool {
+        matches!(self.kind, SourceKind::HuggingFace(_))
+    }
+}
+
+/// What a model name stands for: where to fetch it from (in order of preference) and what is known
+/// of the model before it is loaded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ModelEntry {
+    /// The name it is resolved by (also the cache folder of its first source, made path-safe).
+    pub name: String,
+    /// Other names it is resolved by (a Hugging Face repository, an open_clip-style name).
+    pub aliases: Vec<String>,
+    /// CLIP or SigLIP.
+    pub family: Family,
+    /// Where to download it, tried in order: the next is tried when one is missing (HTTP 404,
+    /// 410, 5xx after retries) or unreachable. Never empty.
+    pub sources: Vec<Source>,
     /// Input side in pixels, where known; for display (the loader reads it from the weights).
     pub resolution: Option<u32>,
     /// Embedding length, where known; for display (the loader reads it from the weights).
     pub embed_dim: Option<u32>,
-    /// Approximate total download size in bytes, for display only.
-    pub size_bytes: Option<u64>,
     /// The MLP activation the checkpoint was trained with. Informational for loading: folder
     /// formats carry it in their config and the loader reads it from there.
     pub activation: Option<Activation>,
+    /// The weights' licence (SPDX identifier), where known.
+    pub license: Option<String>,
     /// Where the entry was defined.
     pub origin: Origin,
+}
+
+impl ModelEntry {
+    /// The first (preferred) source. Panics for an entry without sources, which neither the
+    /// built-in table nor a registry file can produce.
+    pub fn primary(&self) -> &Source {
+        &self.sources[0]
+    }
+
+    /// The first source's layout.
+    pub fn format(&self) -> ArtifactFormat {
+        self.primary().format
+    }
+
+    /// The first source's files.
+    pub fn files(&self) -> &[RemoteFile] {
+        &self.primary().files
+    }
+
+    /// Approximate download size of the first source, for display.
+    pub fn size_bytes(&self) -> Option<u64> {
+        self.primary().size_bytes
+    }
+
+    /// Whether `name` is this entry's name or one of its aliases, ignoring case when `loose`.
+    fn answers_to(&self, name: &str, loose: bool) -> bool {
+        std::iter::once(&self.name).chain(&self.aliases).any(|n| {
+            if loose {
+                n.eq_ignore_ascii_case(name)
+            } else {
+                n == name
+            }
+        })
+    }
 }
 
 /// The names `resolve` knows, built-in first, then the user's (a user entry with a built-in name
@@ -103,6 +201,13 @@ impl Registry {
         Registry {
             entries: crate::builtin::entries(),
         }
+    }
+
+    /// Adds (or replaces, by name) one entry: for programs that build their own table.
+    pub fn with_entry(mut self, entry: ModelEntry) -> Self {
+        self.entries.retain(|e| e.name != entry.name);
+        self.entries.push(entry);
+        self
     }
 
     /// Every entry, built-in first, then the user's in file order.
@@ -131,19 +236,23 @@ impl Registry {
         };
         for model in models {
             let entry = model.into_entry(path).map_err(bad)?;
-            self.entries.retain(|e| e.name != entry.name);
-            self.entries.push(entry);
+            self = self.with_entry(entry);
         }
         Ok(self)
     }
 
-    /// Exact name first, then a case-insensitive match when it is unambiguous.
+    /// Exact name (or alias) first, then a case-insensitive match when it is unambiguous. A user
+    /// entry whose name is a built-in alias wins over that alias (entries later in the table are
+    /// searched first for exact matches).
     pub fn get(&self, name: &str) -> Option<&ModelEntry> {
-        self.entries.iter().find(|e| e.name == name).or_else(|| {
-            let mut found = self
-                .entries
+        let exact = self.entries.iter().find(|e| e.name == name).or_else(|| {
+            self.entries
                 .iter()
-                .filter(|e| e.name.eq_ignore_ascii_case(name));
+                .rev()
+                .find(|e| e.answers_to(name, false))
+        });
+        exact.or_else(|| {
+            let mut found = self.entries.iter().filter(|e| e.answers_to(name, true));
             match (found.next(), found.next()) {
                 (Some(e), None) => Some(e),
                 _ => None,
@@ -225,6 +334,9 @@ struct UserModel {
     resolution: Option<u32>,
     embed_dim: Option<u32>,
     size: Option<u64>,
+    #[serde(default)]
+    family: Family,
+    license: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -270,13 +382,20 @@ impl UserModel {
             )));
         }
         Ok(ModelEntry {
+            aliases: Vec::new(),
+            family: self.family,
+            sources: vec![Source {
+                kind: SourceKind::Url,
+                format: self.format,
+                files,
+                cache_key: name.clone(),
+                size_bytes: self.size,
+            }],
             name,
-            format: self.format,
-            files,
             resolution: self.resolution,
             embed_dim: self.embed_dim,
-            size_bytes: self.size,
             activation: self.activation,
+            license: self.license,
             origin: Origin::User(path.to_path_buf()),
         })
     }
@@ -321,9 +440,28 @@ mod tests {
     #[test]
     fn builtin_names_resolve_exactly_and_case_insensitively() {
         let r = Registry::builtin();
-        assert_eq!(r.get("ViT-B/32").unwrap().format, ArtifactFormat::Openai);
+        assert_eq!(r.get("ViT-B/32").unwrap().format(), ArtifactFormat::Openai);
         assert_eq!(r.get("vit-l/14@336px").unwrap().name, "ViT-L/14@336px");
         assert!(r.get("ViT-B/33").is_none());
+    }
+
+    #[test]
+    fn aliases_resolve_to_their_entry() {
+        let r = Registry::builtin();
+        for (alias, name) in [
+            (
+                "google/siglip2-base-patch16-224",
+                "siglip2-base-patch16-224",
+            ),
+            (
+                "laion/CLIP-ViT-B-32-laion2B-s34B-b79K",
+                "ViT-B-32/laion2b_s34b_b79k",
+            ),
+            ("ViT-B-32/openai", "ViT-B/32"),
+            ("vit-l-14-336/openai", "ViT-L/14@336px"),
+        ] {
+            assert_eq!(r.get(alias).map(|e| e.name.as_str()), Some(name), "{alias}");
+        }
     }
 
     #[test]
@@ -344,12 +482,12 @@ mod tests {
         )
         .unwrap();
         let mine = r.get("mine").unwrap();
-        assert_eq!(mine.files[0].name, "m.safetensors");
-        assert_eq!(mine.files[0].sha256.as_deref(), Some(sha.as_str()));
+        assert_eq!(mine.files()[0].name, "m.safetensors");
+        assert_eq!(mine.files()[0].sha256.as_deref(), Some(sha.as_str()));
         assert_eq!(mine.activation, Some(Activation::Gelu));
         assert!(matches!(mine.origin, Origin::User(_)));
         assert_eq!(
-            r.get("ViT-B/32").unwrap().files[0].url,
+            r.get("ViT-B/32").unwrap().files()[0].url,
             "https://mirror/ViT-B-32.pt"
         );
         assert_eq!(
@@ -358,7 +496,7 @@ mod tests {
         );
 
         let r = user(r#"[{"name": "hf", "format": "hf", "files": [{"name": "config.json", "url": "http://h/config.json"}, {"name": "model.safetensors", "url": "http://h/model.safetensors"}]}]"#, "json").unwrap();
-        assert_eq!(r.get("hf").unwrap().files.len(), 2);
+        assert_eq!(r.get("hf").unwrap().files().len(), 2);
     }
 
     #[test]

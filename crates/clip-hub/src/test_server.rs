@@ -52,6 +52,9 @@ pub enum Route {
     Status(u16),
     /// `302 Found` to this `Location` (any text: a relative path, another URL, `file:///...`).
     Redirect(String),
+    /// Another route's answer with extra response headers (`X-Linked-Etag`, `ETag`, ...), as
+    /// Hugging Face sends on its `resolve` redirects.
+    Headers(Vec<(String, String)>, Box<Route>),
 }
 
 /// What the client asked: the path and its `Range` header.
@@ -165,17 +168,25 @@ fn serve(
         !std::mem::replace(done, true)
     };
     let mut out = stream;
-    let Some(route) = routes.get(&path) else {
+    let Some(mut route) = routes.get(&path) else {
         return respond_status(&mut out, 404);
     };
+    let mut extra = String::new();
+    while let Route::Headers(headers, inner) = route {
+        for (k, v) in headers {
+            extra += &format!("{k}: {v}\r\n");
+        }
+        route = inner;
+    }
     let body = match route {
         Route::Status(code) => return respond_status(&mut out, *code),
         Route::Redirect(location) => {
             let head = format!(
-                "HTTP/1.1 302 Found\r\nLocation: {location}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+                "HTTP/1.1 302 Found\r\nLocation: {location}\r\n{extra}Content-Length: 0\r\nConnection: close\r\n\r\n"
             );
             return out.write_all(head.as_bytes());
         }
+        Route::Headers(..) => unreachable!("unwrapped above"),
         Route::Ok(b)
         | Route::CutOnce { body: b, .. }
         | Route::CutOnceNoRanges { body: b, .. }
@@ -201,12 +212,12 @@ fn serve(
     let slice = &body[start.unwrap_or(0)..];
     let head = match start {
         Some(s) => format!(
-            "HTTP/1.1 206 Partial Content\r\nContent-Length: {}\r\nContent-Range: bytes {s}-{}/{}\r\nConnection: close\r\n\r\n",
+            "HTTP/1.1 206 Partial Content\r\n{extra}Content-Length: {}\r\nContent-Range: bytes {s}-{}/{}\r\nConnection: close\r\n\r\n",
             slice.len(),
             body.len() - 1,
             body.len()
         ),
-        None => format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\nAccept-Ranges: bytes\r\nConnection: close\r\n\r\n", slice.len()),
+        None => format!("HTTP/1.1 200 OK\r\n{extra}Content-Length: {}\r\nAccept-Ranges: bytes\r\nConnection: close\r\n\r\n", slice.len()),
     };
     out.write_all(head.as_bytes())?;
     match route {
@@ -231,6 +242,15 @@ fn serve(
         }
         _ => out.write_all(slice),
     }
+}
+
+/// Lowercase hex SHA-256 of `bytes`: what a test's server declares in `X-Linked-Etag`.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::{Digest, Sha256};
+    Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 fn respond_status(out: &mut TcpStream, code: u16) -> std::io::Result<()> {

@@ -1,11 +1,15 @@
 //! Downloads against a real HTTP server on loopback: good, corrupted, cut mid-way and resumed,
-//! slow, stalled, missing, concurrent, mirrored, offline.
+//! slow, stalled, missing, concurrent, mirrored, offline, and a model's later sources taking over
+//! when its first is gone.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use clip_hub::test_server::{Route, TestServer};
-use clip_hub::{FetchOptions, Hub, HubError, Mirror, Registry};
+use clip_hub::{
+    ArtifactFormat, Family, FetchOptions, Hub, HubError, Mirror, ModelEntry, Origin, Registry,
+    RemoteFile, Source, SourceKind,
+};
 use tempfile::TempDir;
 
 const TINY_SHA: &str = "9a6fbba57ad1ce97fd6979e2a822bb8dcde03ea311b7d4fdc39865c24a06407f";
@@ -284,9 +288,15 @@ fn concurrent_fetches_of_one_model_download_it_once() {
 #[test]
 fn mirror_rewrites_builtin_urls_and_their_published_hash_is_still_enforced() {
     // The built-in ViT-B/32 path, served with the wrong content: the mirror is used, and the
-    // SHA-256 from OpenAI's URL rejects the file.
+    // SHA-256 from OpenAI's URL rejects the file. The Hugging Face copy is not tried instead: a
+    // mismatch is an error, never a reason to look elsewhere.
     let entry = Registry::builtin().get("ViT-B/32").unwrap().clone();
-    let path = entry.files[0].url.split_once(".net").unwrap().1.to_string();
+    let path = entry.files()[0]
+        .url
+        .split_once(".net")
+        .unwrap()
+        .1
+        .to_string();
     let server = TestServer::start(vec![(path.as_str(), Route::Ok(tiny()))]);
     let tmp = TempDir::new().unwrap();
     let opts = FetchOptions {
@@ -296,10 +306,12 @@ fn mirror_rewrites_builtin_urls_and_their_published_hash_is_still_enforced() {
     let hub = Hub::new(Registry::builtin(), tmp.path().to_path_buf(), opts);
     let err = hub.resolve("ViT-B/32").unwrap_err();
     assert!(
-        matches!(err, HubError::ChecksumMismatch { ref expected, .. } if *expected == entry.files[0].sha256.clone().unwrap()),
+        matches!(err, HubError::ChecksumMismatch { ref expected, .. } if *expected == entry.files()[0].sha256.clone().unwrap()),
         "{err}"
     );
+    assert!(err.to_string().contains("the OpenAI URL"), "{err}");
     assert_eq!(server.count(&path), 1);
+    assert_eq!(server.requests().len(), 1, "no other source was tried");
 }
 
 #[test]
@@ -578,4 +590,300 @@ fn a_damaged_cached_file_is_moved_aside_and_fetched_again_and_verify_finds_damag
         "{checks:?}"
     );
     assert!(!path.exists());
+}
+
+const VIT_B_32_HF: &str = "/openai/clip-vit-base-patch32/resolve/main";
+const CONFIG: &[u8] = b"{\"projection_dim\": 512}";
+
+/// The path of ViT-B/32 on OpenAI's server (as `CLIP_MIRROR` rewrites it).
+fn openai_path() -> String {
+    let entry = Registry::builtin().get("ViT-B/32").unwrap().clone();
+    let url = entry.files()[0].url.clone();
+    url.split_once(".net").unwrap().1.to_string()
+}
+
+/// Hugging Face's layout for one LFS file: `resolve/main/<file>` answers a redirect to its CDN
+/// carrying `X-Linked-Etag: "<sha256>"`; the CDN serves the bytes. `config.json` is a plain git
+/// file whose ETag is a 40-digit blob id, not a content hash.
+fn hf_routes(declared: &str) -> Vec<(String, Route)> {
+    vec![
+        (
+            format!("{VIT_B_32_HF}/config.json"),
+            Route::Headers(
+                vec![("ETag".into(), format!("\"{}\"", "c".repeat(40)))],
+                Box::new(Route::Ok(CONFIG.to_vec())),
+            ),
+        ),
+        (
+            format!("{VIT_B_32_HF}/model.safetensors"),
+            Route::Headers(
+                vec![("X-Linked-Etag".into(), format!("\"{declared}\""))],
+                Box::new(Route::Redirect("/cdn/vit-b-32/model.safetensors".into())),
+            ),
+        ),
+        ("/cdn/vit-b-32/model.safetensors".into(), Route::Ok(tiny())),
+    ]
+}
+
+fn start(routes: Vec<(String, Route)>) -> TestServer {
+    TestServer::start(
+        routes
+            .iter()
+            .map(|(p, r)| (p.as_str(), r.clone()))
+            .collect(),
+    )
+}
+
+fn mirrored(server: &TestServer, tmp: &TempDir, offline: bool) -> Hub {
+    let opts = FetchOptions {
+        mirror: Some(Mirror::parse(&server.base()).unwrap()),
+        offline,
+        retry_pause: Duration::from_millis(10),
+        ..quiet()
+    };
+    Hub::new(Registry::builtin(), tmp.path().join("cache"), opts)
+}
+
+#[test]
+fn openai_404_falls_back_to_the_hugging_face_copy_checked_against_its_declared_hash() {
+    let mut routes = hf_routes(TINY_SHA);
+    routes.push((openai_path(), Route::Status(404)));
+    let server = start(routes);
+    let tmp = TempDir::new().unwrap();
+    let hub = mirrored(&server, &tmp, false);
+    let entry = hub.registry().get("ViT-B/32").unwrap().clone();
+    let fetched = hub.fetch_report(&entry).unwrap();
+    let folder = tmp.path().join("cache/openai--clip-vit-base-patch32");
+    assert_eq!(fetched.path, folder);
+    assert_eq!(fetched.source, 1);
+    assert_eq!(
+        std::fs::read(folder.join("model.safetensors")).unwrap(),
+        tiny()
+    );
+    let summary = fetched.summary("ViT-B/32");
+    for needle in [
+        "ViT-B/32: the OpenAI URL answered 404",
+        "downloaded the Hugging Face copy openai/clip-vit-base-patch32 instead",
+        &format!("model.safetensors sha256 {TINY_SHA} as declared by the server"),
+        "config.json structure ok",
+    ] {
+        assert!(summary.contains(needle), "{needle}: {summary}");
+    }
+    assert_eq!(server.count(&openai_path()), 1);
+    // The fallback's folder counts as the cached model: a later run, offline, finds it there
+    // (and so does the entry of the Hugging Face repository itself, which shares the folder).
+    assert!(hub.is_cached(&entry));
+    assert_eq!(hub.model_path(&entry), folder);
+    let offline = mirrored(&server, &tmp, true);
+    assert_eq!(offline.resolve("ViT-B/32").unwrap(), folder);
+    assert_eq!(
+        offline.resolve("openai/clip-vit-base-patch32").unwrap(),
+        folder
+    );
+    assert_eq!(server.count(&openai_path()), 1, "no network when cached");
+}
+
+#[test]
+fn a_wrong_declared_hash_fails_with_both_hashes_and_names_the_source() {
+    let wrong = "ab".repeat(32);
+    let mut routes = hf_routes(&wrong);
+    routes.push((openai_path(), Route::Status(404)));
+    let server = start(routes);
+    let tmp = TempDir::new().unwrap();
+    let hub = mirrored(&server, &tmp, false);
+    let err = hub.resolve("ViT-B/32").unwrap_err();
+    let HubError::ChecksumMismatch {
+        ref expected,
+        ref actual,
+        declared,
+        ref source_label,
+        ..
+    } = err
+    else {
+        panic!("{err}")
+    };
+    assert_eq!(
+        (expected.as_str(), actual.as_str()),
+        (wrong.as_str(), TINY_SHA)
+    );
+    assert!(declared);
+    assert_eq!(
+        &**source_label,
+        "the Hugging Face copy openai/clip-vit-base-patch32"
+    );
+    let msg = err.to_string();
+    assert!(
+        msg.contains(&wrong) && msg.contains(TINY_SHA) && msg.contains("declared by the server"),
+        "{msg}"
+    );
+    let folder = tmp.path().join("cache/openai--clip-vit-base-patch32");
+    assert!(!folder.join("model.safetensors").exists());
+    assert!(!folder.join("model.safetensors.part").exists());
+}
+
+#[test]
+fn server_errors_are_retried_then_the_next_source_is_used() {
+    let mut routes = hf_routes(TINY_SHA);
+    routes.push((openai_path(), Route::Status(503)));
+    let server = start(routes);
+    let tmp = TempDir::new().unwrap();
+    let hub = mirrored(&server, &tmp, false);
+    let entry = hub.registry().get("ViT-B/32").unwrap().clone();
+    let fetched = hub.fetch_report(&entry).unwrap();
+    assert_eq!(fetched.source, 1);
+    assert!(fetched.skipped[0].contains("answered 503"), "{fetched:?}");
+    assert_eq!(
+        server.count(&openai_path()),
+        3,
+        "3 attempts before giving up"
+    );
+}
+
+/// A model whose first source is `first` and whose second is a Hugging Face folder on `server`.
+fn two_source_entry(first: String, server: &TestServer) -> ModelEntry {
+    let file = |name: &str, url: String, sha: Option<&str>| RemoteFile {
+        name: name.into(),
+        url,
+        sha256: sha.map(str::to_string),
+    };
+    ModelEntry {
+        name: "two".into(),
+        aliases: vec![],
+        family: Family::Clip,
+        sources: vec![
+            Source {
+                kind: SourceKind::Url,
+                format: ArtifactFormat::Safetensors,
+                files: vec![file("two.safetensors", first, Some(TINY_SHA))],
+                cache_key: "two".into(),
+                size_bytes: None,
+            },
+            Source {
+                kind: SourceKind::HuggingFace("org/two".into()),
+                format: ArtifactFormat::Huggingface,
+                files: vec![
+                    file(
+                        "config.json",
+                        server.url(&format!("{VIT_B_32_HF}/config.json")),
+                        None,
+                    ),
+                    file(
+                        "model.safetensors",
+                        server.url(&format!("{VIT_B_32_HF}/model.safetensors")),
+                        None,
+                    ),
+                ],
+                cache_key: "org/two".into(),
+                size_bytes: None,
+            },
+        ],
+        resolution: None,
+        embed_dim: None,
+        activation: None,
+        license: None,
+        origin: Origin::Builtin,
+    }
+}
+
+#[test]
+fn a_connection_failure_falls_back_and_all_sources_failing_lists_each() {
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let server = start(hf_routes(TINY_SHA));
+    let tmp = TempDir::new().unwrap();
+    let entry = two_source_entry(format!("http://{closed}/two.safetensors"), &server);
+    let hub = Hub::new(
+        Registry::builtin().with_entry(entry.clone()),
+        tmp.path().join("cache"),
+        quiet(),
+    );
+    let fetched = hub.fetch_report(&entry).unwrap();
+    assert_eq!(fetched.source, 1);
+    assert_eq!(fetched.path, tmp.path().join("cache/org--two"));
+    assert!(
+        fetched
+            .summary("two")
+            .contains("the URL could not be reached"),
+        "{fetched:?}"
+    );
+
+    // Both gone: one error naming each source and why.
+    let empty = TestServer::start(vec![]);
+    let entry = two_source_entry(format!("http://{closed}/two.safetensors"), &empty);
+    let tmp = TempDir::new().unwrap();
+    let hub = Hub::new(Registry::builtin(), tmp.path().join("cache"), quiet());
+    let err = hub.fetch(&entry).unwrap_err();
+    assert!(
+        matches!(err, HubError::NoSource { ref failures, .. } if failures.len() == 2),
+        "{err}"
+    );
+    let msg = err.to_string();
+    assert!(
+        msg.contains("the URL: cannot reach")
+            && msg.contains("the Hugging Face copy org/two: download of")
+            && msg.contains("HTTP 404"),
+        "{msg}"
+    );
+}
+
+#[test]
+fn offline_lists_every_source_and_where_its_files_go() {
+    let tmp = TempDir::new().unwrap();
+    let hub = Hub::new(
+        Registry::builtin(),
+        tmp.path().join("cache"),
+        FetchOptions {
+            offline: true,
+            ..quiet()
+        },
+    );
+    let msg = hub.resolve("ViT-B/32").unwrap_err().to_string();
+    let cache = tmp.path().join("cache");
+    for needle in [
+        "CLIP_OFFLINE".to_string(),
+        "https://openaipublic.azureedge.net/clip/models/40d365715913c9da98579312b702a82c18be219cc2a73407c4526f58eba950af/ViT-B-32.pt".to_string(),
+        cache.join("ViT-B--32/ViT-B-32.pt").display().to_string(),
+        "from the Hugging Face copy openai/clip-vit-base-patch32".to_string(),
+        "https://huggingface.co/openai/clip-vit-base-patch32/resolve/main/model.safetensors"
+            .to_string(),
+        cache
+            .join("openai--clip-vit-base-patch32/config.json")
+            .display()
+            .to_string(),
+    ] {
+        assert!(msg.contains(&needle), "{needle}: {msg}");
+    }
+    // The Hugging Face folder placed by hand is the model from then on.
+    let folder = cache.join("openai--clip-vit-base-patch32");
+    std::fs::create_dir_all(&folder).unwrap();
+    std::fs::write(folder.join("config.json"), CONFIG).unwrap();
+    std::fs::write(folder.join("model.safetensors"), tiny()).unwrap();
+    assert_eq!(hub.resolve("ViT-B/32").unwrap(), folder);
+}
+
+#[test]
+fn verify_checks_the_source_that_is_cached() {
+    let mut routes = hf_routes(TINY_SHA);
+    routes.push((openai_path(), Route::Status(404)));
+    let server = start(routes);
+    let tmp = TempDir::new().unwrap();
+    let hub = mirrored(&server, &tmp, false);
+    hub.resolve("ViT-B/32").unwrap();
+    let entry = hub.registry().get("ViT-B/32").unwrap();
+    let checks = hub.verify(entry).unwrap();
+    assert_eq!(
+        checks,
+        vec![
+            (
+                "openai--clip-vit-base-patch32/config.json".to_string(),
+                clip_hub::FileCheck::StructureSound
+            ),
+            (
+                "openai--clip-vit-base-patch32/model.safetensors".to_string(),
+                clip_hub::FileCheck::StructureSound
+            ),
+        ]
+    );
 }

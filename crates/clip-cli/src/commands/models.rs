@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::Args;
-use clip_hub::{FileCheck, Hub, ModelEntry, Origin, DEFAULT_MODEL};
+use clip_hub::{FileCheck, Hub, ModelEntry, Origin, SourceKind, DEFAULT_MODEL};
 use serde_json::json;
 
 use super::inputs::path_text;
@@ -26,7 +26,8 @@ pub struct ModelsArgs {
     verify: bool,
 }
 
-/// Prints every known model (built-in and `--registry`) with its size and whether it is cached.
+/// Prints every known model (built-in and `--registry`): family, format, size, licence, its
+/// sources in the order they are tried, and whether it is cached.
 pub fn run(args: ModelsArgs) -> anyhow::Result<i32> {
     let hub = Hub::from_env(args.registry.as_deref())?;
     if args.verify {
@@ -42,19 +43,23 @@ pub fn run(args: ModelsArgs) -> anyhow::Result<i32> {
     }
     let width = entries.iter().map(|e| e.name.len()).max().unwrap_or(4);
     println!(
-        "{:width$}  {:<11}  {:>4}  {:>4}  {:>8}  {:<10}  CACHED",
-        "NAME", "FORMAT", "RES", "DIM", "SIZE", "ACTIVATION"
+        "{:width$}  {:<6}  {:<11}  {:>4}  {:>4}  {:>8}  {:<10}  {:<10}  {:<18}  CACHED",
+        "NAME", "FAMILY", "FORMAT", "RES", "DIM", "SIZE", "ACTIVATION", "LICENSE", "SOURCES"
     );
     for e in entries {
         let opt = |v: Option<u32>| v.map_or("-".to_string(), |v| v.to_string());
+        let sources: Vec<&str> = e.sources.iter().map(|s| s.kind.as_str()).collect();
         println!(
-            "{:width$}  {:<11}  {:>4}  {:>4}  {:>8}  {:<10}  {}",
+            "{:width$}  {:<6}  {:<11}  {:>4}  {:>4}  {:>8}  {:<10}  {:<10}  {:<18}  {}",
             e.name,
-            e.format.as_str(),
+            e.family.as_str(),
+            e.format().as_str(),
             opt(e.resolution),
             opt(e.embed_dim),
-            e.size_bytes.map_or("-".to_string(), human_size),
+            e.size_bytes().map_or("-".to_string(), human_size),
             e.activation.map_or("-", |a| a.as_str()),
+            e.license.as_deref().unwrap_or("-"),
+            sources.join(", "),
             if hub.is_cached(e) { "yes" } else { "no" },
         );
     }
@@ -123,27 +128,59 @@ fn verify(hub: &Hub, json: bool) -> anyhow::Result<i32> {
     Ok(if damaged > 0 { 1 } else { 0 })
 }
 
-/// One model as `clip models --json` prints it.
+/// One model as `clip models --json` prints it. `format`, `size_bytes` and `files` are those of
+/// its first source; `sources` lists every source in the order they are tried.
 fn entry_json(hub: &Hub, e: &ModelEntry) -> serde_json::Value {
-    let files: Vec<_> = e
-        .files
+    let files = |files: &[clip_hub::RemoteFile]| -> Vec<serde_json::Value> {
+        files
+            .iter()
+            .map(|f| json!({"name": f.name, "url": f.url, "sha256": f.sha256}))
+            .collect()
+    };
+    let sources: Vec<_> = e
+        .sources
         .iter()
-        .map(|f| json!({"name": f.name, "url": f.url, "sha256": f.sha256}))
+        .map(|s| {
+            json!({
+                "kind": s.kind.as_str(),
+                "repo": match &s.kind {
+                    SourceKind::HuggingFace(repo) => Some(repo.as_str()),
+                    _ => None,
+                },
+                "label": s.label(),
+                "format": s.format.as_str(),
+                "size_bytes": s.size_bytes,
+                "checksum": if s.files.iter().all(|f| f.sha256.is_some()) {
+                    "published sha256"
+                } else if s.honours_declared_hash() {
+                    "sha256 declared by the server, and structure"
+                } else {
+                    "structure"
+                },
+                "cached": hub.is_source_cached(s),
+                "path": path_text(&hub.source_path(s)),
+                "files": files(&s.files),
+            })
+        })
         .collect();
     json!({
         "name": e.name,
-        "format": e.format.as_str(),
+        "aliases": e.aliases,
+        "family": e.family.as_str(),
+        "format": e.format().as_str(),
         "resolution": e.resolution,
         "embed_dim": e.embed_dim,
-        "size_bytes": e.size_bytes,
+        "size_bytes": e.size_bytes(),
         "activation": e.activation.map(|a| a.as_str()),
+        "license": e.license,
         "cached": hub.is_cached(e),
         "path": path_text(&hub.model_path(e)),
         "source": match &e.origin {
             Origin::Builtin => json!("builtin"),
             Origin::User(path) => json!(path_text(path)),
         },
-        "files": files,
+        "files": files(e.files()),
+        "sources": sources,
     })
 }
 

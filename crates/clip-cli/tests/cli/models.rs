@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use crate::util::*;
 use clip_fixtures::{committed, reference};
-use clip_hub::test_server::{Route, TestServer};
+use clip_hub::test_server::{sha256_hex, Route, TestServer};
 use serde_json::Value;
 use tempfile::TempDir;
 
@@ -183,12 +183,99 @@ fn models_json_lists_builtin_and_user_models_and_what_is_cached() {
         let m = find(name);
         assert_eq!(m["format"], "openai");
         assert_eq!(m["source"], "builtin");
+        assert_eq!(
+            (m["family"].as_str(), m["license"].as_str()),
+            (Some("clip"), Some("MIT"))
+        );
         let url = m["files"][0]["url"].as_str().unwrap();
         assert!(
             url.starts_with("https://openaipublic.azureedge.net/clip/models/"),
             "{url}"
         );
         assert_eq!(url.rsplit('/').nth(1), m["files"][0]["sha256"].as_str());
+        // The OpenAI URL first (its hash pinned), then the Hugging Face copy where one exists.
+        let sources = m["sources"].as_array().unwrap();
+        assert_eq!(sources[0]["kind"], "openai");
+        assert_eq!(sources[0]["checksum"], "published sha256");
+        assert_eq!(sources[0]["cached"], false);
+        assert_eq!(
+            sources.len(),
+            if name.starts_with("RN") { 1 } else { 2 },
+            "{name}"
+        );
+    }
+    let hf = &find("ViT-B/32")["sources"][1];
+    assert_eq!(
+        (
+            hf["kind"].as_str(),
+            hf["repo"].as_str(),
+            hf["format"].as_str()
+        ),
+        (
+            Some("huggingface"),
+            Some("openai/clip-vit-base-patch32"),
+            Some("huggingface")
+        )
+    );
+    assert_eq!(
+        hf["checksum"],
+        "sha256 declared by the server, and structure"
+    );
+    assert_eq!(
+        hf["path"],
+        s(&env.cache().join("openai--clip-vit-base-patch32"))
+    );
+    assert_eq!(
+        hf["files"][1]["url"],
+        "https://huggingface.co/openai/clip-vit-base-patch32/resolve/main/model.safetensors"
+    );
+    for (name, family, license, repo) in [
+        (
+            "siglip2-base-patch16-224",
+            "siglip",
+            "Apache-2.0",
+            "google/siglip2-base-patch16-224",
+        ),
+        (
+            "siglip2-base-patch16-256",
+            "siglip",
+            "Apache-2.0",
+            "google/siglip2-base-patch16-256",
+        ),
+        (
+            "siglip2-base-patch32-256",
+            "siglip",
+            "Apache-2.0",
+            "google/siglip2-base-patch32-256",
+        ),
+        (
+            "siglip-base-patch16-224",
+            "siglip",
+            "Apache-2.0",
+            "google/siglip-base-patch16-224",
+        ),
+        (
+            "ViT-B-32/laion2b_s34b_b79k",
+            "clip",
+            "MIT",
+            "laion/CLIP-ViT-B-32-laion2B-s34B-b79K",
+        ),
+        (
+            "ViT-B-32-256/datacomp_s34b_b86k",
+            "clip",
+            "MIT",
+            "laion/CLIP-ViT-B-32-256x256-DataComp-s34B-b86K",
+        ),
+    ] {
+        let m = find(name);
+        assert_eq!(
+            (m["family"].as_str(), m["license"].as_str()),
+            (Some(family), Some(license)),
+            "{name}"
+        );
+        assert_eq!(m["aliases"][0], repo);
+        assert_eq!(m["sources"][0]["repo"], repo);
+        assert!(m["size_bytes"].as_u64().unwrap() > 500_000_000, "{name}");
     }
     let (vit, rn) = (find("ViT-L/14@336px"), find("RN50x64"));
     assert_eq!(
@@ -203,7 +290,7 @@ fn models_json_lists_builtin_and_user_models_and_what_is_cached() {
         find("openai/clip-vit-base-patch32")["format"],
         "huggingface"
     );
-    let laion = find("laion/CLIP-ViT-H-14-laion2B-s32B-b79K");
+    let laion = find("ViT-H-14/laion2b_s32b_b79k");
     assert_eq!(
         (laion["format"].as_str(), laion["activation"].as_str()),
         (Some("open-clip"), Some("gelu"))
@@ -240,6 +327,16 @@ fn models_json_lists_builtin_and_user_models_and_what_is_cached() {
         table.contains("ViT-L/14@336px") && table.contains("338 MB") && table.contains("CACHED"),
         "{table}"
     );
+    for needle in [
+        "FAMILY",
+        "LICENSE",
+        "SOURCES",
+        "openai, huggingface",
+        "Apache-2.0",
+        "siglip",
+    ] {
+        assert!(table.contains(needle), "{needle}: {table}");
+    }
 }
 
 #[test]
@@ -484,4 +581,98 @@ fn models_verify_rehashes_the_cache_and_moves_damaged_files_aside() {
         &[],
     );
     assert_eq!(server.count("/v/tiny.safetensors"), 2);
+}
+
+/// OpenAI's server answers 404 (as it has since 2025): `--model ViT-B/32` downloads the Hugging
+/// Face copy instead, checks it against the hash the server declares, says so on stderr, and the
+/// next run finds it in the cache with the network off. The reference HF folder stands in for
+/// `openai/clip-vit-base-patch32`.
+#[test]
+fn classify_by_openai_name_falls_back_to_the_hugging_face_copy_and_says_so() {
+    let Some(folder) = reference("models/tiny-vit-hf") else {
+        return;
+    };
+    let weights = std::fs::read(folder.join("model.safetensors")).unwrap();
+    let hf = "/openai/clip-vit-base-patch32/resolve/main";
+    let openai =
+        "/clip/models/40d365715913c9da98579312b702a82c18be219cc2a73407c4526f58eba950af/ViT-B-32.pt";
+    let server = TestServer::start(vec![
+        (openai, Route::Status(404)),
+        (
+            &format!("{hf}/config.json"),
+            Route::Ok(std::fs::read(folder.join("config.json")).unwrap()),
+        ),
+        (
+            &format!("{hf}/model.safetensors"),
+            Route::Headers(
+                vec![(
+                    "X-Linked-Etag".into(),
+                    format!("\"{}\"", sha256_hex(&weights)),
+                )],
+                Box::new(Route::Redirect("/cdn/model.safetensors".into())),
+            ),
+        ),
+        ("/cdn/model.safetensors", Route::Ok(weights.clone())),
+    ]);
+    let env = Env::new();
+    let image = committed("images/good/chelsea_small.bmp");
+    let args = [
+        "classify",
+        s(&image),
+        "--labels",
+        "a cat,a dog",
+        "--model",
+        "ViT-B/32",
+        "--json",
+    ];
+    let out = env.run(&args, &[("CLIP_MIRROR", &server.base())]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("clip: ViT-B/32: the OpenAI URL answered 404; downloaded the Hugging Face copy openai/clip-vit-base-patch32 instead (verified:")
+            && stderr.contains(&sha256_hex(&weights)),
+        "{stderr}"
+    );
+    let first: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let cached = env.cache().join("openai--clip-vit-base-patch32");
+    assert_eq!(
+        std::fs::read(cached.join("model.safetensors")).unwrap(),
+        weights
+    );
+    // Offline, from the cache: the same answer, no request.
+    let requests = server.requests().len();
+    assert_eq!(
+        env.json(&args, &[("CLIP_OFFLINE", "1")])["results"],
+        first["results"]
+    );
+    assert_eq!(server.requests().len(), requests);
+    let listed = env.json(&["models", "--json"], &[]);
+    let vit = listed["models"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["name"] == "ViT-B/32")
+        .unwrap()
+        .clone();
+    assert_eq!(vit["cached"], true);
+    assert_eq!(vit["path"], s(&cached));
+    assert_eq!(vit["sources"][1]["cached"], true);
+}
+
+#[test]
+fn default_model_offline_lists_both_sources() {
+    let env = Env::new();
+    let image = committed("images/good/chelsea_small.bmp");
+    env.fails(
+        &["classify", s(&image), "--labels", "a,b"],
+        &[("CLIP_OFFLINE", "1")],
+        &[
+            "from the OpenAI URL",
+            "from the Hugging Face copy openai/clip-vit-base-patch32",
+            "https://huggingface.co/openai/clip-vit-base-patch32/resolve/main/model.safetensors",
+            s(&env
+                .cache()
+                .join("openai--clip-vit-base-patch32/model.safetensors")),
+        ],
+    );
 }
