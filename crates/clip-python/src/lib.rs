@@ -22,6 +22,14 @@ use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
 use pyo3::types::{PyByteArray, PyDict, PyList};
 
+/// The module's Rust allocations (tensors, layer outputs) come from mimalloc, not the host's
+/// glibc malloc: glibc serves each large block with a fresh `mmap` and unmaps it on free, so
+/// every layer's output was page-faulted and zeroed again on every call (the `clip` binary
+/// tunes glibc instead, which a library must not do to its host process). docs/BENCHMARKS.md
+/// measures the difference.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// The Python exception class `name` of `clip_rs._errors`, raised with `message`.
 fn raise(py: Python<'_>, name: &str, message: impl Into<String>) -> PyErr {
     let message = message.into();

@@ -256,3 +256,93 @@ fn a_malformed_tokenizer_file_is_a_clear_error() {
         &["spiece.model"],
     );
 }
+
+/// Semantic search works with a SigLIP model as with CLIP: its index is a space of its own
+/// beside a CLIP model's in the same database, and a text query returns the image the goldens
+/// rank first.
+#[test]
+fn index_and_search_with_siglip_beside_clip() {
+    let model = "tiny-siglip2";
+    let g = goldens(model);
+    let dir = tempfile::tempdir().unwrap();
+    let photos = dir.path().join("photos");
+    std::fs::create_dir(&photos).unwrap();
+    let images = strings(&g["images"]);
+    for name in &images {
+        std::fs::copy(good(name), photos.join(name)).unwrap();
+    }
+    let db = dir.path().join("index.db");
+    let siglip = folder(model);
+    let clip_model = committed("models/tiny-vit.safetensors");
+    for m in [&siglip, &clip_model] {
+        clip_json(&[
+            "index",
+            s(&photos),
+            "--model",
+            s(m),
+            "--db",
+            s(&db),
+            "--json",
+        ]);
+    }
+    for m in [&siglip, &clip_model] {
+        let status = clip_json(&[
+            "index",
+            "--status",
+            "--model",
+            s(m),
+            "--db",
+            s(&db),
+            "--json",
+        ]);
+        assert_eq!(
+            status["images"].as_u64(),
+            Some(images.len() as u64),
+            "{status}"
+        );
+        assert_eq!(status["model"].as_str(), Some(s(m)), "{status}");
+    }
+
+    let cos = |a: &Value, b: &Value| parity(&floats(a), &floats(b)).0;
+    let mut checked = 0;
+    for (ti, text) in strings(&g["texts"]).iter().enumerate() {
+        if text.is_empty() {
+            continue;
+        }
+        let mut ranked: Vec<(f64, &str)> = images
+            .iter()
+            .enumerate()
+            .map(|(i, n)| {
+                (
+                    cos(&g["text_embeddings"][ti], &g["image_embeddings"][i]),
+                    n.as_str(),
+                )
+            })
+            .collect();
+        ranked.sort_by(|a, b| b.0.total_cmp(&a.0));
+        if ranked[0].0 - ranked[1].0 < 2e-3 {
+            continue;
+        }
+        let out = clip_json(&[
+            "search",
+            text,
+            "-k",
+            "1",
+            "--model",
+            s(&siglip),
+            "--db",
+            s(&db),
+            "--json",
+        ]);
+        let hit = out["results"][0]["path"].as_str().unwrap();
+        assert!(
+            hit.ends_with(&format!("/{}", ranked[0].1)),
+            "{text:?}: {out}"
+        );
+        checked += 1;
+    }
+    assert!(
+        checked >= 2,
+        "only {checked} texts had a clear golden nearest image"
+    );
+}
