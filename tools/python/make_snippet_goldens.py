@@ -27,7 +27,7 @@ bytes.
 Rerun (from the repository root, with the reference venv that has openai-clip 1.0.1, torch,
 torchvision and Pillow; CLIP_REFERENCE_DIR defaults to ../shared/reference)::
 
-    /work/venvs/ref/bin/python tools/python/make_snippet_goldens.py
+    /path/to/ref-venv/bin/python tools/python/make_snippet_goldens.py
 
 JSON layout: ``{"source": ..., "versions": {...}, "model": ..., "snippets": {name: {"inputs":
 {...}, "results": {var: {"dtype", "shape", "data"}}}}}``; floats are the float32 results written
